@@ -1,0 +1,178 @@
+"""Reference SAP_LLM document service: classify a business document and extract its fields.
+
+Serves ``/health``, ``/health/ready``, ``POST /v1/documents`` and ``/metrics``. Rehearsals can switch on fault
+knobs (``POST /admin/faults``: error rate and added latency) to show an automatic rollback; the knobs exist only
+when the server is started with ``--enable-fault-injection``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import re
+import time
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import ProcessCollector
+from pydantic import BaseModel, Field
+
+# Heading printed on a document -> its type and the fields a complete extraction has.
+DOCUMENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ADVANCE SHIPPING NOTICE": ("shipping_notice", ("asn_number", "vendor", "ship_date")),
+    "BANK STATEMENT": ("bank_statement", ("account", "statement_date", "closing_balance")),
+    "CONTRACT": ("contract", ("contract_number", "vendor", "valid_until")),
+    "CREDIT MEMO": ("credit_memo", ("memo_number", "customer", "total", "currency")),
+    "CUSTOMS DECLARATION": ("customs_declaration", ("declaration_number", "country", "total", "currency")),
+    "DEBIT MEMO": ("debit_memo", ("memo_number", "vendor", "total", "currency")),
+    "DELIVERY NOTE": ("delivery_note", ("delivery_number", "customer", "ship_date")),
+    "EXPENSE REPORT": ("expense_report", ("report_number", "employee", "total", "currency")),
+    "GOODS RECEIPT": ("goods_receipt", ("receipt_number", "po_number", "quantity")),
+    "ORDER CONFIRMATION": ("order_confirmation", ("order_number", "vendor", "ship_date")),
+    "PAYMENT ADVICE": ("payment_advice", ("payment_reference", "vendor", "total", "currency")),
+    "PURCHASE ORDER": ("purchase_order", ("po_number", "vendor", "total", "currency")),
+    "QUOTATION": ("quotation", ("quote_number", "customer", "valid_until")),
+    "SALES ORDER": ("sales_order", ("order_number", "customer", "total", "currency")),
+    "SUPPLIER INVOICE": ("supplier_invoice", ("invoice_number", "vendor", "total", "currency")),
+}
+_FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTILINE)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+log = logging.getLogger("sap_llm_server")
+
+
+class DocumentIn(BaseModel):
+    document_id: str = Field(min_length=1, max_length=200)
+    content: str = Field(min_length=1, max_length=1_000_000)
+
+
+class Faults(BaseModel):
+    error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    added_latency_s: float = Field(default=0.0, ge=0.0, le=30.0)
+
+
+def classify(content: str) -> tuple[str, float]:
+    """The deterministic fallback model: the document type whose heading opens the document."""
+    first_line = content.strip().splitlines()[0].strip().upper() if content.strip() else ""
+    for heading, (document_type, _) in DOCUMENT_TYPES.items():
+        if first_line == heading:
+            return document_type, 0.97
+    for heading, (document_type, _) in DOCUMENT_TYPES.items():
+        if heading in content.upper():
+            return document_type, 0.6
+    return "unknown", 0.0
+
+
+def extract_fields(content: str) -> dict[str, str]:
+    return {key.strip().lower().replace(" ", "_"): value for key, value in _FIELD_LINE.findall(content)}
+
+
+def expected_fields(document_type: str) -> tuple[str, ...]:
+    return next((fields for dt, fields in DOCUMENT_TYPES.values() if dt == document_type), ())
+
+
+def create_app(colour: str, version: str, enable_fault_injection: bool = False) -> FastAPI:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    requests_total = Counter(
+        "sap_llm_requests", "HTTP requests by status", ["colour", "endpoint", "status"], registry=registry
+    )
+    latency = Histogram(
+        "sap_llm_request_duration_seconds",
+        "Document request latency",
+        ["colour"],
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    documents = Counter("sap_llm_documents_processed", "Documents processed", ["colour"], registry=registry)
+    touchless = Counter("sap_llm_touchless", "Documents processed without human touch", ["colour"], registry=registry)
+    failures = Counter(
+        "sap_llm_model_inference_failures", "Model inference failures", ["colour"], registry=registry
+    )
+    faults = Faults()
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        state["ready"] = True
+        log.info("INFO colour=%s version=%s model=deterministic-fallback ready", colour, version)
+        yield
+
+    app = FastAPI(title="SAP_LLM reference service", version=version, lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "colour": colour, "version": version}
+
+    @app.get("/health/ready")
+    async def ready(response: Response) -> dict:
+        if not state["ready"]:
+            response.status_code = 503
+        return {"ready": state["ready"], "colour": colour, "version": version}
+
+    @app.post("/v1/documents")
+    async def process(document: DocumentIn, request: Request) -> dict:
+        started = time.perf_counter()
+        status = "200"
+        try:
+            if faults.added_latency_s:
+                await asyncio.sleep(faults.added_latency_s)
+            if faults.error_rate and random.random() < faults.error_rate:
+                failures.labels(colour).inc()
+                status = "500"
+                log.error("ERROR colour=%s document=%s inference failed (injected fault)", colour, document.document_id)
+                raise HTTPException(status_code=500, detail="model inference failed")
+            document_type, confidence = classify(document.content)
+            fields = extract_fields(document.content)
+            complete = all(name in fields for name in expected_fields(document_type))
+            is_touchless = document_type != "unknown" and confidence >= 0.9 and complete
+            documents.labels(colour).inc()
+            if is_touchless:
+                touchless.labels(colour).inc()
+            return {
+                "document_id": document.document_id,
+                "document_type": document_type,
+                "confidence": confidence,
+                "fields": fields,
+                "touchless": is_touchless,
+                "served_by": colour,
+                "model_version": version,
+            }
+        finally:
+            requests_total.labels(colour, "/v1/documents", status).inc()
+            latency.labels(colour).observe(time.perf_counter() - started)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    if enable_fault_injection:
+
+        @app.post("/admin/faults")
+        async def set_faults(new: Faults) -> dict:
+            faults.error_rate, faults.added_latency_s = new.error_rate, new.added_latency_s
+            log.warning("WARNING colour=%s faults set: %s", colour, new.model_dump())
+            return {"colour": colour, **faults.model_dump()}
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--colour", choices=("blue", "green"), required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--enable-fault-injection", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    app = create_app(args.colour, args.version, args.enable_fault_injection)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Prometheus behind the metrics provider interface, through ``prometheus-api-client``."""
+
+from __future__ import annotations
+
+import math
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+
+from sap_llm_release.analysis.provider import MetricsUnavailable
+
+
+class PrometheusProvider:
+    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s)
+
+    def query(self, promql: str) -> float | None:
+        try:
+            result = self._client.custom_query(query=promql)
+        except (requests.RequestException, PrometheusApiClientException) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
+        return _single_value(result, promql)
+
+
+def _single_value(result: list | tuple, promql: str) -> float | None:
+    """Read one number from an instant-query result (a vector of at most one sample, or a scalar)."""
+    if not result:
+        return None
+    if len(result) == 2 and not isinstance(result[0], dict):  # scalar: [timestamp, "value"]
+        raw = result[1]
+    elif len(result) == 1 and isinstance(result[0], dict) and "value" in result[0]:
+        raw = result[0]["value"][1]
+    else:
+        raise MetricsUnavailable(f"query {promql!r} returned {len(result)} series; aggregate it to one")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError) as exc:
+        raise MetricsUnavailable(f"query {promql!r} returned a non-numeric value {raw!r}") from exc
+    return None if math.isnan(value) else value

@@ -1,0 +1,114 @@
+"""SLO analysis over one traffic window: count failures per SLO and decide pass or fail.
+
+A step fails as soon as any SLO has ``failure_limit`` failed checks. Under the ``fail`` no-data policy a check
+without data is a failed check; under ``inconclusive`` it counts neither way, but an SLO that had no data in the
+whole window fails the window at its end. Missing data never passes a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sap_llm_release.analysis.provider import MetricsProvider, MetricsUnavailable
+from sap_llm_release.evidence import Threshold
+
+
+@dataclass(frozen=True)
+class SLOQuery:
+    """A rendered SLO, ready to be asked: plain data so a trigger can serialize it."""
+
+    name: str
+    promql: str
+    op: str
+    threshold: float
+    no_data: str = "fail"
+
+    @property
+    def bound(self) -> Threshold:
+        return Threshold(op=self.op, value=self.threshold)
+
+
+@dataclass
+class SLOTally:
+    name: str
+    threshold: str
+    checks: int = 0
+    failures: int = 0
+    no_data: int = 0
+    last: float | None = None
+    worst: float | None = None
+    last_error: str = ""
+
+
+@dataclass
+class WindowAnalysis:
+    slos: list[SLOQuery]
+    failure_limit: int
+    tallies: dict[str, SLOTally] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for slo in self.slos:
+            self.tallies.setdefault(slo.name, SLOTally(slo.name, str(slo.bound)))
+
+    def observe(self, provider: MetricsProvider) -> None:
+        """Ask every SLO once and count the answers."""
+        for slo in self.slos:
+            try:
+                value, error = provider.query(slo.promql), ""
+            except MetricsUnavailable as exc:
+                value, error = None, str(exc)
+            self.record(slo, value, error)
+
+    def record(self, slo: SLOQuery, value: float | None, error: str = "") -> None:
+        tally = self.tallies[slo.name]
+        tally.checks += 1
+        tally.last_error = error
+        if value is None:
+            tally.no_data += 1
+            if slo.no_data == "fail":
+                tally.failures += 1
+            return
+        tally.last = value
+        if tally.worst is None or _more_adverse(slo, value, tally.worst):
+            tally.worst = value
+        if not slo.bound.met_by(value):
+            tally.failures += 1
+
+    def breached(self) -> SLOTally | None:
+        """The first SLO whose failures reached the limit, if any."""
+        return next((t for t in self.tallies.values() if t.failures >= self.failure_limit), None)
+
+    def never_measured(self) -> list[str]:
+        return [t.name for t in self.tallies.values() if t.checks and t.checks == t.no_data]
+
+    def outcome(self, window_over: bool) -> tuple[str, str] | None:
+        """``("failed"|"passed", reason)`` once decided, else ``None`` while the window runs."""
+        if tally := self.breached():
+            measured = "no data" if tally.worst is None else tally.worst
+            reason = (
+                f"SLO {tally.name} failed {tally.failures} of {tally.checks} checks "
+                f"(limit {self.failure_limit}); worst {measured}, threshold {tally.threshold}"
+            )
+            if tally.last_error:
+                reason += f"; last error: {tally.last_error}"
+            return "failed", reason
+        if not window_over:
+            return None
+        if missing := self.never_measured():
+            return "failed", f"SLOs {', '.join(missing)} had no data in the whole window"
+        if not any(t.checks for t in self.tallies.values()):
+            return "failed", "the window ended before any check ran"
+        return "passed", "all SLOs met over the window"
+
+    def summary(self) -> list[dict[str, Any]]:
+        return [asdict(tally) for tally in self.tallies.values()]
+
+
+def _more_adverse(slo: SLOQuery, value: float, worst: float) -> bool:
+    """True when ``value`` is further towards (or past) the wrong side of the bound than ``worst``."""
+    if slo.op in ("<", "<="):
+        return value > worst
+    if slo.op in (">", ">="):
+        return value < worst
+    return abs(value - slo.threshold) > abs(worst - slo.threshold)

@@ -1,0 +1,56 @@
+"""What every check kind shares: its parameters model, whether it takes a threshold, and the context it reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from sap_llm_release.analysis.provider import MetricsProvider
+from sap_llm_release.evidence import Evidence, Threshold
+
+
+class Endpoints(Protocol):
+    def url(self, endpoint: str) -> str:
+        """Base URL of ``blue``, ``green`` or ``router``."""
+
+
+@dataclass
+class CheckContext:
+    """What a check may look at; built by the Airflow layer from the run's target and parameters."""
+
+    service: str
+    gate_name: str = ""
+    endpoints: Endpoints | None = None
+    metrics: MetricsProvider | None = None
+    router: Any = None
+    deployer: Any = None
+    reports_dir: Path | None = None
+    attestations: dict[str, dict[str, str]] = field(default_factory=dict)
+    rate_window: str = "5m"
+
+    def require(self, name: str) -> Any:
+        value = getattr(self, name)
+        if value is None:
+            raise CheckUnavailable(f"this target provides no {name}")
+        return value
+
+
+class CheckUnavailable(RuntimeError):
+    """The system a check must ask is not configured for this target."""
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Check:
+    """One check kind. Subclasses set ``Params`` and ``needs_threshold`` and implement ``run``."""
+
+    Params: ClassVar[type[BaseModel]] = Params
+    needs_threshold: ClassVar[bool] = True
+
+    def run(self, params: Any, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        raise NotImplementedError

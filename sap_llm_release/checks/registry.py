@@ -1,0 +1,23 @@
+"""The one place that maps a gate's ``kind`` to its check; an unknown kind is an error, never a fallback."""
+
+from __future__ import annotations
+
+from sap_llm_release.checks.attestation import Attestation
+from sap_llm_release.checks.base import Check
+from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
+from sap_llm_release.checks.logs import LogScan
+from sap_llm_release.checks.prometheus import PrometheusQuery
+from sap_llm_release.checks.reports import ReportMetric
+from sap_llm_release.checks.target import DeploymentReady, RouterWeight
+
+CHECK_KINDS: dict[str, type[Check]] = {
+    "attestation": Attestation,
+    "deployment_ready": DeploymentReady,
+    "http_probe": HttpProbe,
+    "log_scan": LogScan,
+    "prometheus_query": PrometheusQuery,
+    "report_metric": ReportMetric,
+    "router_weight": RouterWeight,
+    "smoke_documents": SmokeDocuments,
+}
+

@@ -1,0 +1,44 @@
+"""A number read from a JSON report (model evaluation, load test, scan, DR drill) and held to a threshold."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field
+
+from sap_llm_release.checks.base import Check, CheckContext, Params
+from sap_llm_release.evidence import Evidence, Threshold, Verdict
+
+
+class ReportMetricParams(Params):
+    report: str = Field(pattern=r"^[a-z0-9_]+$", description="report name: <reports_dir>/<report>.json")
+    metric: str = Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", description="dotted path in the report")
+
+
+class ReportMetric(Check):
+    Params = ReportMetricParams
+
+    def run(self, params: ReportMetricParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        path = context.require("reports_dir") / f"{params.report}.json"
+        uri = path.as_uri()
+        try:
+            report = json.loads(path.read_text())
+        except FileNotFoundError:
+            return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} does not exist", uri)
+        except (OSError, ValueError) as exc:
+            return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} is unreadable: {exc}", uri)
+        value = _lookup(report, params.metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return Evidence(
+                Verdict.FAILED, None, str(threshold), f"{params.metric} in {path} is {value!r}, not a number", uri
+            )
+        return Evidence.compare(value, threshold, f"{params.metric} from {path.name}", evidence_uri=uri)
+
+
+def _lookup(report: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(report, dict) or key not in report:
+            return None
+        report = report[key]
+    return report

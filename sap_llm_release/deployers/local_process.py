@@ -1,0 +1,94 @@
+"""Blue and green as local processes of the reference SAP_LLM service, one port each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from sap_llm_release.deployers.base import Colour, Deployer, DeployError
+from sap_llm_release.processes import alive, stop_group
+
+
+class LocalProcessDeployer(Deployer):
+    def __init__(self, *, state_dir: Path, ports: dict[str, int], server_command: list[str]) -> None:
+        self.state_dir = Path(state_dir)
+        self.ports = ports
+        self.server_command = server_command
+
+    def url(self, colour: Colour) -> str:
+        return f"http://127.0.0.1:{self.ports[colour]}"
+
+    def _state_file(self, colour: Colour) -> Path:
+        return self.state_dir / f"{colour}.json"
+
+    def _log_file(self, colour: Colour) -> Path:
+        return self.state_dir / f"{colour}.log"
+
+    def _state(self, colour: Colour) -> dict | None:
+        try:
+            state = json.loads(self._state_file(colour).read_text())
+        except (OSError, ValueError):
+            return None
+        return state if alive(state.get("pid", 0)) else None
+
+    def running_version(self, colour: Colour) -> str | None:
+        state = self._state(colour)
+        return state["version"] if state else None
+
+    def deploy(self, colour: Colour, version: str) -> bool:
+        if self.running_version(colour) == version:
+            return False
+        self.remove(colour)
+        command = [*self.server_command, "--colour", colour, "--version", version, "--port", str(self.ports[colour])]
+        log = self._log_file(colour).open("ab")
+        try:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            raise DeployError(f"local {colour} deployment: cannot start {command}: {exc}") from exc
+        finally:
+            log.close()
+        state = {"pid": process.pid, "version": version, "port": self.ports[colour], "started_at": time.time()}
+        self._state_file(colour).write_text(json.dumps(state))
+        return True
+
+    def wait_ready(self, colour: Colour, timeout_s: float) -> tuple[bool, str]:
+        url = self.url(colour) + "/health/ready"
+        deadline = time.monotonic() + timeout_s
+        seen = "not started"
+        while time.monotonic() < deadline:
+            if self._state(colour) is None:
+                return False, f"local {colour} deployment is not running ({self._log_tail(colour)})"
+            try:
+                response = httpx.get(url, timeout=2.0)
+                seen = f"GET {url} -> {response.status_code}"
+                if response.status_code == 200:
+                    return True, seen
+            except httpx.HTTPError as exc:
+                seen = f"GET {url} failed: {exc!r}"
+            time.sleep(0.2)
+        return False, f"not ready after {timeout_s:.0f}s: {seen}"
+
+    def remove(self, colour: Colour) -> bool:
+        state = self._state(colour)
+        self._state_file(colour).unlink(missing_ok=True)
+        if state is None:
+            return False
+        stop_group(state["pid"])
+        return True
+
+    def logs(self, colour: Colour) -> str:
+        try:
+            return self._log_file(colour).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _log_tail(self, colour: Colour) -> str:
+        tail = self.logs(colour).strip().splitlines()[-3:]
+        return " | ".join(tail) or "no log"
+

@@ -1,0 +1,25 @@
+"""Evaluate one gate of the spec under a profile: waived, or checked with its kind's check."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sap_llm_release.checks.base import CheckContext, CheckUnavailable
+from sap_llm_release.checks.registry import CHECK_KINDS
+from sap_llm_release.evidence import Evidence, Verdict
+from sap_llm_release.spec import Gate, Profile
+
+
+class GateFailed(RuntimeError):
+    """A gate did not pass; the message names the gate, the measured value and the threshold."""
+
+
+def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Evidence:
+    """Check ``gate``; a gate the profile waives is recorded as waived, never as passed."""
+    if waiver := profile.waiver_for(gate.name):
+        return Evidence(Verdict.WAIVED, None, str(gate.threshold or ""), f"waived: {waiver.reason}")
+    check = CHECK_KINDS[gate.kind]()
+    try:
+        return check.run(gate.check_params, gate.threshold, replace(context, gate_name=gate.name))
+    except CheckUnavailable as exc:
+        return Evidence(Verdict.FAILED, None, str(gate.threshold or ""), f"cannot check: {exc}")

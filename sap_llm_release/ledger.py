@@ -1,0 +1,356 @@
+"""The release ledger: an append-only SQL record over the numbered migrations in ``sql/``.
+
+Every write names the Airflow run, task and try that made it and is keyed so that repeating the same try
+writes nothing new, while a retry (a new try number) adds its own row next to the first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+from sap_llm_release.evidence import Evidence
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)(?:\.(sqlite|postgresql))?\.sql$")
+
+
+class LedgerError(RuntimeError):
+    """The ledger refused a write or cannot be reached."""
+
+
+class EnvironmentLocked(LedgerError):
+    """Another release holds the environment."""
+
+
+@dataclass(frozen=True)
+class Writer:
+    """The Airflow task try that writes a row."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def migrations(dialect: str, directory: Path = MIGRATIONS_DIR) -> list[tuple[str, Path]]:
+    """The migrations for ``dialect`` in order: shared files plus the dialect's own variants."""
+    chosen: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise LedgerError(f"migration {path.name}: name must be NNN_name.sql or NNN_name.<dialect>.sql")
+        number, name, only_for = match.groups()
+        if only_for in (None, dialect):
+            chosen[f"{number}_{name}"] = path
+    return sorted(chosen.items())
+
+
+class Ledger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _engine(url)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their versions."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version TEXT NOT NULL PRIMARY KEY, applied_at TIMESTAMP WITH TIME ZONE NOT NULL)"
+                )
+            )
+            done = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
+        applied = []
+        for version, path in migrations(self.dialect):
+            if version in done:
+                continue
+            self._run_script(path.read_text())
+            with self.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (:v, :at) "
+                        "ON CONFLICT (version) DO NOTHING"
+                    ),
+                    {"v": version, "at": utcnow()},
+                )
+            applied.append(version)
+        return applied
+
+    def _run_script(self, script: str) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            if self.dialect == "sqlite":
+                raw.driver_connection.executescript(script)
+            else:
+                with raw.cursor() as cursor:
+                    cursor.execute(script)
+            raw.commit()
+        finally:
+            raw.close()
+
+    def _insert(self, table: str, row: dict[str, Any]) -> bool:
+        """Insert one row unless its key is already there; True when a row was written."""
+        columns = ", ".join(row)
+        values = ", ".join(f":{name}" for name in row)
+        statement = text(f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING")
+        with self.engine.begin() as conn:
+            return conn.execute(statement, row).rowcount == 1
+
+    @staticmethod
+    def _by(writer: Writer) -> dict[str, Any]:
+        return {
+            "dag_id": writer.dag_id,
+            "run_id": writer.run_id,
+            "task_id": writer.task_id,
+            "try_number": writer.try_number,
+        }
+
+    def record_release(
+        self,
+        release_id: str,
+        *,
+        service: str,
+        environment: str,
+        version: str,
+        profile: str,
+        triggered_by: str,
+        spec_digest: str,
+        writer: Writer,
+    ) -> None:
+        self._insert(
+            "releases",
+            {
+                "release_id": release_id,
+                "service": service,
+                "environment": environment,
+                "version": version,
+                "profile": profile,
+                "triggered_by": triggered_by,
+                "spec_digest": spec_digest,
+                "dag_id": writer.dag_id,
+                "run_id": writer.run_id,
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def record_event(self, release_id: str, event_name: str, detail: str, writer: Writer) -> None:
+        self._insert(
+            "release_events",
+            {"release_id": release_id, "event": event_name, "detail": detail, **self._by(writer), "recorded_at": utcnow()},
+        )
+
+    def record_gate(
+        self, release_id: str, *, gate: str, phase: str, kind: str, evidence: Evidence, writer: Writer
+    ) -> None:
+        measured = evidence.measured
+        numeric = isinstance(measured, (int, float)) and not isinstance(measured, bool)
+        self._insert(
+            "gate_results",
+            {
+                "release_id": release_id,
+                "gate": gate,
+                "phase": phase,
+                "kind": kind,
+                "verdict": evidence.verdict.value,
+                "measured_value": float(measured) if numeric else None,
+                "measured_text": None if numeric or measured is None else str(measured),
+                "threshold": evidence.threshold,
+                "detail": evidence.detail,
+                "evidence_uri": evidence.evidence_uri,
+                "attested_by": evidence.extra.get("attested_by"),
+                **self._by(writer),
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def record_slo_window(
+        self,
+        release_id: str,
+        *,
+        step: str,
+        green_weight: int,
+        verdict: str,
+        reason: str,
+        window_seconds: float,
+        checks: list[dict[str, Any]],
+        started_at: str,
+        writer: Writer,
+    ) -> None:
+        self._insert(
+            "slo_windows",
+            {
+                "release_id": release_id,
+                "step": step,
+                "green_weight": green_weight,
+                "verdict": verdict,
+                "reason": reason,
+                "window_seconds": window_seconds,
+                "checks_json": json.dumps(checks, sort_keys=True),
+                **self._by(writer),
+                "started_at": started_at,
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def record_traffic_change(
+        self,
+        release_id: str,
+        *,
+        reason: str,
+        before: tuple[int, int],
+        after: tuple[int, int],
+        router: str,
+        writer: Writer,
+    ) -> None:
+        self._insert(
+            "traffic_changes",
+            {
+                "release_id": release_id,
+                "reason": reason,
+                "blue_before": before[0],
+                "green_before": before[1],
+                "blue_after": after[0],
+                "green_after": after[1],
+                "router": router,
+                **self._by(writer),
+                "changed_at": utcnow(),
+            },
+        )
+
+    def record_rollback(
+        self,
+        release_id: str,
+        *,
+        cause: str,
+        blue_weight_after: int,
+        green_removed: bool,
+        blue_healthy: bool,
+        detail: str,
+        started_at: str,
+        writer: Writer,
+    ) -> None:
+        self._insert(
+            "rollbacks",
+            {
+                "release_id": release_id,
+                "cause": cause,
+                "blue_weight_after": blue_weight_after,
+                "green_removed": int(green_removed),
+                "blue_healthy": int(blue_healthy),
+                "detail": detail,
+                **self._by(writer),
+                "started_at": started_at,
+                "completed_at": utcnow(),
+            },
+        )
+
+    def record_approval(
+        self, release_id: str, *, gate: str, decision: str, decided_by: str, channel: str, detail: str, writer: Writer
+    ) -> None:
+        self._insert(
+            "approvals",
+            {
+                "release_id": release_id,
+                "gate": gate,
+                "decision": decision,
+                "decided_by": decided_by,
+                "channel": channel,
+                "detail": detail,
+                **self._by(writer),
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def record_notification(
+        self, release_id: str, *, channel: str, kind: str, dedup_key: str, status: str, detail: str, writer: Writer
+    ) -> None:
+        self._insert(
+            "notifications",
+            {
+                "release_id": release_id,
+                "channel": channel,
+                "kind": kind,
+                "dedup_key": dedup_key,
+                "status": status,
+                "detail": detail,
+                **self._by(writer),
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def acquire_environment(self, environment: str, release_id: str) -> None:
+        """Take the environment for ``release_id``; raise :class:`EnvironmentLocked` if another release has it."""
+        self._insert(
+            "environment_locks", {"environment": environment, "release_id": release_id, "acquired_at": utcnow()}
+        )
+        holder = self.environment_holder(environment)
+        if holder and holder["release_id"] != release_id:
+            raise EnvironmentLocked(
+                f"environment {environment!r} is held by release {holder['release_id']} since "
+                f"{holder['acquired_at']}; one release per environment at a time"
+            )
+
+    def release_environment(self, environment: str, release_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM environment_locks WHERE environment = :e AND release_id = :r"),
+                {"e": environment, "r": release_id},
+            )
+
+    def environment_holder(self, environment: str) -> dict[str, Any] | None:
+        rows = self.rows("SELECT * FROM environment_locks WHERE environment = :e", e=environment)
+        return rows[0] if rows else None
+
+    def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(text(query), params)]
+
+    def release_record(self, release_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Everything the ledger holds about one release, table by table, in time order."""
+        order = {
+            "releases": "recorded_at",
+            "release_events": "recorded_at",
+            "gate_results": "recorded_at",
+            "slo_windows": "recorded_at",
+            "approvals": "recorded_at",
+            "traffic_changes": "changed_at",
+            "rollbacks": "completed_at",
+            "notifications": "recorded_at",
+        }
+        return {
+            table: self.rows(f"SELECT * FROM {table} WHERE release_id = :r ORDER BY {column}", r=release_id)
+            for table, column in order.items()
+        }
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return create_engine(url, pool_pre_ping=True)

@@ -1,0 +1,174 @@
+"""The local stack the rehearsal runs against: blue in production behind real nginx, a real Prometheus scraping
+both colours every second, and a steady synthetic traffic source.
+
+    python -m sap_llm_release.local_stack up --dir .stack [--base-port 18080]
+    python -m sap_llm_release.local_stack down --dir .stack
+
+``up`` writes ``stack.json``, which the local target reads; ``down`` stops every process ``up`` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from sap_llm_release.processes import alive, stop_group
+from sap_llm_release.routers.base import ALL_BLUE
+from sap_llm_release.targets import local_target
+
+STACK_FILES = Path(__file__).resolve().parent.parent / "stack"
+SERVER_SCRIPT = Path(__file__).resolve().parent.parent / "inference_images" / "sap_llm_server" / "server.py"
+BACKGROUND = ("traffic", "prometheus")
+
+
+class StackError(RuntimeError):
+    """The local stack could not be started."""
+
+
+def _render(template: str, target: Path, **values: str) -> None:
+    target.write_text(Template((STACK_FILES / template).read_text()).substitute(values))
+
+
+def _start(name: str, command: list[str], stack_dir: Path) -> int:
+    log = (stack_dir / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    log.close()
+    (stack_dir / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def _wait_http(url: str, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise StackError(f"{what} did not answer {url} within {timeout_s:.0f}s {last}")
+
+
+def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0) -> dict:
+    """Start the stack in ``stack_dir``; return what ``stack.json`` holds."""
+    for tool in ("nginx", "prometheus"):
+        if shutil.which(tool) is None:
+            raise StackError(f"{tool} is not installed (make setup installs it)")
+    down(stack_dir)
+    stack_dir = stack_dir.resolve()
+    for sub in ("reports", "nginx-tmp", "prometheus-data"):
+        (stack_dir / sub).mkdir(parents=True, exist_ok=True)
+    ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3}
+    stack = {
+        "ports": ports,
+        "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection"],
+        "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
+        "router_url": f"http://127.0.0.1:{ports['router']}",
+    }
+    (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
+    target = local_target(stack_dir)
+
+    target.deployer.deploy("blue", blue_version)
+    ready, seen = target.deployer.wait_ready("blue", 30)
+    if not ready:
+        raise StackError(f"blue did not become ready: {seen}")
+
+    _render(
+        "nginx.conf.tmpl",
+        stack_dir / "nginx.conf",
+        dir=str(stack_dir),
+        router_port=str(ports["router"]),
+        user="user root;" if os.geteuid() == 0 else "",
+    )
+    target.router.set_weights(ALL_BLUE)
+    nginx = subprocess.run(
+        ["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir)], capture_output=True, text=True
+    )
+    if nginx.returncode != 0:
+        raise StackError(f"nginx did not start: {nginx.stderr.strip()}")
+
+    _render(
+        "prometheus.yml.tmpl",
+        stack_dir / "prometheus.yml",
+        rules=str(STACK_FILES / "rules.yml"),
+        blue_port=str(ports["blue"]),
+        green_port=str(ports["green"]),
+        prometheus_port=str(ports["prometheus"]),
+    )
+    _start(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={stack_dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={stack_dir / 'prometheus-data'}",
+            "--storage.tsdb.retention.time=30d",
+            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+        ],
+        stack_dir,
+    )
+    _wait_http(f"{stack['prometheus_url']}/-/ready", 30, "Prometheus")
+    _wait_http(f"{stack['router_url']}/health", 10, "nginx")
+    _start(
+        "traffic",
+        [sys.executable, "-m", "sap_llm_release.traffic", "--url", stack["router_url"], "--rps", str(traffic_rps)],
+        stack_dir,
+    )
+    return stack
+
+
+def down(stack_dir: Path) -> list[str]:
+    """Stop whatever ``up`` started in ``stack_dir``; return what was stopped."""
+    stopped = []
+    for name in BACKGROUND:
+        pid_file = stack_dir / f"{name}.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().strip() or 0)
+            if alive(pid):
+                stop_group(pid)
+                stopped.append(name)
+            pid_file.unlink()
+    nginx_pid = stack_dir / "nginx.pid"
+    if nginx_pid.exists():
+        subprocess.run(["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir), "-s", "quit"],
+                       capture_output=True)
+        deadline = time.monotonic() + 10
+        while nginx_pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stopped.append("nginx")
+    if (stack_dir / "stack.json").exists():
+        target = local_target(stack_dir)
+        for colour in ("green", "blue"):
+            if target.deployer.remove(colour):
+                stopped.append(colour)
+    return stopped
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Start or stop the local rehearsal stack.")
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--base-port", type=int, default=18080)
+    parser.add_argument("--blue-version", default="1.0.0")
+    parser.add_argument("--traffic-rps", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.action == "up":
+        print(json.dumps(up(args.dir, args.base_port, args.blue_version, args.traffic_rps), indent=2))
+    else:
+        print("stopped:", ", ".join(down(args.dir)) or "nothing")
+
+
+if __name__ == "__main__":
+    main()

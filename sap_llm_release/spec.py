@@ -1,0 +1,340 @@
+"""The release spec: every checklist item as a gate, the traffic plan, the SLOs and the profiles.
+
+Loaded from YAML and validated with pydantic; an invalid spec raises :class:`SpecError` whose message names
+the offending field (``gates.3.kind``, ``traffic.steps.1.weight`` ...).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.functional_validators import BeforeValidator
+
+from sap_llm_release.checks.registry import CHECK_KINDS
+from sap_llm_release.evidence import Threshold
+
+
+class SpecError(ValueError):
+    """A spec that cannot be used; the message names each offending field and its rule."""
+
+
+class Phase(str, enum.Enum):
+    """Checklist phases in the order a release runs them."""
+
+    MODEL_VALIDATION = "model_validation"
+    DATA_KNOWLEDGE_BASE = "data_knowledge_base"
+    INFRASTRUCTURE = "infrastructure"
+    SECURITY = "security"
+    MONITORING = "monitoring"
+    PREFLIGHT = "preflight"
+    DEPLOY_GREEN = "deploy_green"
+    SMOKE_GREEN = "smoke_green"
+    TRAFFIC_SHIFT = "traffic_shift"
+    POST_DEPLOYMENT = "post_deployment"
+    DECOMMISSION_BLUE = "decommission_blue"
+
+
+PRE_TRAFFIC_PHASES = (
+    Phase.MODEL_VALIDATION,
+    Phase.DATA_KNOWLEDGE_BASE,
+    Phase.INFRASTRUCTURE,
+    Phase.SECURITY,
+    Phase.MONITORING,
+    Phase.PREFLIGHT,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse ``"30m"``, ``"1h"``, ``"2s"``, a number of seconds or a timedelta; must be > 0."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("must be a duration like '30m', '1h' or '2s'")
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"must be a duration like '30m', '1h' or '2s', got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"must be greater than 0, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Number = StrictInt | StrictFloat
+
+
+class Gate(BaseModel):
+    """One checklist item: what is checked, how, and the bound it must meet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,80}$")
+    phase: Phase
+    item: str = Field(min_length=3, description="the checklist line this gate proves")
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    threshold: Threshold | None = None
+
+    @field_validator("phase")
+    @classmethod
+    def _not_traffic(cls, phase: Phase) -> Phase:
+        if phase is Phase.TRAFFIC_SHIFT:
+            raise ValueError("traffic_shift is driven by traffic.steps and analysis.slos, not by gates")
+        return phase
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in CHECK_KINDS:
+            raise ValueError(f"unknown gate kind {kind!r}; known kinds: {', '.join(sorted(CHECK_KINDS))}")
+        return kind
+
+    @model_validator(mode="after")
+    def _params_fit_kind(self) -> Gate:
+        check = CHECK_KINDS[self.kind]
+        try:
+            check.Params.model_validate(self.params)
+        except ValidationError as exc:
+            raise ValueError(_describe(exc, prefix="params")) from None
+        if check.needs_threshold and self.threshold is None:
+            raise ValueError(f"kind {self.kind!r} needs a threshold")
+        if not check.needs_threshold and self.threshold is not None:
+            raise ValueError(f"kind {self.kind!r} takes no threshold")
+        return self
+
+    @property
+    def check_params(self) -> BaseModel:
+        return CHECK_KINDS[self.kind].Params.model_validate(self.params)
+
+
+class TrafficStep(BaseModel):
+    """Send ``weight`` percent to green, then watch the SLOs for ``window``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: StrictInt = Field(ge=1, le=100)
+    window: Duration
+
+    @property
+    def name(self) -> str:
+        return f"step_{self.weight:03d}"
+
+
+class TrafficPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[TrafficStep] = Field(min_length=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_full(cls, steps: list[TrafficStep]) -> list[TrafficStep]:
+        for index, (before, after) in enumerate(zip(steps, steps[1:]), start=1):
+            if after.weight <= before.weight:
+                raise ValueError(
+                    f"weights must increase step by step: step {index} has {after.weight} after {before.weight}"
+                )
+        if steps[-1].weight != 100:
+            raise ValueError(f"the last step must send 100 % to green, got {steps[-1].weight}")
+        return steps
+
+
+class NoDataPolicy(str, enum.Enum):
+    """What an analysis check does when its query returns no sample.
+
+    ``fail``: the check counts as a failure. ``inconclusive``: the check counts neither way, but a window in
+    which an SLO never had data ends failed, so missing data never passes a step.
+    """
+
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+class SLO(BaseModel):
+    """A PromQL template (``$colour``, ``$rate_window``, ``$service``) and the bound its value must meet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,60}$")
+    description: str = ""
+    query: str = Field(min_length=1)
+    threshold: Threshold
+    no_data: NoDataPolicy = NoDataPolicy.FAIL
+
+    @field_validator("query")
+    @classmethod
+    def _template_names_known(cls, query: str) -> str:
+        unknown = set(Template(query).get_identifiers()) - QUERY_VARIABLES
+        if unknown:
+            raise ValueError(f"unknown template variables {sorted(unknown)}; use {sorted(QUERY_VARIABLES)}")
+        return query
+
+    def render(self, **variables: str) -> str:
+        return Template(self.query).substitute(variables)
+
+
+QUERY_VARIABLES = {"colour", "rate_window", "service"}
+
+
+class Analysis(BaseModel):
+    """How the SLOs are watched during each traffic window.
+
+    A step fails as soon as ``failure_limit`` checks of any one SLO have failed (so ``failure_limit: 1`` fails on
+    the first bad sample; Argo Rollouts' ``failureLimit: N`` corresponds to ``failure_limit: N + 1`` here).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    interval: Duration
+    failure_limit: StrictInt = Field(ge=1)
+    rate_window: str = Field(pattern=r"^\d+[smh]$")
+    slos: list[SLO] = Field(min_length=1)
+
+    @field_validator("slos")
+    @classmethod
+    def _unique_names(cls, slos: list[SLO]) -> list[SLO]:
+        _require_unique([slo.name for slo in slos], "SLO")
+        return slos
+
+
+class Waiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gate: str
+    reason: str = Field(min_length=10)
+
+
+class Profile(BaseModel):
+    """Where and how fast a release runs: the target backends, the window scale and the waived gates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: Literal["local", "kubernetes"]
+    window_scale: Number = Field(gt=0, le=1)
+    analysis_interval: Duration | None = None
+    rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
+    waivers: list[Waiver] = Field(default_factory=list)
+
+    def waiver_for(self, gate: str) -> Waiver | None:
+        return next((waiver for waiver in self.waivers if waiver.gate == gate), None)
+
+
+class ReleaseSpec(BaseModel):
+    """The whole release: gates per checklist phase, the traffic plan, SLO analysis and profiles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    environments: list[str] = Field(min_length=1)
+    gates: list[Gate] = Field(min_length=1)
+    traffic: TrafficPlan
+    analysis: Analysis
+    profiles: dict[str, Profile]
+
+    @field_validator("gates")
+    @classmethod
+    def _unique_gates(cls, gates: list[Gate]) -> list[Gate]:
+        _require_unique([gate.name for gate in gates], "gate")
+        return gates
+
+    @model_validator(mode="after")
+    def _waivers_name_gates(self) -> ReleaseSpec:
+        names = {gate.name for gate in self.gates}
+        for profile_name, profile in self.profiles.items():
+            for index, waiver in enumerate(profile.waivers):
+                if waiver.gate not in names:
+                    raise ValueError(
+                        f"profiles.{profile_name}.waivers.{index}.gate: no gate named {waiver.gate!r}"
+                    )
+        if "production" in self.profiles and self.profiles["production"].waivers:
+            raise ValueError("profiles.production.waivers: the production profile may not waive gates")
+        return self
+
+    def gates_in(self, phase: Phase) -> list[Gate]:
+        return [gate for gate in self.gates if gate.phase is phase]
+
+    def gate(self, name: str) -> Gate:
+        for gate in self.gates:
+            if gate.name == name:
+                return gate
+        raise KeyError(f"no gate named {name!r}")
+
+    def profile(self, name: str) -> Profile:
+        if name not in self.profiles:
+            raise SpecError(f"profile: unknown profile {name!r}; known: {', '.join(sorted(self.profiles))}")
+        return self.profiles[name]
+
+    def step(self, weight: int) -> TrafficStep:
+        for step in self.traffic.steps:
+            if step.weight == weight:
+                return step
+        raise KeyError(f"no traffic step with weight {weight}")
+
+    def window_for(self, step: TrafficStep, profile: str) -> timedelta:
+        return step.window * self.profile(profile).window_scale
+
+    def analysis_interval(self, profile: str) -> timedelta:
+        return self.profile(profile).analysis_interval or self.analysis.interval
+
+    def rate_window(self, profile: str) -> str:
+        return self.profile(profile).rate_window or self.analysis.rate_window
+
+    @cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate {what} name {name!r}")
+        seen.add(name)
+
+
+def _describe(exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"]))
+        lines.append(f"{location or '<root>'}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: Any, source: str = "<spec>") -> ReleaseSpec:
+    """Validate a spec from already-parsed YAML/JSON data."""
+    try:
+        return ReleaseSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(f"invalid release spec {source}: {_describe(exc)}") from None
+
+
+def load_spec(path: str | Path) -> ReleaseSpec:
+    """Load and validate a release spec YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"cannot read release spec {path}: {exc}") from None
+    return parse_spec(data, source=str(path))
