@@ -321,6 +321,13 @@ class Ledger:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(text(query), params)]
 
+    def gate_verdicts(self, release_id: str) -> dict[str, dict[str, Any]]:
+        """The latest try's result of every gate recorded for ``release_id``."""
+        latest: dict[str, dict[str, Any]] = {}
+        for row in self.rows("SELECT * FROM gate_results WHERE release_id = :r ORDER BY try_number", r=release_id):
+            latest[row["gate"]] = row
+        return latest
+
     def release_record(self, release_id: str) -> dict[str, list[dict[str, Any]]]:
         """Everything the ledger holds about one release, table by table, in time order."""
         order = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +28,7 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 
 from sap_llm_release.checks.registry import CHECK_KINDS
+from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Threshold
 
 
@@ -60,27 +60,6 @@ PRE_TRAFFIC_PHASES = (
     Phase.MONITORING,
     Phase.PREFLIGHT,
 )
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """Parse ``"30m"``, ``"1h"``, ``"2s"``, a number of seconds or a timedelta; must be > 0."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, bool):
-        raise ValueError("must be a duration like '30m', '1h' or '2s'")
-    elif isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"must be a duration like '30m', '1h' or '2s', got {value!r}")
-    if seconds <= 0:
-        raise ValueError(f"must be greater than 0, got {value!r}")
-    return timedelta(seconds=seconds)
-
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Number = StrictInt | StrictFloat
@@ -118,7 +97,7 @@ class Gate(BaseModel):
         try:
             check.Params.model_validate(self.params)
         except ValidationError as exc:
-            raise ValueError(_describe(exc, prefix="params")) from None
+            raise ValueError(describe_errors(exc, prefix="params")) from None
         if check.needs_threshold and self.threshold is None:
             raise ValueError(f"kind {self.kind!r} needs a threshold")
         if not check.needs_threshold and self.threshold is not None:
@@ -293,7 +272,8 @@ class ReleaseSpec(BaseModel):
         raise KeyError(f"no traffic step with weight {weight}")
 
     def window_for(self, step: TrafficStep, profile: str) -> timedelta:
-        return step.window * self.profile(profile).window_scale
+        """The step's window under ``profile``, to the millisecond."""
+        return timedelta(seconds=round(step.window.total_seconds() * self.profile(profile).window_scale, 3))
 
     def analysis_interval(self, profile: str) -> timedelta:
         return self.profile(profile).analysis_interval or self.analysis.interval
@@ -314,7 +294,7 @@ def _require_unique(names: list[str], what: str) -> None:
         seen.add(name)
 
 
-def _describe(exc: ValidationError, prefix: str = "") -> str:
+def describe_errors(exc: ValidationError, prefix: str = "") -> str:
     lines = []
     for error in exc.errors():
         location = ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"]))
@@ -327,7 +307,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> ReleaseSpec:
     try:
         return ReleaseSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(f"invalid release spec {source}: {_describe(exc)}") from None
+        raise SpecError(f"invalid release spec {source}: {describe_errors(exc)}") from None
 
 
 def load_spec(path: str | Path) -> ReleaseSpec:

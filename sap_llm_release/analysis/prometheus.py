@@ -13,6 +13,7 @@ from sap_llm_release.analysis.provider import MetricsUnavailable
 class PrometheusProvider:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
+        self._timeout_s = timeout_s
         self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s)
 
     def query(self, promql: str) -> float | None:
@@ -21,6 +22,15 @@ class PrometheusProvider:
         except (requests.RequestException, PrometheusApiClientException) as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
         return _single_value(result, promql)
+
+    def flags(self) -> dict[str, str]:
+        """The server's command-line flags (``/api/v1/status/flags``)."""
+        try:
+            response = requests.get(f"{self.url}/api/v1/status/flags", timeout=self._timeout_s)
+            response.raise_for_status()
+            return response.json()["data"]
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} flags could not be read: {exc}") from exc
 
 
 def _single_value(result: list | tuple, promql: str) -> float | None:

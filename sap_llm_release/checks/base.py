@@ -30,11 +30,12 @@ class CheckContext:
     reports_dir: Path | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
+    unavailable_reason: str = ""
 
     def require(self, name: str) -> Any:
         value = getattr(self, name)
         if value is None:
-            raise CheckUnavailable(f"this target provides no {name}")
+            raise CheckUnavailable(self.unavailable_reason or f"this target provides no {name}")
         return value
 
 

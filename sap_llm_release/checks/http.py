@@ -17,22 +17,23 @@ Endpoint = Literal["blue", "green", "router"]
 class HttpProbeParams(Params):
     endpoint: Endpoint
     path: str = Field(pattern=r"^/")
+    method: Literal["GET", "POST"] = "GET"
     timeout_s: float = Field(default=5.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
 
 
 class HttpProbe(Check):
-    """GET one path; the measured value is the HTTP status, held to the threshold (e.g. ``== 200``)."""
+    """Request one path; the measured value is the HTTP status, held to the threshold (e.g. ``== 200``)."""
 
     Params = HttpProbeParams
 
     def run(self, params: HttpProbeParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         url = context.require("endpoints").url(params.endpoint) + params.path
         try:
-            response = httpx.get(url, timeout=params.timeout_s, headers=params.headers)
+            response = httpx.request(params.method, url, timeout=params.timeout_s, headers=params.headers)
         except httpx.HTTPError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"GET {url} failed: {exc!r}", url)
-        detail = f"GET {url} answered {response.status_code} in {response.elapsed.total_seconds():.3f}s"
+            return Evidence(Verdict.FAILED, None, str(threshold), f"{params.method} {url} failed: {exc!r}", url)
+        detail = f"{params.method} {url} answered {response.status_code} in {response.elapsed.total_seconds():.3f}s"
         return Evidence.compare(response.status_code, threshold, detail, evidence_uri=url)
 
 

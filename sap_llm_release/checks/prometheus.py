@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import time
 from string import Template
 
 from pydantic import Field
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
 from sap_llm_release.checks.base import Check, CheckContext, Params
+from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
 
 
 class PrometheusQueryParams(Params):
     query: str = Field(min_length=1, description="PromQL; $service and $rate_window are filled in")
+    wait_s: float = Field(default=0, ge=0, le=600, description="keep asking this long for the bound to be met")
 
 
 class PrometheusQuery(Check):
+    """The query's value now, held to the threshold; with ``wait_s``, asked every second until it is met
+    (for series that appear a scrape or two after a deployment)."""
+
     Params = PrometheusQueryParams
 
     def run(self, params: PrometheusQueryParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         promql = Template(params.query).substitute(service=context.service, rate_window=context.rate_window)
+        metrics = context.require("metrics")
+        deadline = time.monotonic() + params.wait_s
+        while True:
+            try:
+                evidence = Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
+            except MetricsUnavailable as exc:
+                evidence = Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            if evidence.verdict is Verdict.PASSED or time.monotonic() >= deadline:
+                return evidence
+            time.sleep(1)
+
+
+class PrometheusFlagParams(Params):
+    flag: str = Field(pattern=r"^[a-z0-9_.-]+$", description="e.g. storage.tsdb.retention.time")
+
+
+class PrometheusFlag(Check):
+    """A duration flag of the Prometheus server itself, measured in days (e.g. retention >= 30 days)."""
+
+    Params = PrometheusFlagParams
+
+    def run(self, params: PrometheusFlagParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         try:
-            value = context.require("metrics").query(promql)
+            flags = context.require("metrics").flags()
         except MetricsUnavailable as exc:
             return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
-        return Evidence.compare(value, threshold, f"PromQL {promql}")
+        raw = flags.get(params.flag)
+        try:
+            days = parse_duration(raw).total_seconds() / 86400
+        except ValueError:
+            return Evidence(Verdict.FAILED, None, str(threshold), f"flag {params.flag} is {raw!r}, not a duration")
+        return Evidence.compare(round(days, 3), threshold, f"--{params.flag}={raw}")

@@ -1,0 +1,28 @@
+"""Release SAP_LLM: every item of the production checklist as a gate, a deployed green, a gradual traffic
+shift watched against the SLOs, and an automatic rollback to blue on any failure once traffic moved."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG
+
+from operators.dag_builder import compose_release, release_params
+from sap_llm_release.spec import load_spec
+
+SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"))
+SPEC = load_spec(SPEC_PATH)
+
+with DAG(
+    "sap_llm_release",
+    description=f"Release {SPEC.service}: checklist gates, gradual traffic shift, automatic rollback",
+    schedule=None,
+    max_active_runs=1,
+    params=release_params(SPEC),
+    tags=["release", SPEC.service],
+    default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    doc_md=__doc__,
+):
+    compose_release(SPEC, SPEC_PATH)

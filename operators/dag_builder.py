@@ -1,0 +1,90 @@
+"""Compose the release DAG from a spec: one task group per checklist phase, gates as tasks."""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, TaskGroup, chain
+
+from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
+from operators.sensors import SLOWindowSensor
+from operators.traffic import (
+    DecommissionBlueOperator,
+    DeployGreenOperator,
+    ReleaseDecisionOperator,
+    RollbackOperator,
+    ShiftTrafficOperator,
+)
+from sap_llm_release.request import trigger_params_schema
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, ReleaseSpec
+
+ROLLBACK_TASK = "rollback.rollback_to_blue"
+
+
+def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOperator]:
+    return [
+        GateOperator(task_id=gate.name, spec_path=spec_path, gate=gate.name, doc_md=gate.item)
+        for gate in spec.gates_in(phase)
+    ]
+
+
+def _phase_group(spec: ReleaseSpec, spec_path: str, phase: Phase) -> TaskGroup:
+    with TaskGroup(phase.value, tooltip=phase.value.replace("_", " ")) as group:
+        _gate_tasks(spec, spec_path, phase)
+    return group
+
+
+def _deploy_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
+    with TaskGroup(Phase.DEPLOY_GREEN.value) as group:
+        gates = {task.task_id.split(".")[-1]: task for task in _gate_tasks(spec, spec_path, Phase.DEPLOY_GREEN)}
+        readiness = gates.pop("green_environment_ready", None)
+        deploy = DeployGreenOperator(task_id="deploy_green", spec_path=spec_path)
+        list(gates.values()) >> deploy
+        if readiness is not None:
+            deploy >> readiness
+    return group
+
+
+def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
+    with TaskGroup(Phase.TRAFFIC_SHIFT.value) as group:
+        steps = []
+        for step in spec.traffic.steps:
+            steps += [
+                ShiftTrafficOperator(task_id=f"shift_to_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
+                SLOWindowSensor(task_id=f"watch_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
+            ]
+        chain(*steps)
+    return group
+
+
+def release_params(spec: ReleaseSpec) -> dict[str, Param]:
+    """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`."""
+    defaults = {"version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {}}
+    return {name: Param(defaults[name], **schema) for name, schema in trigger_params_schema(spec).items()}
+
+
+def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
+    """Add the release's task groups to the DAG being defined."""
+    start = StartReleaseOperator(task_id="start_release", spec_path=spec_path)
+    pre_traffic = [_phase_group(spec, spec_path, phase) for phase in PRE_TRAFFIC_PHASES]
+    deploy = _deploy_group(spec, spec_path)
+    smoke = _phase_group(spec, spec_path, Phase.SMOKE_GREEN)
+    traffic = _traffic_group(spec, spec_path)
+    post = _phase_group(spec, spec_path, Phase.POST_DEPLOYMENT)
+    with TaskGroup(Phase.DECOMMISSION_BLUE.value) as decommission:
+        no_traffic_left = _gate_tasks(spec, spec_path, Phase.DECOMMISSION_BLUE)
+        remove_blue = DecommissionBlueOperator(task_id="remove_blue", spec_path=spec_path)
+        no_traffic_left >> remove_blue
+    with TaskGroup("rollback") as rollback:
+        RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path)
+    decide = ReleaseDecisionOperator(
+        task_id="decide_promote_or_rollback",
+        first_shift=f"{Phase.TRAFFIC_SHIFT.value}.shift_to_{spec.traffic.steps[0].weight:03d}",
+        watched_groups=(Phase.TRAFFIC_SHIFT.value, Phase.POST_DEPLOYMENT.value),
+        promote_task=no_traffic_left[0].task_id if no_traffic_left else remove_blue.task_id,
+        rollback_task=ROLLBACK_TASK,
+    )
+    finish = FinishReleaseOperator(
+        task_id="finish_release", spec_path=spec_path, promoted_task=remove_blue.task_id, rollback_task=ROLLBACK_TASK
+    )
+    chain(start, *pre_traffic, deploy, smoke, traffic, post, decide)
+    decide >> [decommission, rollback]
+    [decommission, rollback] >> finish

@@ -1,0 +1,121 @@
+"""Operators that open and close a release and check its gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from operators.runtime import ReleaseRun
+from operators.states import FAILED_STATES, task_states
+from sap_llm_release.evidence import Verdict
+from sap_llm_release.gates import GateFailed, evaluate_gate
+from sap_llm_release.ledger import EnvironmentLocked
+from sap_llm_release.request import RequestError
+
+
+class StartReleaseOperator(BaseOperator):
+    """Validate the request, record the release and take the environment (one release per environment)."""
+
+    ui_color = "#d5f5e3"
+
+    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+
+    def execute(self, context: Any) -> str:
+        run = ReleaseRun(self.spec_path, context)
+        request = run.request
+        if not run.triggered_by:
+            raise RequestError("invalid release parameters: requested_by: needed when no Airflow user triggered the run")
+        run.ledger.migrate()
+        run.ledger.record_release(
+            run.release_id,
+            service=run.spec.service,
+            environment=request.environment,
+            version=request.version,
+            profile=request.profile,
+            triggered_by=run.triggered_by,
+            spec_digest=run.spec.digest,
+            writer=run.writer,
+        )
+        try:
+            run.ledger.acquire_environment(request.environment, run.release_id)
+        except EnvironmentLocked as exc:
+            run.event("refused", str(exc))
+            raise
+        run.event("started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile})")
+        self.log.info("release %s started by %s", run.release_id, run.triggered_by)
+        return run.release_id
+
+
+class GateOperator(BaseOperator):
+    """Check one gate, record its evidence, and fail naming the gate, the measured value and the threshold."""
+
+    ui_color = "#fef9e7"
+
+    def __init__(self, *, spec_path: str, gate: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.gate = gate
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run = ReleaseRun(self.spec_path, context)
+        gate = run.spec.gate(self.gate)
+        evidence = evaluate_gate(gate, run.profile, run.check_context())
+        run.ledger.record_gate(
+            run.release_id, gate=gate.name, phase=gate.phase.value, kind=gate.kind, evidence=evidence, writer=run.writer
+        )
+        message = evidence.describe(gate.name)
+        if evidence.verdict is Verdict.FAILED:
+            raise GateFailed(message)
+        self.log.info("%s [%s]", message, gate.item)
+        return {"verdict": evidence.verdict.value, "measured": evidence.measured, "threshold": evidence.threshold}
+
+
+class FinishReleaseOperator(BaseOperator):
+    """Close the release whatever happened: record the outcome, free the environment, fail unless promoted."""
+
+    ui_color = "#d5f5e3"
+
+    def __init__(self, *, spec_path: str, promoted_task: str, rollback_task: str, **kwargs: Any) -> None:
+        super().__init__(trigger_rule="all_done", **kwargs)
+        self.spec_path = spec_path
+        self.promoted_task = promoted_task
+        self.rollback_task = rollback_task
+
+    def execute(self, context: Any) -> str:
+        run = ReleaseRun(self.spec_path, context)
+        try:
+            request = run.request
+        except RequestError as exc:
+            raise GateFailed(f"release never started: {exc}") from None
+        states = task_states(context)
+        outcome, message = self._outcome(run, states)
+        if run.ledger.environment_holder(request.environment):
+            run.ledger.release_environment(request.environment, run.release_id)
+        if outcome is None:
+            return "never started"
+        run.event(outcome, message)
+        if outcome != "promoted":
+            raise GateFailed(f"release {outcome}: {message}")
+        self.log.info("release promoted: %s", message)
+        return outcome
+
+    def _outcome(self, run: ReleaseRun, states: dict[str, str]) -> tuple[str | None, str]:
+        if states.get(self.promoted_task) == "success":
+            return "promoted", f"{run.request.version} serves 100% of {run.request.environment}; blue decommissioned"
+        failed = sorted(task for task, state in states.items() if state == "failed")
+        if states.get(self.rollback_task) == "success":
+            return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}"
+        if states.get(self.rollback_task) in FAILED_STATES:
+            return "rollback_failed", f"rollback failed; failed tasks: {', '.join(failed)}"
+        if not run.ledger.rows("SELECT 1 FROM releases WHERE release_id = :r", r=run.release_id):
+            return None, ""
+        failed_gates = [
+            f"gate {row['gate']} failed: measured {row['measured_value'] if row['measured_value'] is not None else row['measured_text']}, "
+            f"threshold {row['threshold']} ({row['detail']})"
+            for row in run.ledger.gate_verdicts(run.release_id).values()
+            if row["verdict"] == Verdict.FAILED.value
+        ]
+        return "failed", "; ".join(failed_gates) or f"failed tasks: {', '.join(failed) or 'none'}"

@@ -1,0 +1,116 @@
+"""What every release task needs at run time: the spec, the validated request, the ledger and the target."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+from sap_llm_release.checks.base import CheckContext
+from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.request import ReleaseRequest, validate_request
+from sap_llm_release.spec import Profile, ReleaseSpec, load_spec
+from sap_llm_release.targets import Target, TargetError, build_target
+
+LEDGER_CONN_ID = "sap_llm_ledger"
+PROMETHEUS_CONN_ID = "sap_llm_prometheus"
+
+
+@lru_cache(maxsize=8)
+def _spec_at(path: str, mtime: float) -> ReleaseSpec:
+    return load_spec(path)
+
+
+def spec_at(path: str) -> ReleaseSpec:
+    """The spec at ``path``, re-read only when the file changed."""
+    return _spec_at(path, os.path.getmtime(path))
+
+
+def connection_url(conn_id: str) -> str:
+    """A connection as a URL: ``extra.url`` when set, else built from its fields."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    if url := conn.extra_dejson.get("url"):
+        return url
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    if conn.conn_type in ("postgres", "postgresql"):
+        auth = f"{conn.login}:{conn.password}@" if conn.login else ""
+        return f"postgresql+psycopg://{auth}{conn.host}:{conn.port or 5432}/{conn.schema}"
+    scheme = conn.schema if conn.schema in ("http", "https") else "http"
+    return f"{scheme}://{conn.host}:{conn.port}" if conn.port else f"{scheme}://{conn.host}"
+
+
+@lru_cache(maxsize=4)
+def ledger_for(url: str) -> Ledger:
+    return Ledger(url)
+
+
+@dataclass
+class ReleaseRun:
+    """One release DAG run seen from inside a task."""
+
+    spec_path: str
+    context: Any
+
+    @cached_property
+    def spec(self) -> ReleaseSpec:
+        return spec_at(self.spec_path)
+
+    @cached_property
+    def request(self) -> ReleaseRequest:
+        return validate_request(dict(self.context["params"]), self.spec)
+
+    @property
+    def profile(self) -> Profile:
+        return self.spec.profile(self.request.profile)
+
+    @property
+    def release_id(self) -> str:
+        ti = self.context["ti"]
+        return f"{ti.dag_id}:{ti.run_id}"
+
+    @property
+    def writer(self) -> Writer:
+        ti = self.context["ti"]
+        return Writer(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
+
+    @property
+    def triggered_by(self) -> str:
+        return self.context["dag_run"].triggering_user_name or self.request.requested_by
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return ledger_for(connection_url(LEDGER_CONN_ID))
+
+    @cached_property
+    def prometheus_url(self) -> str:
+        return connection_url(PROMETHEUS_CONN_ID)
+
+    @cached_property
+    def target(self) -> Target:
+        return build_target(self.profile.target)
+
+    def check_context(self) -> CheckContext:
+        from sap_llm_release.analysis.prometheus import PrometheusProvider
+
+        context = CheckContext(
+            service=self.spec.service,
+            attestations={gate: a.model_dump() for gate, a in self.request.attestations.items()},
+            rate_window=self.spec.rate_window(self.request.profile),
+            metrics=PrometheusProvider(self.prometheus_url),
+        )
+        try:
+            target = self.target
+        except TargetError as exc:
+            context.unavailable_reason = str(exc)
+            return context
+        context.endpoints, context.router, context.deployer = target, target.router, target.deployer
+        context.reports_dir = Path(target.reports_dir)
+        return context
+
+    def event(self, name: str, detail: str = "") -> None:
+        self.ledger.record_event(self.release_id, name, detail, self.writer)

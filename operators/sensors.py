@@ -1,0 +1,75 @@
+"""The deferrable sensor that watches the SLOs for one traffic step's whole window."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator
+
+from operators.runtime import ReleaseRun
+from operators.triggers import SLOWindowTrigger
+from sap_llm_release.analysis.window import SLOQuery
+
+DEFERRAL_GRACE = timedelta(minutes=5)
+
+
+class SLOWindowSensor(BaseOperator):
+    """Defer to :class:`SLOWindowTrigger` for the step's window; fail as soon as the failure limit is reached."""
+
+    template_fields = ()
+    ui_color = "#e8f4fd"
+
+    def __init__(self, *, spec_path: str, weight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.weight = weight
+
+    def execute(self, context: Any) -> None:
+        run = ReleaseRun(self.spec_path, context)
+        spec, profile = run.spec, run.request.profile
+        window = spec.window_for(spec.step(self.weight), profile)
+        variables = {"colour": "green", "rate_window": spec.rate_window(profile), "service": spec.service}
+        slos = [
+            SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
+            for slo in spec.analysis.slos
+        ]
+        started = datetime.now(timezone.utc)
+        self.log.info("watching %d SLOs on green at %d%% for %s", len(slos), self.weight, window)
+        self.defer(
+            trigger=SLOWindowTrigger(
+                prometheus_url=run.prometheus_url,
+                slos=[vars(slo) for slo in slos],
+                failure_limit=spec.analysis.failure_limit,
+                interval_s=spec.analysis_interval(profile).total_seconds(),
+                window_start=started.isoformat(),
+                window_end=(started + window).isoformat(),
+            ),
+            method_name="execute_complete",
+            timeout=window + DEFERRAL_GRACE,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        run = ReleaseRun(self.spec_path, context)
+        start, end = (datetime.fromisoformat(event[key]) for key in ("window_start", "window_end"))
+        run.ledger.record_slo_window(
+            run.release_id,
+            step=f"step_{self.weight:03d}",
+            green_weight=self.weight,
+            verdict=event["status"],
+            reason=event["reason"],
+            window_seconds=(end - start).total_seconds(),
+            checks=event["checks"],
+            started_at=event["window_start"],
+            writer=run.writer,
+        )
+        for tally in event["checks"]:
+            self.log.info(
+                "SLO %s: %d checks, %d failed, %d without data, last %s, worst %s (threshold %s)",
+                tally["name"], tally["checks"], tally["failures"], tally["no_data"],
+                tally["last"], tally["worst"], tally["threshold"],
+            )
+        if event["status"] != "passed":
+            raise AirflowFailException(f"traffic step {self.weight}% failed its SLO analysis: {event['reason']}")
+        return event

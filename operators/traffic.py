@@ -1,0 +1,201 @@
+"""Operators that change what serves traffic: deploy green, shift weights, decide, roll back, decommission blue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk import BaseOperator
+
+from operators.runtime import ReleaseRun
+from operators.states import FAILED_STATES, task_states
+from sap_llm_release.evidence import Verdict
+from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
+from sap_llm_release.spec import Phase
+
+PHASES_BEFORE_TRAFFIC = {phase.value for phase in Phase} - {
+    Phase.TRAFFIC_SHIFT.value,
+    Phase.POST_DEPLOYMENT.value,
+    Phase.DECOMMISSION_BLUE.value,
+}
+
+
+class _ReleaseOperator(BaseOperator):
+    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+
+
+class DeployGreenOperator(_ReleaseOperator):
+    """Run the requested version as green (no traffic yet)."""
+
+    ui_color = "#d6eaf8"
+
+    def execute(self, context: Any) -> str:
+        run = ReleaseRun(self.spec_path, context)
+        changed = run.target.deployer.deploy("green", run.request.version)
+        run.event("green_deployed", f"{run.request.version} {'started' if changed else 'already running'} as green")
+        return run.request.version
+
+
+class ShiftTrafficOperator(_ReleaseOperator):
+    """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through."""
+
+    ui_color = "#fdebd0"
+
+    def __init__(self, *, weight: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.weight = weight
+
+    def execute(self, context: Any) -> dict[str, int]:
+        run = ReleaseRun(self.spec_path, context)
+        self._require_gates_proven(run)
+        router = run.target.router
+        before = router.get_weights()
+        wanted = Weights.green_percent(self.weight)
+        router.set_weights(wanted)
+        live = router.get_weights()
+        if live != wanted:
+            raise RouterError(f"{router.describe()} routes {live} after setting {wanted}")
+        run.ledger.record_traffic_change(
+            run.release_id,
+            reason=f"step {self.weight}%",
+            before=before.as_tuple(),
+            after=live.as_tuple(),
+            router=router.describe(),
+            writer=run.writer,
+        )
+        self.log.info("traffic %s -> %s", before, live)
+        return {"blue": live.blue, "green": live.green}
+
+    def _require_gates_proven(self, run: ReleaseRun) -> None:
+        recorded = run.ledger.gate_verdicts(run.release_id)
+        unproven = [
+            gate.name
+            for gate in run.spec.gates
+            if gate.phase.value in PHASES_BEFORE_TRAFFIC
+            and (gate.name not in recorded or recorded[gate.name]["verdict"] == Verdict.FAILED.value)
+        ]
+        if unproven:
+            raise AirflowFailException(
+                f"refusing to shift traffic: no passing record in the ledger for gates {', '.join(unproven)}"
+            )
+
+
+class ReleaseDecisionOperator(BaseBranchOperator):
+    """Promote when every traffic step and post-deployment check passed; roll back on any failure once traffic
+    was touched; neither when the release failed before the first traffic change."""
+
+    ui_color = "#f5eef8"
+
+    def __init__(
+        self,
+        *,
+        first_shift: str,
+        watched_groups: tuple[str, ...],
+        promote_task: str,
+        rollback_task: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(trigger_rule="all_done", **kwargs)
+        self.first_shift = first_shift
+        self.watched_groups = watched_groups
+        self.promote_task = promote_task
+        self.rollback_task = rollback_task
+
+    def choose_branch(self, context: Any) -> str | list[str]:
+        states = task_states(context)
+        touched = states.get(self.first_shift) in ("success", "failed")
+        failed = sorted(
+            task
+            for task, state in states.items()
+            if task.split(".")[0] in self.watched_groups and state in FAILED_STATES
+        )
+        if not touched:
+            self.log.info("no traffic was changed: nothing to promote or roll back")
+            return []
+        if failed:
+            self.log.warning("rolling back: %s", ", ".join(failed))
+            return self.rollback_task
+        return self.promote_task
+
+
+class RollbackOperator(_ReleaseOperator):
+    """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded."""
+
+    ui_color = "#fadbd8"
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run = ReleaseRun(self.spec_path, context)
+        started = datetime.now(timezone.utc).isoformat()
+        target = run.target
+        before = target.router.get_weights()
+        target.router.set_weights(ALL_BLUE)
+        after = target.router.get_weights()
+        run.ledger.record_traffic_change(
+            run.release_id,
+            reason="rollback",
+            before=before.as_tuple(),
+            after=after.as_tuple(),
+            router=target.router.describe(),
+            writer=run.writer,
+        )
+        green_removed = target.deployer.remove("green") or target.deployer.running_version("green") is None
+        blue_healthy, detail = self._verify_blue(run)
+        cause = self._cause(run, context)
+        run.ledger.record_rollback(
+            run.release_id,
+            cause=cause,
+            blue_weight_after=after.blue,
+            green_removed=green_removed,
+            blue_healthy=blue_healthy,
+            detail=detail,
+            started_at=started,
+            writer=run.writer,
+        )
+        if after != ALL_BLUE or not blue_healthy:
+            raise AirflowFailException(f"rollback incomplete: router {after}, blue healthy {blue_healthy}: {detail}")
+        self.log.info("rolled back to blue (%s); cause: %s", detail, cause)
+        return {"cause": cause, "detail": detail}
+
+    @staticmethod
+    def _verify_blue(run: ReleaseRun, probes: int = 10) -> tuple[bool, str]:
+        ready, detail = run.target.deployer.wait_ready("blue", 60)
+        if not ready:
+            return False, f"blue not ready: {detail}"
+        url = run.target.url("router") + "/health"
+        served_by = []
+        with httpx.Client(timeout=5) as client:
+            for _ in range(probes):
+                try:
+                    served_by.append(client.get(url).json().get("colour"))
+                except (httpx.HTTPError, ValueError) as exc:
+                    served_by.append(f"error {exc!r}")
+        healthy = served_by.count("blue") == probes
+        return healthy, f"{served_by.count('blue')}/{probes} requests through the router answered by blue"
+
+    @staticmethod
+    def _cause(run: ReleaseRun, context: Any) -> str:
+        failed_windows = run.ledger.rows(
+            "SELECT step, reason FROM slo_windows WHERE release_id = :r AND verdict = 'failed' ORDER BY recorded_at",
+            r=run.release_id,
+        )
+        if failed_windows:
+            return f"{failed_windows[-1]['step']}: {failed_windows[-1]['reason']}"
+        failed = sorted(task for task, state in task_states(context).items() if state in FAILED_STATES)
+        return "failed: " + ", ".join(failed)
+
+
+class DecommissionBlueOperator(_ReleaseOperator):
+    """Take blue out once green carries everything."""
+
+    ui_color = "#d6eaf8"
+
+    def execute(self, context: Any) -> bool:
+        run = ReleaseRun(self.spec_path, context)
+        removed = run.target.deployer.remove("blue")
+        run.event("blue_decommissioned", "blue removed" if removed else "blue was not running")
+        return removed
