@@ -44,7 +44,10 @@ class StartReleaseOperator(BaseOperator):
         except EnvironmentLocked as exc:
             run.event("refused", str(exc))
             raise
-        run.event("started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile})")
+        requested = f", requested by {request.requested_by}" if request.requested_by else ""
+        run.event(
+            "started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile}){requested}"
+        )
         self.log.info("release %s started by %s", run.release_id, run.triggered_by)
         return run.release_id
 

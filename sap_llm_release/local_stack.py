@@ -107,18 +107,7 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         green_port=str(ports["green"]),
         prometheus_port=str(ports["prometheus"]),
     )
-    _start(
-        "prometheus",
-        [
-            "prometheus",
-            f"--config.file={stack_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={stack_dir / 'prometheus-data'}",
-            "--storage.tsdb.retention.time=30d",
-            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-        ],
-        stack_dir,
-    )
-    _wait_http(f"{stack['prometheus_url']}/-/ready", 30, "Prometheus")
+    start_prometheus(stack_dir, ports["prometheus"])
     _wait_http(f"{stack['router_url']}/health", 10, "nginx")
     _start(
         "traffic",
@@ -126,6 +115,22 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         stack_dir,
     )
     return stack
+
+
+def start_prometheus(stack_dir: Path, port: int) -> None:
+    """Start Prometheus on ``port`` over the stack's config and TSDB; return once it is ready."""
+    _start(
+        "prometheus",
+        [
+            "prometheus",
+            f"--config.file={stack_dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={stack_dir / 'prometheus-data'}",
+            "--storage.tsdb.retention.time=30d",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stack_dir,
+    )
+    _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, "Prometheus")
 
 
 def down(stack_dir: Path) -> list[str]:

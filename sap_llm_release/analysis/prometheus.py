@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import requests
+from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
@@ -14,12 +15,16 @@ class PrometheusProvider:
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self._timeout_s = timeout_s
-        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s)
+        # One quick retry at most: the analysis loop asks again every interval, and a slow failure would delay
+        # the rollback it should trigger.
+        retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
+        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s, retry=retry)
 
     def query(self, promql: str) -> float | None:
         try:
             result = self._client.custom_query(query=promql)
-        except (requests.RequestException, PrometheusApiClientException) as exc:
+        except (requests.RequestException, PrometheusApiClientException, KeyError, TypeError) as exc:
+            # KeyError/TypeError: a 200 answer without ``data.result`` (e.g. from a proxy) is malformed, not a crash
             raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
         return _single_value(result, promql)
 
@@ -29,7 +34,7 @@ class PrometheusProvider:
             response = requests.get(f"{self.url}/api/v1/status/flags", timeout=self._timeout_s)
             response.raise_for_status()
             return response.json()["data"]
-        except (requests.RequestException, ValueError, KeyError) as exc:
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} flags could not be read: {exc}") from exc
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from string import Template
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
 from sap_llm_release.checks.base import Check, CheckContext, Params
@@ -16,6 +16,17 @@ from sap_llm_release.evidence import Evidence, Threshold, Verdict
 class PrometheusQueryParams(Params):
     query: str = Field(min_length=1, description="PromQL; $service and $rate_window are filled in")
     wait_s: float = Field(default=0, ge=0, le=600, description="keep asking this long for the bound to be met")
+
+    @field_validator("query")
+    @classmethod
+    def _template_names_known(cls, query: str) -> str:
+        unknown = set(Template(query).get_identifiers()) - GATE_QUERY_VARIABLES
+        if unknown:
+            raise ValueError(f"unknown template variables {sorted(unknown)}; use {sorted(GATE_QUERY_VARIABLES)}")
+        return query
+
+
+GATE_QUERY_VARIABLES = {"service", "rate_window"}
 
 
 class PrometheusQuery(Check):

@@ -43,6 +43,7 @@ class LocalProcessDeployer(Deployer):
         if self.running_version(colour) == version:
             return False
         self.remove(colour)
+        self._archive_log(colour)
         command = [*self.server_command, "--colour", colour, "--version", version, "--port", str(self.ports[colour])]
         log = self._log_file(colour).open("ab")
         try:
@@ -83,10 +84,17 @@ class LocalProcessDeployer(Deployer):
         return True
 
     def logs(self, colour: Colour) -> str:
+        """The log of the deployment ``colour`` runs now (earlier deployments' logs are archived beside it)."""
         try:
             return self._log_file(colour).read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def _archive_log(self, colour: Colour) -> None:
+        """Keep an earlier deployment's log beside the new one, so ``logs`` shows only the running deployment."""
+        current = self._log_file(colour)
+        if current.exists():
+            current.rename(current.with_name(f"{colour}.{int(current.stat().st_mtime * 1000)}.log"))
 
     def _log_tail(self, colour: Colour) -> str:
         tail = self.logs(colour).strip().splitlines()[-3:]

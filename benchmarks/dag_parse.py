@@ -1,0 +1,67 @@
+"""Parse time of every DAG file, as the DAG processor measures it (`airflow dags report`), five runs each.
+
+    .venv/bin/python benchmarks/dag_parse.py
+Goal: < 0.2 s per file, and no heavy module (torch, transformers, kubernetes) imported at parse time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 5
+
+
+def report(env: dict[str, str]) -> list[dict]:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    result = subprocess.run([airflow, "dags", "report", "-o", "json"], env=env, capture_output=True, text=True,
+                            check=True)
+    table = next(line for line in result.stdout.splitlines() if line.startswith("[{"))
+    return json.loads(table)
+
+
+def main() -> None:
+    home = tempfile.mkdtemp(prefix="dag-parse-")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    }
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
+                   capture_output=True)
+    durations: dict[str, list[float]] = {}
+    for _ in range(RUNS):
+        for row in report(env):
+            seconds = row["duration"]
+            seconds = float(seconds.rstrip("s")) if isinstance(seconds, str) and ":" not in seconds else _seconds(seconds)
+            durations.setdefault(Path(row["file"]).name, []).append(seconds)
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, runpy, glob\n"
+         "[runpy.run_path(f) for f in glob.glob('dags/*.py')]\n"
+         "print(','.join(m for m in ('torch','transformers','kubernetes','kubernetes_asyncio') if m in sys.modules))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1:]
+    for name, values in sorted(durations.items()):
+        median = statistics.median(values)
+        verdict = "ok" if median < 0.2 else "OVER GOAL"
+        print(f"{name}: median {median:.3f} s over {len(values)} parses (min {min(values):.3f}, max {max(values):.3f})"
+              f" - goal < 0.2 s: {verdict}")
+    print(f"heavy modules imported at parse time: {heavy[0] if heavy and heavy[0] else 'none'}")
+
+
+def _seconds(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    hours, minutes, seconds = value.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""A full release rehearsal on the embedded default: the local stack, Airflow (standalone, LocalExecutor), the
+release DAG triggered through Airflow's REST API, progress phase by phase, and a summary read from the ledger.
+
+    python scripts/demo.py                      # a clean release
+    python scripts/demo.py --inject-errors-at 20  # errors in green during the 20 % step: automatic rollback
+
+Every process it starts is stopped when it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sap_llm_release import local_stack  # noqa: E402
+from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
+from sap_llm_release.ledger import Ledger  # noqa: E402
+from sap_llm_release.spec import Phase, load_spec  # noqa: E402
+from sap_llm_release.targets import local_target  # noqa: E402
+
+SPEC_FILE = ROOT / "specs" / "sap_llm.yaml"
+DAG_ID = "sap_llm_release"
+TERMINAL = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Airflow:
+    """``airflow standalone`` in its own process group, reached through the REST API."""
+
+    def __init__(self, home: Path, port: int, env: dict[str, str]) -> None:
+        self.home, self.port, self.env = home, port, env
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def start(self) -> None:
+        log = (self.home / "standalone.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        self._wait(lambda: self.client.get("/api/v2/monitor/health").status_code == 200, 180, "Airflow API")
+        password = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        token = self.client.post("/auth/token", json={"username": "admin", "password": password})
+        token.raise_for_status()
+        self.client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        self._wait(lambda: self.client.get(f"/api/v2/dags/{DAG_ID}").status_code == 200, 180, f"DAG {DAG_ID}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def trigger(self, conf: dict) -> str:
+        response = self.client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+        response.raise_for_status()
+        return response.json()["dag_run_id"]
+
+    def run_state(self, run_id: str) -> str:
+        return self.client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
+
+    def task_states(self, run_id: str) -> dict[str, str | None]:
+        response = self.client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 500})
+        response.raise_for_status()
+        return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
+
+    def _wait(self, ready, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise SystemExit(f"airflow standalone exited; see {self.home / 'standalone.log'}")
+            try:
+                if ready():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        raise SystemExit(f"{what} not ready within {timeout_s:.0f}s; see {self.home / 'standalone.log'}")
+
+
+def attestations(operator: str) -> dict[str, dict[str, str]]:
+    checklist = (ROOT.parent / "shared" / "seed").resolve()
+    link = f"file://{checklist}" if checklist.exists() else "file:///docs/checklist"
+    spec = yaml.safe_load(SPEC_FILE.read_text())
+    return {g["name"]: {"by": operator, "link": link} for g in spec["gates"] if g["kind"] == "attestation"}
+
+
+def group_progress(states: dict[str, str | None], reported: set[str]) -> list[str]:
+    """Lines for the task groups that just finished."""
+    lines = []
+    for group in [p.value for p in Phase] + ["rollback"]:
+        tasks = {t: s for t, s in states.items() if t.startswith(group + ".")}
+        if group in reported or not tasks or not all(s in TERMINAL for s in tasks.values()):
+            continue
+        reported.add(group)
+        counts = Counter(tasks.values())
+        lines.append(f"phase {group:<20} " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return lines
+
+
+def slo_line(prometheus: PrometheusProvider, rate_window: str) -> str:
+    queries = {
+        "green error rate": f'(sum(rate(sap_llm_requests_total{{colour="green",status=~"5.."}}[{rate_window}])) or vector(0))'
+        f' / sum(rate(sap_llm_requests_total{{colour="green"}}[{rate_window}]))',
+        "green P95 s": f'histogram_quantile(0.95, sum by (le) (rate(sap_llm_request_duration_seconds_bucket{{colour="green"}}[{rate_window}])))',
+        "docs/h": f"sum(rate(sap_llm_documents_processed_total[{rate_window}])) * 3600",
+    }
+    parts = []
+    for name, query in queries.items():
+        try:
+            value = prometheus.query(query)
+        except Exception as exc:  # progress output only; the DAG itself decides on these values
+            value = f"unavailable ({type(exc).__name__})"
+        parts.append(f"{name} {value:.4g}" if isinstance(value, float) else f"{name} {value}")
+    return ", ".join(parts)
+
+
+def summary(ledger: Ledger, release_id: str) -> None:
+    record = ledger.release_record(release_id)
+    release = record["releases"][0]
+    say(f"ledger: release {release_id}")
+    print(f"  {release['service']} {release['version']} -> {release['environment']} ({release['profile']}), "
+          f"triggered by {release['triggered_by']}")
+    verdicts = Counter(row["verdict"] for row in record["gate_results"])
+    print("  gates: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+    for row in record["gate_results"]:
+        if row["verdict"] == "failed":
+            print(f"    FAILED {row['gate']}: measured {row['measured_value'] or row['measured_text']}, "
+                  f"threshold {row['threshold']} ({row['detail']})")
+    for change in record["traffic_changes"]:
+        print(f"  traffic {change['changed_at']}: blue {change['blue_before']}/green {change['green_before']} -> "
+              f"blue {change['blue_after']}/green {change['green_after']} ({change['reason']})")
+    for window in record["slo_windows"]:
+        print(f"  SLO window {window['step']} ({window['window_seconds']:.0f}s): {window['verdict']} - {window['reason']}")
+    for rollback in record["rollbacks"]:
+        print(f"  ROLLBACK {rollback['completed_at']}: cause {rollback['cause']}; blue {rollback['blue_weight_after']}%,"
+              f" green removed {bool(rollback['green_removed'])}, blue healthy {bool(rollback['blue_healthy'])}")
+    for event in record["release_events"]:
+        print(f"  event {event['recorded_at']}: {event['event']} {event['detail']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inject-errors-at", type=int, choices=(5, 20, 50, 100), help="green weight to break at")
+    parser.add_argument("--base-port", type=int, default=18080)
+    parser.add_argument("--airflow-port", type=int, default=18280)
+    parser.add_argument("--version", default="1.1.0")
+    args = parser.parse_args()
+
+    stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
+    spec = load_spec(SPEC_FILE)
+    say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
+    stack = local_stack.up(stack_dir, base_port=args.base_port)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__API__PORT": str(args.airflow_port),
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "SAP_LLM_STACK_DIR": str(stack_dir),
+        "AIRFLOW_CONN_SAP_LLM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(home / "ledger.db")}),
+        "AIRFLOW_CONN_SAP_LLM_PROMETHEUS": json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": stack["ports"]["prometheus"]}
+        ),
+    }
+    airflow = Airflow(home, args.airflow_port, env)
+    target = local_target(stack_dir)
+    prometheus = PrometheusProvider(stack["prometheus_url"])
+    try:
+        say(f"starting Airflow (standalone, LocalExecutor) on {airflow.url}")
+        airflow.start()
+        conf = {
+            "version": args.version, "environment": "rehearsal", "profile": "rehearsal",
+            "attestations": attestations(os.environ.get("USER", "rehearsal-operator")),
+        }
+        run_id = airflow.trigger(conf)
+        say(f"triggered {DAG_ID} run {run_id} through the REST API")
+        injected = False
+        reported: set[str] = set()
+        last_split = None
+        while (state := airflow.run_state(run_id)) not in ("success", "failed"):
+            states = airflow.task_states(run_id)
+            for line in group_progress(states, reported):
+                say(line)
+            split = target.router.get_weights()
+            if split != last_split or any(s == "deferred" for s in states.values()):
+                say(f"traffic {split}; {slo_line(prometheus, spec.rate_window('rehearsal'))}")
+                last_split = split
+            if args.inject_errors_at and not injected and split.green == args.inject_errors_at:
+                httpx.post(f"{target.url('green')}/admin/faults", json={"error_rate": 0.5}, timeout=5).raise_for_status()
+                injected = True
+                say(f"INJECTED: green now fails 50% of documents at {split.green}% traffic")
+            time.sleep(2)
+        for line in group_progress(airflow.task_states(run_id), reported):
+            say(line)
+        say(f"release run finished: {state}; router now {target.router.get_weights()}")
+        summary(Ledger(f"sqlite:///{home / 'ledger.db'}"), f"{DAG_ID}:{run_id}")
+        expected = "failed" if args.inject_errors_at else "success"
+        return 0 if state == expected else 1
+    finally:
+        say("stopping Airflow and the local stack")
+        airflow.stop()
+        local_stack.down(stack_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Test-wide set-up: an isolated Airflow home and ledger, the PostgreSQL server for the ledger tests, and the
+live local stack (nginx, Prometheus, blue/green) for the tests marked ``stack``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+_HOME = Path(tempfile.mkdtemp(prefix="sap-llm-tests-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW_CONN_SAP_LLM_LEDGER": f'{{"conn_type": "sqlite", "host": "{_HOME / "ledger.db"}"}}',
+    }
+)
+
+from support.postgres import temporary_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a throwaway PostgreSQL database; required (not skipped) when SAP_LLM_REQUIRE_POSTGRES=1."""
+    with temporary_postgres() as url:
+        if url is None:
+            if os.environ.get("SAP_LLM_REQUIRE_POSTGRES") == "1":
+                pytest.fail("PostgreSQL binaries are missing but SAP_LLM_REQUIRE_POSTGRES=1 (make test installs them)")
+            pytest.skip("PostgreSQL is not installed")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata database in the test home."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    return os.environ["AIRFLOW_HOME"]
+
+
+@pytest.fixture(scope="session")
+def local_stack():
+    """The live local stack on its own ports, stopped at the end of the session."""
+    from support.stack import LiveStack
+
+    stack = LiveStack.start(_HOME / "stack", base_port=int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "38080")))
+    os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
+    os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def fresh_stack(local_stack):
+    """The stack as production looks before a release: blue at 100 %, no green, no faults."""
+    local_stack.reset()
+    return local_stack

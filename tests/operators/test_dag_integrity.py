@@ -1,0 +1,112 @@
+"""The release DAG imports cleanly, mirrors the spec, and parses without heavy imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from support.runs import ROOT, SPEC_FILE, release_dag
+
+from operators.sensors import SLOWindowSensor
+from operators.traffic import ShiftTrafficOperator
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
+
+
+@pytest.fixture(scope="module")
+def dag():
+    return release_dag()
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_spec(SPEC_FILE)
+
+
+def test_one_task_group_per_phase_in_checklist_order(dag):
+    groups = list(dag.task_group.children)
+    phases = [phase.value for phase in Phase]
+    assert [g for g in groups if g in phases] == phases
+    assert {"start_release", "decide_promote_or_rollback", "rollback", "finish_release"} <= set(groups)
+
+
+def test_every_gate_is_a_task_in_its_phase_group(dag, spec):
+    for gate in spec.gates:
+        task = dag.get_task(f"{gate.phase.value}.{gate.name}")
+        assert task.gate == gate.name
+    gate_tasks = [t for t in dag.tasks if type(t).__name__ == "GateOperator"]
+    assert len(gate_tasks) == len(spec.gates) == 120
+
+
+def test_phases_run_in_order(dag):
+    first_model_gate = dag.get_task("model_validation.vision_encoder_classification_accuracy")
+    assert "start_release" in first_model_gate.upstream_task_ids
+    for before, after in zip(PRE_TRAFFIC_PHASES, PRE_TRAFFIC_PHASES[1:]):
+        before_ids = {t.task_id for t in dag.task_group_dict[before.value].leaves}
+        for root in dag.task_group_dict[after.value].roots:
+            assert before_ids <= root.upstream_task_ids
+
+
+def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
+    chain = []
+    task = dag.get_task("traffic_shift.shift_to_005")
+    while task.task_id.startswith("traffic_shift."):
+        chain.append(task)
+        downstream = [t for t in task.downstream_list if t.task_id.startswith("traffic_shift.")]
+        if not downstream:
+            break
+        task = downstream[0]
+    kinds = [(type(t), getattr(t, "weight", None)) for t in chain]
+    expected = []
+    for step in spec.traffic.steps:
+        expected += [(ShiftTrafficOperator, step.weight), (SLOWindowSensor, step.weight)]
+    assert kinds == expected
+
+
+def test_deploy_group_deploys_after_its_preconditions(dag):
+    deploy = dag.get_task("deploy_green.deploy_green")
+    assert {"deploy_green.blue_environment_serving", "deploy_green.traffic_routing_configured"} <= deploy.upstream_task_ids
+    assert "deploy_green.deploy_green" in dag.get_task("deploy_green.green_environment_ready").upstream_task_ids
+
+
+def test_decision_and_closing_tasks_run_whatever_happened(dag):
+    decide = dag.get_task("decide_promote_or_rollback")
+    assert decide.trigger_rule == "all_done"
+    assert set(decide.downstream_task_ids) == {"decommission_blue.blue_has_no_traffic", "rollback.rollback_to_blue"}
+    assert dag.get_task("finish_release").trigger_rule == "all_done"
+    assert dag.max_active_runs == 1
+
+
+def test_trigger_form_validates_version_environment_and_profile(dag):
+    params = dag.params
+    assert params.get_param("version").schema["pattern"].startswith("^")
+    assert params.get_param("profile").schema["enum"] == ["production", "rehearsal"]
+    assert "rehearsal" in params.get_param("environment").schema["enum"]
+
+
+def test_invalid_spec_fails_dag_import_naming_the_field(tmp_path):
+    broken = tmp_path / "spec.yaml"
+    broken.write_text(SPEC_FILE.read_text().replace("- {weight: 20, window: 1h}", "- {weight: 3, window: 1h}"))
+    code = "import runpy; runpy.run_path('dags/release_sap_llm.py')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+        env={**_env(), "SAP_LLM_RELEASE_SPEC": str(broken)},
+    )
+    assert result.returncode != 0
+    assert "traffic.steps" in result.stderr and "weights must increase" in result.stderr
+
+
+def test_dag_file_imports_no_heavy_modules():
+    code = (
+        "import sys, runpy; runpy.run_path('dags/release_sap_llm.py'); "
+        "print(sorted(m for m in ('torch', 'transformers', 'kubernetes', 'kubernetes_asyncio') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _env():
+    import os
+
+    return dict(os.environ)

@@ -1,0 +1,96 @@
+"""Test-side handle on the live local stack: reset between releases, inject faults, watch the router."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from sap_llm_release import local_stack
+from sap_llm_release.routers.base import ALL_BLUE
+from sap_llm_release.targets import Target, local_target
+
+BLUE_VERSION = "1.0.0"
+
+
+@dataclass
+class LiveStack:
+    dir: Path
+    info: dict
+
+    @classmethod
+    def start(cls, directory: Path, base_port: int) -> LiveStack:
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory, local_stack.up(directory, base_port=base_port, blue_version=BLUE_VERSION))
+
+    def stop(self) -> None:
+        local_stack.down(self.dir)
+
+    @property
+    def target(self) -> Target:
+        return local_target(self.dir)
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.info["prometheus_url"]
+
+    @property
+    def prometheus_connection(self) -> str:
+        port = self.info["ports"]["prometheus"]
+        return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": port})
+
+    def reset(self) -> None:
+        target = self.target
+        if target.deployer.running_version("blue") is None:
+            target.deployer.deploy("blue", BLUE_VERSION)
+        ready, seen = target.deployer.wait_ready("blue", 30)
+        assert ready, seen
+        target.router.set_weights(ALL_BLUE)
+        target.deployer.remove("green")
+        self.ensure_prometheus()
+
+    def set_faults(self, colour: str, error_rate: float = 0.0, added_latency_s: float = 0.0) -> None:
+        response = httpx.post(
+            f"{self.target.url(colour)}/admin/faults",
+            json={"error_rate": error_rate, "added_latency_s": added_latency_s},
+            timeout=5,
+        )
+        response.raise_for_status()
+
+    def when_green_weight(self, weight: int, action, timeout_s: float = 300) -> threading.Thread:
+        """Run ``action()`` in the background as soon as the router sends ``weight`` % to green."""
+
+        def watch() -> None:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    if self.target.router.get_weights().green == weight:
+                        action()
+                        return
+                except Exception:  # the upstream file is being replaced; look again
+                    pass
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
+
+    def kill_prometheus(self) -> None:
+        pid = int((self.dir / "prometheus.pid").read_text())
+        os.killpg(pid, signal.SIGKILL)
+
+    def ensure_prometheus(self) -> None:
+        try:
+            if httpx.get(f"{self.prometheus_url}/-/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        port = self.info["ports"]["prometheus"]
+        local_stack.start_prometheus(self.dir, port)
