@@ -40,7 +40,7 @@ def main() -> None:
     for _ in range(RUNS):
         for row in report(env):
             seconds = row["duration"]
-            seconds = float(seconds.rstrip("s")) if isinstance(seconds, str) and ":" not in seconds else _seconds(seconds)
+            seconds = _seconds(seconds)
             durations.setdefault(Path(row["file"]).name, []).append(seconds)
     heavy = subprocess.run(
         [sys.executable, "-c", "import sys, runpy, glob\n"
@@ -59,6 +59,8 @@ def main() -> None:
 def _seconds(value) -> float:
     if isinstance(value, (int, float)):
         return float(value)
+    if ":" not in value:
+        return float(value.rstrip("s"))
     hours, minutes, seconds = value.split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 

@@ -30,10 +30,10 @@ os.environ.update(
         "AIRFLOW_CONN_SAP_LLM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(HOME / "ledger.db")}),
     }
 )
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from support.runs import release_conf, run_release  # noqa: E402
-from support.stack import LiveStack  # noqa: E402
+from tests.support.runs import release_conf, run_release  # noqa: E402
+from tests.support.stack import LiveStack  # noqa: E402
 
 
 def last_green_answer(access_log: Path, green_address: str, since: float) -> float | None:

@@ -12,7 +12,8 @@ from airflow.sdk import DAG
 from operators.dag_builder import compose_release, release_params
 from sap_llm_release.spec import load_spec
 
-SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"))
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
+SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC))
 SPEC = load_spec(SPEC_PATH)
 
 with DAG(

@@ -57,7 +57,9 @@ def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
 
 def release_params(spec: ReleaseSpec) -> dict[str, Param]:
     """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`."""
-    defaults = {"version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {}}
+    defaults = {
+        "version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {},
+    }
     return {name: Param(defaults[name], **schema) for name, schema in trigger_params_schema(spec).items()}
 
 

@@ -12,6 +12,7 @@ from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import GateFailed, evaluate_gate
 from sap_llm_release.ledger import EnvironmentLocked
 from sap_llm_release.request import RequestError
+from sap_llm_release.targets import build_target, live_blue_slot
 
 
 class StartReleaseOperator(BaseOperator):
@@ -27,7 +28,10 @@ class StartReleaseOperator(BaseOperator):
         run = ReleaseRun(self.spec_path, context)
         request = run.request
         if not run.triggered_by:
-            raise RequestError("invalid release parameters: requested_by: needed when no Airflow user triggered the run")
+            raise RequestError(
+                "invalid release parameters: requested_by: needed when no Airflow user triggered the run"
+            )
+        blue_slot = live_blue_slot(build_target(run.profile.target).router)
         run.ledger.migrate()
         run.ledger.record_release(
             run.release_id,
@@ -37,6 +41,7 @@ class StartReleaseOperator(BaseOperator):
             profile=request.profile,
             triggered_by=run.triggered_by,
             spec_digest=run.spec.digest,
+            blue_slot=blue_slot,
             writer=run.writer,
         )
         try:
@@ -116,9 +121,12 @@ class FinishReleaseOperator(BaseOperator):
         if not run.ledger.rows("SELECT 1 FROM releases WHERE release_id = :r", r=run.release_id):
             return None, ""
         failed_gates = [
-            f"gate {row['gate']} failed: measured {row['measured_value'] if row['measured_value'] is not None else row['measured_text']}, "
-            f"threshold {row['threshold']} ({row['detail']})"
+            f"gate {row['gate']} failed: measured {_measured(row)}, threshold {row['threshold']} ({row['detail']})"
             for row in run.ledger.gate_verdicts(run.release_id).values()
             if row["verdict"] == Verdict.FAILED.value
         ]
         return "failed", "; ".join(failed_gates) or f"failed tasks: {', '.join(failed) or 'none'}"
+
+
+def _measured(row: dict[str, Any]) -> Any:
+    return row["measured_value"] if row["measured_value"] is not None else row["measured_text"] or "no data"

@@ -91,8 +91,12 @@ class ReleaseRun:
         return connection_url(PROMETHEUS_CONN_ID)
 
     @cached_property
+    def blue_slot(self) -> str:
+        return self.ledger.blue_slot(self.release_id)
+
+    @cached_property
     def target(self) -> Target:
-        return build_target(self.profile.target)
+        return build_target(self.profile.target, self.blue_slot)
 
     def check_context(self) -> CheckContext:
         from sap_llm_release.analysis.prometheus import PrometheusProvider
@@ -109,6 +113,7 @@ class ReleaseRun:
             context.unavailable_reason = str(exc)
             return context
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
+        context.slots = target.slots
         context.reports_dir = Path(target.reports_dir)
         return context
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from operators.runtime import ReleaseRun
 from operators.triggers import SLOWindowTrigger
 from sap_llm_release.analysis.window import SLOQuery
+from sap_llm_release.targets import slots_for
 
 DEFERRAL_GRACE = timedelta(minutes=5)
 
@@ -30,13 +31,14 @@ class SLOWindowSensor(BaseOperator):
         run = ReleaseRun(self.spec_path, context)
         spec, profile = run.spec, run.request.profile
         window = spec.window_for(spec.step(self.weight), profile)
-        variables = {"colour": "green", "rate_window": spec.rate_window(profile), "service": spec.service}
+        green_slot = slots_for(run.blue_slot)["green"]
+        variables = {"colour": green_slot, "rate_window": spec.rate_window(profile), "service": spec.service}
         slos = [
             SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
             for slo in spec.analysis.slos
         ]
         started = datetime.now(timezone.utc)
-        self.log.info("watching %d SLOs on green at %d%% for %s", len(slos), self.weight, window)
+        self.log.info("watching %d SLOs on green (slot %s) at %d%% for %s", len(slos), green_slot, self.weight, window)
         self.defer(
             trigger=SLOWindowTrigger(
                 prometheus_url=run.prometheus_url,

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import httpx
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states

@@ -6,7 +6,9 @@ from dataclasses import replace
 
 from sap_llm_release.checks.base import CheckContext, CheckUnavailable
 from sap_llm_release.checks.registry import CHECK_KINDS
+from sap_llm_release.deployers.base import DeployError
 from sap_llm_release.evidence import Evidence, Verdict
+from sap_llm_release.routers.base import RouterError
 from sap_llm_release.spec import Gate, Profile
 
 
@@ -21,5 +23,5 @@ def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Eviden
     check = CHECK_KINDS[gate.kind]()
     try:
         return check.run(gate.check_params, gate.threshold, replace(context, gate_name=gate.name))
-    except CheckUnavailable as exc:
+    except (CheckUnavailable, RouterError, DeployError) as exc:
         return Evidence(Verdict.FAILED, None, str(gate.threshold or ""), f"cannot check: {exc}")

@@ -131,6 +131,7 @@ class Ledger:
         profile: str,
         triggered_by: str,
         spec_digest: str,
+        blue_slot: str,
         writer: Writer,
     ) -> None:
         self._insert(
@@ -143,6 +144,7 @@ class Ledger:
                 "profile": profile,
                 "triggered_by": triggered_by,
                 "spec_digest": spec_digest,
+                "blue_slot": blue_slot,
                 "dag_id": writer.dag_id,
                 "run_id": writer.run_id,
                 "recorded_at": utcnow(),
@@ -152,7 +154,13 @@ class Ledger:
     def record_event(self, release_id: str, event_name: str, detail: str, writer: Writer) -> None:
         self._insert(
             "release_events",
-            {"release_id": release_id, "event": event_name, "detail": detail, **self._by(writer), "recorded_at": utcnow()},
+            {
+                "release_id": release_id,
+                "event": event_name,
+                "detail": detail,
+                **self._by(writer),
+                "recorded_at": utcnow(),
+            },
         )
 
     def record_gate(
@@ -320,6 +328,13 @@ class Ledger:
     def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(text(query), params)]
+
+    def blue_slot(self, release_id: str) -> str:
+        """Which slot served production when ``release_id`` started."""
+        rows = self.rows("SELECT blue_slot FROM releases WHERE release_id = :r", r=release_id)
+        if not rows:
+            raise LedgerError(f"release {release_id} is not in the ledger")
+        return rows[0]["blue_slot"]
 
     def gate_verdicts(self, release_id: str) -> dict[str, dict[str, Any]]:
         """The latest try's result of every gate recorded for ``release_id``."""

@@ -130,7 +130,7 @@ class TrafficPlan(BaseModel):
     @field_validator("steps")
     @classmethod
     def _increasing_to_full(cls, steps: list[TrafficStep]) -> list[TrafficStep]:
-        for index, (before, after) in enumerate(zip(steps, steps[1:]), start=1):
+        for index, (before, after) in enumerate(zip(steps, steps[1:], strict=False), start=1):
             if after.weight <= before.weight:
                 raise ValueError(
                     f"weights must increase step by step: step {index} has {after.weight} after {before.weight}"

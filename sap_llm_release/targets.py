@@ -23,6 +23,29 @@ class TargetError(RuntimeError):
     """The target cannot be built from its configuration."""
 
 
+COLOURS = ("blue", "green")
+
+
+def slots_for(blue_slot: str) -> dict[str, str]:
+    """Role -> slot. The checklist's roles are fixed (blue: current production, green: the new version); the
+    slots alternate: after a promotion the slot called green serves production and the next release goes to the
+    other one."""
+    if blue_slot not in COLOURS:
+        raise TargetError(f"blue_slot: must be one of {COLOURS}, got {blue_slot!r}")
+    return {"blue": blue_slot, "green": COLOURS[1 - COLOURS.index(blue_slot)]}
+
+
+def live_blue_slot(router: Router) -> str:
+    """The slot serving all traffic now, read from the live router with slots named as themselves."""
+    weights = router.get_weights()
+    if weights.blue == 100 or weights.green == 100:
+        return "blue" if weights.blue == 100 else "green"
+    raise TargetError(
+        f"{router.describe()} splits {weights}; a release starts from one slot serving 100 %: "
+        "finish or roll back the release in progress first"
+    )
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -30,38 +53,47 @@ class Target:
     deployer: Deployer
     urls: dict[str, str]
     reports_dir: Path
+    slots: dict[str, str]
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
 
 
-def local_target(stack_dir: Path) -> Target:
+def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
+    """The local stack with the checklist's roles mapped onto its two slots (by default, each onto itself)."""
     try:
         stack = json.loads((stack_dir / "stack.json").read_text())
     except (OSError, ValueError) as exc:
-        raise TargetError(f"local target: cannot read {stack_dir / 'stack.json'} (is the local stack up?): {exc}")
+        raise TargetError(
+            f"local target: cannot read {stack_dir / 'stack.json'} (is the local stack up?): {exc}"
+        ) from None
     ports = stack["ports"]
-    addresses = {colour: f"127.0.0.1:{ports[colour]}" for colour in ("blue", "green")}
+    slots = slots_for(blue_slot)
+    addresses = {role: f"127.0.0.1:{ports[slot]}" for role, slot in slots.items()}
     return Target(
         name="local",
         router=NginxRouter(
             nginx_conf=stack_dir / "nginx.conf", upstream_file=stack_dir / "upstream.conf", addresses=addresses
         ),
         deployer=LocalProcessDeployer(
-            state_dir=stack_dir, ports={c: ports[c] for c in addresses}, server_command=stack["server_command"]
+            state_dir=stack_dir,
+            ports={role: ports[slot] for role, slot in slots.items()},
+            slots=slots,
+            server_command=stack["server_command"],
         ),
-        urls={"router": f"http://127.0.0.1:{ports['router']}", **{c: f"http://{a}" for c, a in addresses.items()}},
+        urls={"router": f"http://127.0.0.1:{ports['router']}", **{r: f"http://{a}" for r, a in addresses.items()}},
         reports_dir=stack_dir / "reports",
+        slots=slots,
     )
 
 
-def build_target(kind: str) -> Target:
+def build_target(kind: str, blue_slot: str = "blue") -> Target:
     """The one place that chooses a target backend by name."""
     if kind == "local":
         stack_dir = os.environ.get(STACK_DIR_ENV)
         if not stack_dir:
             raise TargetError(f"local target: set {STACK_DIR_ENV} to the directory of the running local stack")
-        return local_target(Path(stack_dir))
+        return local_target(Path(stack_dir), blue_slot)
     if kind == "kubernetes":
         raise TargetError("kubernetes target: no Kubernetes deployer and router are built yet")
     raise TargetError(f"unknown target {kind!r}; known: local, kubernetes")

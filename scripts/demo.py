@@ -119,10 +119,12 @@ def group_progress(states: dict[str, str | None], reported: set[str]) -> list[st
 
 
 def slo_line(prometheus: PrometheusProvider, rate_window: str) -> str:
+    green = 'colour="green"'
     queries = {
-        "green error rate": f'(sum(rate(sap_llm_requests_total{{colour="green",status=~"5.."}}[{rate_window}])) or vector(0))'
-        f' / sum(rate(sap_llm_requests_total{{colour="green"}}[{rate_window}]))',
-        "green P95 s": f'histogram_quantile(0.95, sum by (le) (rate(sap_llm_request_duration_seconds_bucket{{colour="green"}}[{rate_window}])))',
+        "green error rate": f'(sum(rate(sap_llm_requests_total{{{green},status=~"5.."}}[{rate_window}])) or vector(0))'
+        f" / sum(rate(sap_llm_requests_total{{{green}}}[{rate_window}]))",
+        "green P95 s": "histogram_quantile(0.95, sum by (le) "
+        f"(rate(sap_llm_request_duration_seconds_bucket{{{green}}}[{rate_window}])))",
         "docs/h": f"sum(rate(sap_llm_documents_processed_total[{rate_window}])) * 3600",
     }
     parts = []
@@ -145,16 +147,18 @@ def summary(ledger: Ledger, release_id: str) -> None:
     print("  gates: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
     for row in record["gate_results"]:
         if row["verdict"] == "failed":
-            print(f"    FAILED {row['gate']}: measured {row['measured_value'] or row['measured_text']}, "
-                  f"threshold {row['threshold']} ({row['detail']})")
+            measured = row["measured_value"] if row["measured_value"] is not None else row["measured_text"]
+            print(f"    FAILED {row['gate']}: measured {measured}, threshold {row['threshold']} ({row['detail']})")
     for change in record["traffic_changes"]:
-        print(f"  traffic {change['changed_at']}: blue {change['blue_before']}/green {change['green_before']} -> "
-              f"blue {change['blue_after']}/green {change['green_after']} ({change['reason']})")
+        before, after = (f"blue {change[f'blue_{w}']}/green {change[f'green_{w}']}" for w in ("before", "after"))
+        print(f"  traffic {change['changed_at']}: {before} -> {after} ({change['reason']})")
     for window in record["slo_windows"]:
-        print(f"  SLO window {window['step']} ({window['window_seconds']:.0f}s): {window['verdict']} - {window['reason']}")
+        seconds = f"{window['window_seconds']:.0f}s"
+        print(f"  SLO window {window['step']} ({seconds}): {window['verdict']} - {window['reason']}")
     for rollback in record["rollbacks"]:
-        print(f"  ROLLBACK {rollback['completed_at']}: cause {rollback['cause']}; blue {rollback['blue_weight_after']}%,"
-              f" green removed {bool(rollback['green_removed'])}, blue healthy {bool(rollback['blue_healthy'])}")
+        print(f"  ROLLBACK {rollback['completed_at']}: cause {rollback['cause']}; "
+              f"blue {rollback['blue_weight_after']}%, green removed {bool(rollback['green_removed'])}, "
+              f"blue healthy {bool(rollback['blue_healthy'])}")
     for event in record["release_events"]:
         print(f"  event {event['recorded_at']}: {event['event']} {event['detail']}")
 
@@ -213,7 +217,8 @@ def main() -> int:
                 say(f"traffic {split}; {slo_line(prometheus, spec.rate_window('rehearsal'))}")
                 last_split = split
             if args.inject_errors_at and not injected and split.green == args.inject_errors_at:
-                httpx.post(f"{target.url('green')}/admin/faults", json={"error_rate": 0.5}, timeout=5).raise_for_status()
+                faults = httpx.post(f"{target.url('green')}/admin/faults", json={"error_rate": 0.5}, timeout=5)
+                faults.raise_for_status()
                 injected = True
                 say(f"INJECTED: green now fails 50% of documents at {split.green}% traffic")
             time.sleep(2)

@@ -10,6 +10,7 @@ CREATE TABLE IF NOT EXISTS releases (
     profile           TEXT NOT NULL,
     triggered_by      TEXT NOT NULL,
     spec_digest       TEXT NOT NULL,
+    blue_slot         TEXT NOT NULL CHECK (blue_slot IN ('blue', 'green')),
     dag_id            TEXT NOT NULL,
     run_id            TEXT NOT NULL,
     recorded_at       TIMESTAMP WITH TIME ZONE NOT NULL

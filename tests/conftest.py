@@ -3,7 +3,9 @@ live local stack (nginx, Prometheus, blue/green) for the tests marked ``stack``.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -11,9 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _HOME = Path(tempfile.mkdtemp(prefix="sap-llm-tests-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME / "airflow"),
@@ -24,7 +26,7 @@ os.environ.update(
     }
 )
 
-from support.postgres import temporary_postgres  # noqa: E402
+from tests.support.postgres import temporary_postgres  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +52,7 @@ def airflow_db():
 @pytest.fixture(scope="session")
 def local_stack():
     """The live local stack on its own ports, stopped at the end of the session."""
-    from support.stack import LiveStack
+    from tests.support.stack import LiveStack
 
     stack = LiveStack.start(_HOME / "stack", base_port=int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "38080")))
     os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)

@@ -16,9 +16,15 @@ import time
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import ProcessCollector
+from fastapi import FastAPI, HTTPException, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from pydantic import BaseModel, Field
 
 # Heading printed on a document -> its type and the fields a complete extraction has.
@@ -75,24 +81,59 @@ def expected_fields(document_type: str) -> tuple[str, ...]:
     return next((fields for dt, fields in DOCUMENT_TYPES.values() if dt == document_type), ())
 
 
+class ServiceMetrics:
+    """The service's Prometheus series, labelled by colour, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "sap_llm_requests", "HTTP requests by status", ["colour", "endpoint", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "sap_llm_request_duration_seconds", "Document request latency", ["colour"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.documents = Counter("sap_llm_documents_processed", "Documents processed", ["colour"],
+                                 registry=self.registry)
+        self.touchless = Counter("sap_llm_touchless", "Documents processed without human touch", ["colour"],
+                                 registry=self.registry)
+        self.failures = Counter("sap_llm_model_inference_failures", "Model inference failures", ["colour"],
+                                registry=self.registry)
+
+
+def process_document(document: DocumentIn, colour: str, version: str, metrics: ServiceMetrics) -> dict:
+    """Classify and extract one document; count it."""
+    document_type, confidence = classify(document.content)
+    fields = extract_fields(document.content)
+    complete = all(name in fields for name in expected_fields(document_type))
+    is_touchless = document_type != "unknown" and confidence >= 0.9 and complete
+    metrics.documents.labels(colour).inc()
+    if is_touchless:
+        metrics.touchless.labels(colour).inc()
+    return {
+        "document_id": document.document_id,
+        "document_type": document_type,
+        "confidence": confidence,
+        "fields": fields,
+        "touchless": is_touchless,
+        "served_by": colour,
+        "model_version": version,
+    }
+
+
+async def apply_faults(faults: Faults, colour: str, document_id: str, metrics: ServiceMetrics) -> None:
+    """The rehearsal's fault knobs: added latency, and a share of documents failing as inference errors."""
+    if faults.added_latency_s:
+        await asyncio.sleep(faults.added_latency_s)
+    if faults.error_rate and random.random() < faults.error_rate:
+        metrics.failures.labels(colour).inc()
+        log.error("ERROR colour=%s document=%s inference failed (injected fault)", colour, document_id)
+        raise HTTPException(status_code=500, detail="model inference failed")
+
+
 def create_app(colour: str, version: str, enable_fault_injection: bool = False) -> FastAPI:
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    requests_total = Counter(
-        "sap_llm_requests", "HTTP requests by status", ["colour", "endpoint", "status"], registry=registry
-    )
-    latency = Histogram(
-        "sap_llm_request_duration_seconds",
-        "Document request latency",
-        ["colour"],
-        buckets=LATENCY_BUCKETS,
-        registry=registry,
-    )
-    documents = Counter("sap_llm_documents_processed", "Documents processed", ["colour"], registry=registry)
-    touchless = Counter("sap_llm_touchless", "Documents processed without human touch", ["colour"], registry=registry)
-    failures = Counter(
-        "sap_llm_model_inference_failures", "Model inference failures", ["colour"], registry=registry
-    )
+    metrics = ServiceMetrics()
     faults = Faults()
     state = {"ready": False}
 
@@ -115,40 +156,22 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False) 
         return {"ready": state["ready"], "colour": colour, "version": version}
 
     @app.post("/v1/documents")
-    async def process(document: DocumentIn, request: Request) -> dict:
+    async def process(document: DocumentIn) -> dict:
         started = time.perf_counter()
         status = "200"
         try:
-            if faults.added_latency_s:
-                await asyncio.sleep(faults.added_latency_s)
-            if faults.error_rate and random.random() < faults.error_rate:
-                failures.labels(colour).inc()
-                status = "500"
-                log.error("ERROR colour=%s document=%s inference failed (injected fault)", colour, document.document_id)
-                raise HTTPException(status_code=500, detail="model inference failed")
-            document_type, confidence = classify(document.content)
-            fields = extract_fields(document.content)
-            complete = all(name in fields for name in expected_fields(document_type))
-            is_touchless = document_type != "unknown" and confidence >= 0.9 and complete
-            documents.labels(colour).inc()
-            if is_touchless:
-                touchless.labels(colour).inc()
-            return {
-                "document_id": document.document_id,
-                "document_type": document_type,
-                "confidence": confidence,
-                "fields": fields,
-                "touchless": is_touchless,
-                "served_by": colour,
-                "model_version": version,
-            }
+            await apply_faults(faults, colour, document.document_id, metrics)
+            return process_document(document, colour, version, metrics)
+        except HTTPException as exc:
+            status = str(exc.status_code)
+            raise
         finally:
-            requests_total.labels(colour, "/v1/documents", status).inc()
-            latency.labels(colour).observe(time.perf_counter() - started)
+            metrics.requests.labels(colour, "/v1/documents", status).inc()
+            metrics.latency.labels(colour).observe(time.perf_counter() - started)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    async def expose_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if enable_fault_injection:
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import requests
-from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
 

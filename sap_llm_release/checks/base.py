@@ -30,6 +30,7 @@ class CheckContext:
     reports_dir: Path | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
+    slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})
     unavailable_reason: str = ""
 
     def require(self, name: str) -> Any:

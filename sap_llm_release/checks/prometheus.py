@@ -14,7 +14,10 @@ from sap_llm_release.evidence import Evidence, Threshold, Verdict
 
 
 class PrometheusQueryParams(Params):
-    query: str = Field(min_length=1, description="PromQL; $service and $rate_window are filled in")
+    query: str = Field(
+        min_length=1,
+        description="PromQL; $service, $rate_window and the slots of $blue and $green (colour labels) are filled in",
+    )
     wait_s: float = Field(default=0, ge=0, le=600, description="keep asking this long for the bound to be met")
 
     @field_validator("query")
@@ -26,7 +29,7 @@ class PrometheusQueryParams(Params):
         return query
 
 
-GATE_QUERY_VARIABLES = {"service", "rate_window"}
+GATE_QUERY_VARIABLES = {"service", "rate_window", "blue", "green"}
 
 
 class PrometheusQuery(Check):
@@ -36,7 +39,9 @@ class PrometheusQuery(Check):
     Params = PrometheusQueryParams
 
     def run(self, params: PrometheusQueryParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
-        promql = Template(params.query).substitute(service=context.service, rate_window=context.rate_window)
+        promql = Template(params.query).substitute(
+            service=context.service, rate_window=context.rate_window, **context.slots
+        )
         metrics = context.require("metrics")
         deadline = time.monotonic() + params.wait_s
         while True:

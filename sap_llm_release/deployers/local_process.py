@@ -14,19 +14,29 @@ from sap_llm_release.processes import alive, stop_group
 
 
 class LocalProcessDeployer(Deployer):
-    def __init__(self, *, state_dir: Path, ports: dict[str, int], server_command: list[str]) -> None:
+    """``ports`` and ``slots`` are keyed by role; state, logs and the service's colour label follow the slot."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        ports: dict[str, int],
+        server_command: list[str],
+        slots: dict[str, str] | None = None,
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.ports = ports
         self.server_command = server_command
+        self.slots = slots or {colour: colour for colour in ports}
 
     def url(self, colour: Colour) -> str:
         return f"http://127.0.0.1:{self.ports[colour]}"
 
     def _state_file(self, colour: Colour) -> Path:
-        return self.state_dir / f"{colour}.json"
+        return self.state_dir / f"{self.slots[colour]}.json"
 
     def _log_file(self, colour: Colour) -> Path:
-        return self.state_dir / f"{colour}.log"
+        return self.state_dir / f"{self.slots[colour]}.log"
 
     def _state(self, colour: Colour) -> dict | None:
         try:
@@ -44,7 +54,8 @@ class LocalProcessDeployer(Deployer):
             return False
         self.remove(colour)
         self._archive_log(colour)
-        command = [*self.server_command, "--colour", colour, "--version", version, "--port", str(self.ports[colour])]
+        slot, port = self.slots[colour], str(self.ports[colour])
+        command = [*self.server_command, "--colour", slot, "--version", version, "--port", port]
         log = self._log_file(colour).open("ab")
         try:
             process = subprocess.Popen(
@@ -94,7 +105,7 @@ class LocalProcessDeployer(Deployer):
         """Keep an earlier deployment's log beside the new one, so ``logs`` shows only the running deployment."""
         current = self._log_file(colour)
         if current.exists():
-            current.rename(current.with_name(f"{colour}.{int(current.stat().st_mtime * 1000)}.log"))
+            current.rename(current.with_name(f"{self.slots[colour]}.{int(current.stat().st_mtime * 1000)}.log"))
 
     def _log_tail(self, colour: Colour) -> str:
         tail = self.logs(colour).strip().splitlines()[-3:]

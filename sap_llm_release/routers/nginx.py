@@ -48,9 +48,8 @@ class NginxRouter(Router):
             for colour, weight in (("blue", weights.blue), ("green", weights.green))
             if weight > 0  # nginx has no weight 0: a colour without traffic is left out
         ]
-        return "\n".join(
-            [f"# managed by sap-llm-release: {weights}", f"upstream {self.upstream} {{", *servers, "    keepalive 32;", "}", ""]
-        )
+        header = [f"# managed by sap-llm-release: {weights}", f"upstream {self.upstream} {{"]
+        return "\n".join([*header, *servers, "    keepalive 32;", "}", ""])
 
     def set_weights(self, weights: Weights) -> bool:
         if self.upstream_file.exists() and self.get_weights() == weights:
@@ -62,7 +61,9 @@ class NginxRouter(Router):
             if self.is_running():
                 self._nginx("-s", "reload")
         except RouterError:
-            if previous is not None:
+            if previous is None:
+                self.upstream_file.unlink(missing_ok=True)
+            else:
                 self._write(previous)
             raise
         return True

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
-from support.runs import attestations, release_conf, release_id, run_release
 
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import load_spec
-from support.runs import SPEC_FILE
+from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 SPEC = load_spec(SPEC_FILE)
@@ -55,6 +54,21 @@ def test_clean_release_reaches_100_percent_and_decommissions_blue(fresh_stack, l
     events = [e["event"] for e in record["release_events"]]
     assert events == ["started", "green_deployed", "blue_decommissioned", "promoted"]
     assert record["rollbacks"] == []
+
+
+def test_next_release_goes_to_the_free_slot(fresh_stack, ledger):
+    first, _ = run_release(release_conf(version="1.1.0"))
+    second, states = run_release(release_conf(version="1.2.0"))
+
+    assert (first.state, second.state) == ("success", "success"), _failed(states)
+    assert ledger.blue_slot(release_id(first)) == "blue" and ledger.blue_slot(release_id(second)) == "green"
+    slots = fresh_stack.target  # slots named as themselves
+    assert slots.router.get_weights() == ALL_BLUE
+    assert slots.deployer.running_version("blue") == "1.2.0"
+    assert slots.deployer.running_version("green") is None
+    second_record = ledger.release_record(release_id(second))
+    assert [c["green_after"] for c in second_record["traffic_changes"]] == STEPS
+    assert {row["verdict"] for row in second_record["gate_results"]} == {"passed", "waived", "attested"}
 
 
 @pytest.mark.parametrize("breach_at", STEPS)
@@ -131,7 +145,8 @@ def test_one_release_per_environment(fresh_stack, ledger):
     ledger.migrate()
     ledger.record_release(
         holder, service="sap-llm", environment="rehearsal", version="1.0.9", profile="rehearsal",
-        triggered_by="someone-else", spec_digest="x", writer=Writer("sap_llm_release", "another-run", "start", 1),
+        triggered_by="someone-else", spec_digest="x", blue_slot="blue",
+        writer=Writer("sap_llm_release", "another-run", "start", 1),
     )
     ledger.acquire_environment("rehearsal", holder)
     try:

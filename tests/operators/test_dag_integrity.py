@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from support.runs import ROOT, SPEC_FILE, release_dag
 
 from operators.sensors import SLOWindowSensor
 from operators.traffic import ShiftTrafficOperator
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
+from tests.support.runs import ROOT, SPEC_FILE, release_dag
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_every_gate_is_a_task_in_its_phase_group(dag, spec):
 def test_phases_run_in_order(dag):
     first_model_gate = dag.get_task("model_validation.vision_encoder_classification_accuracy")
     assert "start_release" in first_model_gate.upstream_task_ids
-    for before, after in zip(PRE_TRAFFIC_PHASES, PRE_TRAFFIC_PHASES[1:]):
+    for before, after in zip(PRE_TRAFFIC_PHASES, PRE_TRAFFIC_PHASES[1:], strict=False):
         before_ids = {t.task_id for t in dag.task_group_dict[before.value].leaves}
         for root in dag.task_group_dict[after.value].roots:
             assert before_ids <= root.upstream_task_ids
@@ -65,7 +65,8 @@ def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
 
 def test_deploy_group_deploys_after_its_preconditions(dag):
     deploy = dag.get_task("deploy_green.deploy_green")
-    assert {"deploy_green.blue_environment_serving", "deploy_green.traffic_routing_configured"} <= deploy.upstream_task_ids
+    preconditions = {"deploy_green.blue_environment_serving", "deploy_green.traffic_routing_configured"}
+    assert preconditions <= deploy.upstream_task_ids
     assert "deploy_green.deploy_green" in dag.get_task("deploy_green.green_environment_ready").upstream_task_ids
 
 

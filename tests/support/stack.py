@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -55,6 +54,19 @@ class LiveStack:
         target.router.set_weights(ALL_BLUE)
         target.deployer.remove("green")
         self.ensure_prometheus()
+        self.wait_for_no_critical_alerts()
+
+    def wait_for_no_critical_alerts(self, timeout_s: float = 150) -> None:
+        """An earlier rehearsal's injected errors keep the error-rate alert pending or firing for about a minute
+        after its rollback (the rule's rate window); production would not start a release into that either."""
+        query = {"query": 'count(ALERTS{severity="critical"})'}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            result = httpx.get(f"{self.prometheus_url}/api/v1/query", params=query, timeout=5).json()
+            if not result["data"]["result"]:
+                return
+            time.sleep(1)
+        raise AssertionError(f"critical alerts still pending or firing after {timeout_s:.0f}s")
 
     def set_faults(self, colour: str, error_rate: float = 0.0, added_latency_s: float = 0.0) -> None:
         response = httpx.post(

@@ -1,0 +1,176 @@
+"""The reference SAP_LLM service, in process through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sap_llm_release.documents import DOCUMENT_TYPES, synthetic_documents
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER_SCRIPT = ROOT / "inference_images" / "sap_llm_server" / "server.py"
+
+
+def _load_server():
+    module_spec = importlib.util.spec_from_file_location("sap_llm_reference_server_app", SERVER_SCRIPT)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+server = _load_server()
+
+
+def _synthetic_documents(count: int, seed: int):
+    """The release checks' synthetic documents."""
+    return DOCUMENT_TYPES, list(synthetic_documents(count, seed=seed))
+
+
+@pytest.fixture
+def client():
+    with TestClient(server.create_app("blue", "1.0.0")) as client:
+        yield client
+
+
+@pytest.fixture
+def faulty_client():
+    with TestClient(server.create_app("green", "2.0.0", enable_fault_injection=True)) as client:
+        yield client
+
+
+def metric(client: TestClient, name: str, **labels: str) -> float | None:
+    text = client.get("/metrics").text
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(wanted)}\}} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+def test_health(client):
+    assert client.get("/health").json() == {"status": "ok", "colour": "blue", "version": "1.0.0"}
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "colour": "blue", "version": "1.0.0"}
+
+
+def test_not_ready_before_startup():
+    client = TestClient(server.create_app("blue", "1.0.0"))  # lifespan not run: the service has not started
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["ready"] is False
+
+
+def test_classifies_every_synthetic_document_type(client):
+    document_types, documents = _synthetic_documents(15, seed=11)
+    assert {document["document_type"] for document in documents} == set(document_types)
+    for document in documents:
+        response = client.post(
+            "/v1/documents", json={"document_id": document["document_id"], "content": document["content"]}
+        )
+        assert response.status_code == 200, document["document_type"]
+        body = response.json()
+        assert body == {
+            "document_id": document["document_id"],
+            "document_type": document["document_type"],
+            "confidence": 0.97,
+            "fields": document["fields"],
+            "touchless": True,
+            "served_by": "blue",
+            "model_version": "1.0.0",
+        }
+
+
+def test_server_and_release_checks_agree_on_document_types():
+    document_types, _ = _synthetic_documents(0, seed=0)
+    by_type = {document_type: (heading, fields) for heading, (document_type, fields) in server.DOCUMENT_TYPES.items()}
+    assert by_type == document_types
+
+
+@pytest.mark.parametrize(
+    ("content", "document_type", "confidence", "touchless"),
+    [
+        ("purchase order\nPo Number: 1\nVendor: Acme\nTotal: 1.00\nCurrency: EUR", "purchase_order", 0.97, True),
+        ("PURCHASE ORDER\nPo Number: 1", "purchase_order", 0.97, False),  # fields missing
+        ("Scanned page\nSee attached SUPPLIER INVOICE\nInvoice Number: 5", "supplier_invoice", 0.6, False),
+        ("Dear customer,\nthank you.", "unknown", 0.0, False),
+        ("   \n\n", "unknown", 0.0, False),
+    ],
+)
+def test_classification(client, content, document_type, confidence, touchless):
+    body = client.post("/v1/documents", json={"document_id": "d1", "content": content}).json()
+    assert (body["document_type"], body["confidence"], body["touchless"]) == (document_type, confidence, touchless)
+
+
+def test_field_extraction():
+    assert server.extract_fields("INVOICE\nInvoice Number: 42 \nTotal:  9.50\nnot a field line") == {
+        "invoice_number": "42",
+        "total": "9.50",
+    }
+
+
+@pytest.mark.parametrize("body", [{"document_id": "d1", "content": ""}, {"document_id": "", "content": "x"}, {}])
+def test_invalid_document_is_refused(client, body):
+    assert client.post("/v1/documents", json=body).status_code == 422
+
+
+def test_metrics_exposed(client):
+    _, documents = _synthetic_documents(4, seed=1)
+    for document in documents:
+        client.post("/v1/documents", json={"document_id": document["document_id"], "content": document["content"]})
+    client.post("/v1/documents", json={"document_id": "u", "content": "nothing known"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="200") == 5
+    assert metric(client, "sap_llm_documents_processed_total", colour="blue") == 5
+    assert metric(client, "sap_llm_touchless_total", colour="blue") == 4
+    assert metric(client, "sap_llm_request_duration_seconds_count", colour="blue") == 5
+    assert metric(client, "sap_llm_request_duration_seconds_bucket", colour="blue", le="1.5") == 5
+    assert re.search(r"^process_resident_memory_bytes \S+$", response.text, re.MULTILINE)
+
+
+def test_each_app_has_its_own_metrics():
+    with TestClient(server.create_app("blue", "1.0.0")) as blue, TestClient(server.create_app("green", "2")) as green:
+        blue.post("/v1/documents", json={"document_id": "d", "content": "QUOTATION"})
+        assert metric(blue, "sap_llm_documents_processed_total", colour="blue") == 1
+        assert metric(green, "sap_llm_documents_processed_total", colour="green") is None
+
+
+def test_fault_injection_gives_500s(faulty_client):
+    response = faulty_client.post("/admin/faults", json={"error_rate": 1.0})
+    assert response.status_code == 200
+    assert response.json() == {"colour": "green", "error_rate": 1.0, "added_latency_s": 0.0}
+    for index in range(3):
+        response = faulty_client.post("/v1/documents", json={"document_id": f"d{index}", "content": "QUOTATION"})
+        assert response.status_code == 500
+        assert response.json() == {"detail": "model inference failed"}
+    assert metric(faulty_client, "sap_llm_model_inference_failures_total", colour="green") == 3
+    assert metric(faulty_client, "sap_llm_requests_total", colour="green", endpoint="/v1/documents", status="500") == 3
+    assert metric(faulty_client, "sap_llm_documents_processed_total", colour="green") is None
+
+    faulty_client.post("/admin/faults", json={"error_rate": 0.0})
+    assert faulty_client.post("/v1/documents", json={"document_id": "ok", "content": "QUOTATION"}).status_code == 200
+
+
+def test_fault_injection_latency(faulty_client):
+    faulty_client.post("/admin/faults", json={"added_latency_s": 0.2})
+    started = time.monotonic()
+    assert faulty_client.post("/v1/documents", json={"document_id": "d", "content": "QUOTATION"}).status_code == 200
+    assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.parametrize("faults", [{"error_rate": 1.5}, {"error_rate": -0.1}, {"added_latency_s": 31}])
+def test_fault_values_are_bounded(faulty_client, faults):
+    assert faulty_client.post("/admin/faults", json=faults).status_code == 422
+
+
+def test_no_fault_injection_without_the_flag(client):
+    assert client.post("/admin/faults", json={"error_rate": 1.0}).status_code == 404
+    for index in range(3):
+        response = client.post("/v1/documents", json={"document_id": f"d{index}", "content": "QUOTATION"})
+        assert response.status_code == 200
+    assert metric(client, "sap_llm_model_inference_failures_total", colour="blue") is None

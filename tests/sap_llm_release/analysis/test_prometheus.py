@@ -1,0 +1,122 @@
+"""Reading Prometheus instant-query results, and the provider over real HTTP."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sap_llm_release.analysis.prometheus import PrometheusProvider, _single_value
+from sap_llm_release.analysis.provider import MetricsUnavailable
+
+
+def _sample(value: str, **labels: str) -> dict:
+    return {"metric": labels, "value": [1700000000.123, value]}
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        ([], None),
+        ([1700000000.123, "0.25"], 0.25),  # scalar
+        ([1700000000.123, "NaN"], None),  # scalar NaN
+        ([_sample("3")], 3.0),  # one-sample vector
+        ([_sample("0.0042", colour="green")], 0.0042),
+        ([_sample("NaN")], None),  # e.g. 0/0 in a ratio: no data
+        ([_sample("1e+03")], 1000.0),
+    ],
+)
+def test_single_value(result, expected):
+    assert _single_value(result, "q") == expected
+
+
+def test_single_value_infinity_is_a_value():
+    assert _single_value([_sample("+Inf")], "q") == math.inf
+
+
+def test_several_series_are_refused():
+    with pytest.raises(MetricsUnavailable, match=r"query 'up' returned 2 series; aggregate it to one"):
+        _single_value([_sample("1", colour="blue"), _sample("0", colour="green")], "up")
+
+
+def test_three_series_are_refused():
+    with pytest.raises(MetricsUnavailable, match="returned 3 series"):
+        _single_value([_sample("1"), _sample("1"), _sample("1")], "up")
+
+
+def test_range_result_is_refused():
+    with pytest.raises(MetricsUnavailable, match="returned 1 series"):
+        _single_value([{"metric": {}, "values": [[1, "1"], [2, "2"]]}], "up[1m]")
+
+
+def test_non_numeric_value_is_refused():
+    with pytest.raises(MetricsUnavailable, match=r"query 'up' returned a non-numeric value 'abc'"):
+        _single_value([_sample("abc")], "up")
+
+
+# -- over HTTP -----------------------------------------------------------------------------------------------------
+
+
+def test_query_vector(canned_prometheus):
+    canned_prometheus.vector('sum(up{job="sap-llm"})', "2")
+    provider = PrometheusProvider(canned_prometheus.url + "/")
+    assert provider.url == canned_prometheus.url
+    assert provider.query('sum(up{job="sap-llm"})') == 2.0
+    assert canned_prometheus.seen == ['sum(up{job="sap-llm"})']
+
+
+def test_query_scalar_and_empty(canned_prometheus):
+    canned_prometheus.scalar("scalar(1)", "1")
+    canned_prometheus.vector("absent_series", )
+    provider = PrometheusProvider(canned_prometheus.url)
+    assert provider.query("scalar(1)") == 1.0
+    assert provider.query("absent_series") is None
+
+
+def test_query_several_series(canned_prometheus):
+    canned_prometheus.vector("up", "1", "1")
+    with pytest.raises(MetricsUnavailable, match="returned 2 series"):
+        PrometheusProvider(canned_prometheus.url).query("up")
+
+
+def test_query_rejected_by_prometheus(canned_prometheus):
+    canned_prometheus.queries["sum("] = (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+    with pytest.raises(MetricsUnavailable, match=rf"Prometheus {canned_prometheus.url} query 'sum\(' failed: .*400"):
+        PrometheusProvider(canned_prometheus.url).query("sum(")
+
+
+def test_query_answer_that_is_not_json(canned_prometheus):
+    canned_prometheus.queries["up"] = (200, "<html>login</html>")
+    with pytest.raises(MetricsUnavailable, match="query 'up' failed"):
+        PrometheusProvider(canned_prometheus.url).query("up")
+
+
+def test_query_answer_without_data(canned_prometheus):
+    canned_prometheus.queries["up"] = (200, {"status": "error", "error": "proxy says no"})
+    with pytest.raises(MetricsUnavailable, match="query 'up' failed"):
+        PrometheusProvider(canned_prometheus.url).query("up")
+
+
+def test_flags(canned_prometheus):
+    canned_prometheus.set_flags({"storage.tsdb.retention.time": "30d", "web.enable-lifecycle": "false"})
+    assert PrometheusProvider(canned_prometheus.url).flags() == {
+        "storage.tsdb.retention.time": "30d",
+        "web.enable-lifecycle": "false",
+    }
+
+
+@pytest.mark.parametrize(
+    "answer", [(500, {"status": "error"}), (200, "not json"), (200, {"status": "success"}), (200, ["a", "list"])]
+)
+def test_flags_unreadable(canned_prometheus, answer):
+    canned_prometheus.flags = answer
+    with pytest.raises(MetricsUnavailable, match=f"Prometheus {canned_prometheus.url} flags could not be read"):
+        PrometheusProvider(canned_prometheus.url).flags()
+
+
+def test_unreachable_prometheus(free_port):
+    provider = PrometheusProvider(f"http://127.0.0.1:{free_port}", timeout_s=1)
+    with pytest.raises(MetricsUnavailable, match=f"Prometheus http://127.0.0.1:{free_port} query 'up' failed"):
+        provider.query("up")
+    with pytest.raises(MetricsUnavailable, match="flags could not be read"):
+        provider.flags()

@@ -1,0 +1,189 @@
+"""SLO analysis over one traffic window, fed by a scripted provider."""
+
+from __future__ import annotations
+
+import pytest
+
+from sap_llm_release.analysis.provider import MetricsUnavailable
+from sap_llm_release.analysis.window import SLOQuery, WindowAnalysis
+
+ERROR_RATE = SLOQuery("error_rate", "error_rate_promql", "<", 0.01)
+THROUGHPUT = SLOQuery("throughput", "throughput_promql", ">", 5000)
+ALERTS = SLOQuery("critical_alerts", "alerts_promql", "==", 0)
+
+
+class ScriptedProvider:
+    """Answers each PromQL query with the next scripted value; an exception instance is raised instead."""
+
+    def __init__(self, script: dict[str, list]) -> None:
+        self.script = {promql: list(values) for promql, values in script.items()}
+        self.asked: list[str] = []
+
+    def query(self, promql: str) -> float | None:
+        self.asked.append(promql)
+        value = self.script[promql].pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+
+def _run(analysis: WindowAnalysis, provider: ScriptedProvider, rounds: int) -> list:
+    outcomes = []
+    for _ in range(rounds):
+        analysis.observe(provider)
+        outcomes.append(analysis.outcome(window_over=False))
+    return outcomes
+
+
+def test_fails_exactly_at_the_failure_limit():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.5, 0.001, 0.2]})
+    assert _run(analysis, provider, 2) == [None, None]  # one failure: under the limit
+    analysis.observe(provider)
+    assert analysis.outcome(window_over=False) == (
+        "failed",
+        "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.5, threshold < 0.01",
+    )
+    tally = analysis.tallies["error_rate"]
+    assert (tally.checks, tally.failures, tally.no_data, tally.last, tally.worst) == (3, 2, 0, 0.2, 0.5)
+
+
+def test_failure_limit_one_fails_on_first_bad_sample():
+    analysis = WindowAnalysis([THROUGHPUT], failure_limit=1)
+    analysis.observe(ScriptedProvider({"throughput_promql": [4999.0]}))
+    assert analysis.outcome(window_over=False)[0] == "failed"
+
+
+def test_passes_only_at_window_end():
+    analysis = WindowAnalysis([ERROR_RATE, THROUGHPUT], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.0, 0.005, 0.009], "throughput_promql": [6000, 7000, 5001]})
+    assert _run(analysis, provider, 3) == [None, None, None]
+    assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
+    assert provider.asked == ["error_rate_promql", "throughput_promql"] * 3
+
+
+def test_failure_still_decides_after_window_end():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=1)
+    analysis.observe(ScriptedProvider({"error_rate_promql": [0.02]}))
+    assert analysis.outcome(window_over=True)[0] == "failed"
+
+
+def test_window_without_any_check_fails():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    assert analysis.outcome(window_over=False) is None
+    assert analysis.outcome(window_over=True) == ("failed", "the window ended before any check ran")
+
+
+def test_no_data_under_fail_counts_as_failure():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [None, 0.0, None]})
+    assert _run(analysis, provider, 2) == [None, None]
+    analysis.observe(provider)
+    assert analysis.outcome(window_over=False) == (
+        "failed",
+        "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.0, threshold < 0.01",
+    )
+    assert analysis.tallies["error_rate"].no_data == 2
+
+
+def test_no_data_at_all_under_fail_reports_no_data():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    _run(analysis, ScriptedProvider({"error_rate_promql": [None, None]}), 2)
+    assert analysis.outcome(window_over=False) == (
+        "failed",
+        "SLO error_rate failed 2 of 2 checks (limit 2); worst no data, threshold < 0.01",
+    )
+
+
+def test_no_data_under_inconclusive_does_not_count():
+    inconclusive = SLOQuery("throughput", "throughput_promql", ">", 5000, no_data="inconclusive")
+    analysis = WindowAnalysis([inconclusive], failure_limit=2)
+    provider = ScriptedProvider({"throughput_promql": [None, None, 6000, None]})
+    assert _run(analysis, provider, 4) == [None] * 4
+    tally = analysis.tallies["throughput"]
+    assert (tally.checks, tally.failures, tally.no_data) == (4, 0, 3)
+    assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
+
+
+def test_inconclusive_slo_without_data_in_the_whole_window_fails_it():
+    inconclusive = SLOQuery("throughput", "throughput_promql", ">", 5000, no_data="inconclusive")
+    analysis = WindowAnalysis([ERROR_RATE, inconclusive], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.0] * 5, "throughput_promql": [None] * 5})
+    assert _run(analysis, provider, 5) == [None] * 5  # never decided while the window runs
+    assert analysis.never_measured() == ["throughput"]
+    assert analysis.outcome(window_over=True) == ("failed", "SLOs throughput had no data in the whole window")
+
+
+def test_unavailable_metrics_count_as_no_data_and_keep_the_error():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    down = MetricsUnavailable("Prometheus http://127.0.0.1:9 query failed: connection refused")
+    provider = ScriptedProvider({"error_rate_promql": [0.0, down, down]})
+    assert _run(analysis, provider, 2) == [None, None]
+    assert analysis.tallies["error_rate"].last_error == str(down)
+    analysis.observe(provider)
+    assert analysis.outcome(window_over=False) == (
+        "failed",
+        "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.0, threshold < 0.01; "
+        f"last error: {down}",
+    )
+    assert analysis.tallies["error_rate"].no_data == 2
+
+
+def test_unavailable_metrics_under_inconclusive():
+    inconclusive = SLOQuery("error_rate", "error_rate_promql", "<", 0.01, no_data="inconclusive")
+    analysis = WindowAnalysis([inconclusive], failure_limit=1)
+    _run(analysis, ScriptedProvider({"error_rate_promql": [MetricsUnavailable("down")] * 3}), 3)
+    assert analysis.tallies["error_rate"].failures == 0
+    assert analysis.outcome(window_over=True) == ("failed", "SLOs error_rate had no data in the whole window")
+
+
+def test_error_is_cleared_by_a_later_answer():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=5)
+    _run(analysis, ScriptedProvider({"error_rate_promql": [MetricsUnavailable("down"), 0.0]}), 2)
+    assert analysis.tallies["error_rate"].last_error == ""
+
+
+@pytest.mark.parametrize(
+    ("slo", "values", "worst"),
+    [
+        (ERROR_RATE, [0.001, 0.3, 0.02, 0.0], 0.3),  # upper bound: the highest value
+        (THROUGHPUT, [9000, 4000, 8000, 4500], 4000),  # lower bound: the lowest value
+        (ALERTS, [0, 2, -5, 1], -5),  # equality: the furthest from the bound
+        (SLOQuery("p95", "p95_promql", "<=", 1.5), [None, 0.2, None, 0.1], 0.2),  # no data never is the worst
+    ],
+)
+def test_worst_is_the_most_adverse_value(slo, values, worst):
+    analysis = WindowAnalysis([slo], failure_limit=100)
+    _run(analysis, ScriptedProvider({slo.promql: values}), len(values))
+    assert analysis.tallies[slo.name].worst == worst
+    assert analysis.tallies[slo.name].last == next(v for v in reversed(values) if v is not None)
+
+
+def test_first_breached_slo_is_reported():
+    analysis = WindowAnalysis([ERROR_RATE, THROUGHPUT], failure_limit=1)
+    analysis.observe(ScriptedProvider({"error_rate_promql": [0.0], "throughput_promql": [10.0]}))
+    status, reason = analysis.outcome(window_over=False)
+    assert status == "failed"
+    assert reason.startswith("SLO throughput failed 1 of 1 checks (limit 1); worst 10.0, threshold > 5000")
+
+
+def test_summary_is_plain_data():
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
+    analysis.observe(ScriptedProvider({"error_rate_promql": [0.002]}))
+    assert analysis.summary() == [
+        {
+            "name": "error_rate",
+            "threshold": "< 0.01",
+            "checks": 1,
+            "failures": 0,
+            "no_data": 0,
+            "last": 0.002,
+            "worst": 0.002,
+            "last_error": "",
+        }
+    ]
+
+
+def test_slo_query_bound():
+    assert str(SLOQuery("p95", "q", "<", 1.5).bound) == "< 1.5"
+    assert SLOQuery("alerts", "q", "==", 0).bound.met_by(0)

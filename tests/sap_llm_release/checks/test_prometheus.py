@@ -1,0 +1,156 @@
+"""prometheus_query (with a scripted provider) and prometheus_flag (over a canned Prometheus HTTP API)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sap_llm_release.analysis.prometheus import PrometheusProvider
+from sap_llm_release.analysis.provider import MetricsUnavailable
+from sap_llm_release.checks.base import CheckContext, CheckUnavailable
+from sap_llm_release.checks.prometheus import (
+    PrometheusFlag,
+    PrometheusFlagParams,
+    PrometheusQuery,
+    PrometheusQueryParams,
+)
+from sap_llm_release.evidence import Threshold, Verdict
+
+RETENTION = "storage.tsdb.retention.time"
+AT_LEAST_30_DAYS = Threshold(op=">=", value=30, unit="days")
+
+
+class ScriptedMetrics:
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.asked: list[str] = []
+
+    def query(self, promql: str):
+        self.asked.append(promql)
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def query(metrics, threshold: Threshold, **params):
+    context = CheckContext(service="sap-llm", metrics=metrics, rate_window="10s")
+    return PrometheusQuery().run(PrometheusQueryParams(**params), threshold, context)
+
+
+def test_query_fills_in_service_and_rate_window():
+    metrics = ScriptedMetrics(12.0)
+    evidence = query(metrics, Threshold(op=">", value=0), query='sum(rate(x{job="$service"}[$rate_window]))')
+    assert metrics.asked == ['sum(rate(x{job="sap-llm"}[10s]))']
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.PASSED, 12.0, "> 0")
+    assert evidence.detail == 'PromQL sum(rate(x{job="sap-llm"}[10s]))'
+
+
+def test_query_out_of_bound_fails():
+    evidence = query(ScriptedMetrics(0.02), Threshold(op="<", value=0.01), query="error_ratio")
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, 0.02, "< 0.01")
+
+
+def test_query_no_data_fails():
+    evidence = query(ScriptedMetrics(None), Threshold(op="==", value=1), query="min(up)")
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+    assert evidence.detail == "no measurement: PromQL min(up)"
+
+
+def test_query_metrics_unavailable_fails_with_the_reason():
+    down = MetricsUnavailable("Prometheus http://127.0.0.1:9 query 'min(up)' failed: refused")
+    evidence = query(ScriptedMetrics(down), Threshold(op="==", value=1), query="min(up)")
+    assert (evidence.verdict, evidence.measured, evidence.threshold, evidence.detail) == (
+        Verdict.FAILED,
+        None,
+        "== 1",
+        str(down),
+    )
+
+
+def test_query_waits_for_the_bound():
+    metrics = ScriptedMetrics(None, 1.0)
+    started = time.monotonic()
+    evidence = query(metrics, Threshold(op="==", value=1), query="min(up)", wait_s=5)
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 1.0)
+    assert len(metrics.asked) == 2
+    assert time.monotonic() - started < 3
+
+
+def test_query_without_wait_asks_once():
+    metrics = ScriptedMetrics(None, 1.0)
+    assert query(metrics, Threshold(op="==", value=1), query="min(up)").verdict is Verdict.FAILED
+    assert len(metrics.asked) == 1
+
+
+def test_query_without_metrics_is_unavailable():
+    with pytest.raises(CheckUnavailable, match="this target provides no metrics"):
+        PrometheusQuery().run(PrometheusQueryParams(query="up"), Threshold(op="==", value=1),
+                              CheckContext(service="sap-llm"))
+
+
+def test_query_params_refuse_unknown_template_variables():
+    with pytest.raises(ValueError, match=r"unknown template variables \['colour'\]"):
+        PrometheusQueryParams(query='min(up{colour="$colour"})')
+
+
+def test_query_over_http(canned_prometheus):
+    canned_prometheus.vector('min(up{job="sap-llm",colour="green"})', "1")
+    evidence = query(
+        PrometheusProvider(canned_prometheus.url), Threshold(op="==", value=1),
+        query='min(up{job="$service",colour="green"})',
+    )
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 1.0)
+
+
+def flag(canned_prometheus, threshold: Threshold = AT_LEAST_30_DAYS, name: str = RETENTION):
+    context = CheckContext(service="sap-llm", metrics=PrometheusProvider(canned_prometheus.url))
+    return PrometheusFlag().run(PrometheusFlagParams(flag=name), threshold, context)
+
+
+@pytest.mark.parametrize(
+    ("raw", "days", "verdict"),
+    [
+        ("30d", 30.0, Verdict.PASSED),
+        ("15d", 15.0, Verdict.FAILED),
+        ("1y", 365.0, Verdict.PASSED),
+        ("720h", 30.0, Verdict.PASSED),
+        ("4w", 28.0, Verdict.FAILED),
+        ("36h", 1.5, Verdict.FAILED),
+    ],
+)
+def test_flag_in_days(canned_prometheus, raw, days, verdict):
+    canned_prometheus.set_flags({RETENTION: raw, "web.listen-address": "127.0.0.1:9090"})
+    evidence = flag(canned_prometheus)
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (verdict, days, ">= 30 days")
+    assert evidence.detail == f"--{RETENTION}={raw}"
+
+
+def test_flag_missing(canned_prometheus):
+    canned_prometheus.set_flags({"web.listen-address": "127.0.0.1:9090"})
+    evidence = flag(canned_prometheus)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+    assert evidence.detail == f"flag {RETENTION} is None, not a duration"
+
+
+@pytest.mark.parametrize("raw", ["0s", "forever", ""])
+def test_flag_not_a_duration(canned_prometheus, raw):
+    canned_prometheus.set_flags({RETENTION: raw})
+    evidence = flag(canned_prometheus)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+    assert evidence.detail == f"flag {RETENTION} is {raw!r}, not a duration"
+
+
+def test_flags_unreadable(canned_prometheus):
+    canned_prometheus.flags = (503, {"status": "error"})
+    evidence = flag(canned_prometheus)
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, None, ">= 30 days")
+    assert evidence.detail.startswith(f"Prometheus {canned_prometheus.url} flags could not be read: 503")
+
+
+def test_flag_prometheus_down(free_port):
+    context = CheckContext(service="sap-llm", metrics=PrometheusProvider(f"http://127.0.0.1:{free_port}"))
+    evidence = PrometheusFlag().run(PrometheusFlagParams(flag=RETENTION), AT_LEAST_30_DAYS, context)
+    assert evidence.verdict is Verdict.FAILED
+    assert evidence.detail.startswith(f"Prometheus http://127.0.0.1:{free_port} flags could not be read")

@@ -1,0 +1,167 @@
+"""Fixtures shared by the tests of the domain core package ``sap_llm_release``.
+
+* ``spec`` / ``spec_data``: the real release spec, validated and as raw YAML data (a fresh deep copy per test).
+* ``free_port``: a loopback port nothing listens on.
+* ``serve_app``: run an ASGI app (the reference server) with uvicorn in a background thread on a free port.
+* ``reference_server``: the reference SAP_LLM server (fault injection on), one per test.
+* ``canned_prometheus``: a tiny ``http.server`` answering the Prometheus HTTP API with scripted JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import uvicorn
+import yaml
+
+from sap_llm_release.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SPEC_PATH = ROOT / "specs" / "sap_llm.yaml"
+SERVER_SCRIPT = ROOT / "inference_images" / "sap_llm_server" / "server.py"
+
+
+def load_server_module():
+    """The reference server module, imported from its file (it is not part of an installed package)."""
+    module_spec = importlib.util.spec_from_file_location("sap_llm_reference_server", SERVER_SCRIPT)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def find_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def spec():
+    return load_spec(SPEC_PATH)
+
+
+@pytest.fixture(scope="session")
+def _spec_yaml():
+    return yaml.safe_load(SPEC_PATH.read_text())
+
+
+@pytest.fixture
+def spec_data(_spec_yaml):
+    """The real spec as parsed YAML, safe to mutate."""
+    return copy.deepcopy(_spec_yaml)
+
+
+@pytest.fixture
+def free_port() -> int:
+    return find_free_port()
+
+
+@contextlib.contextmanager
+def _uvicorn_thread(app, port: int):
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def serve_app():
+    """``serve_app(app) -> base URL``; every server started is stopped at the end of the test."""
+    with contextlib.ExitStack() as stack:
+
+        def serve(app) -> str:
+            return stack.enter_context(_uvicorn_thread(app, find_free_port()))
+
+        yield serve
+
+
+@pytest.fixture(scope="session")
+def server_module():
+    return load_server_module()
+
+
+@pytest.fixture
+def reference_server(serve_app, server_module) -> str:
+    """Base URL of a fresh reference server (colour green, fault injection enabled)."""
+    return serve_app(server_module.create_app("green", "2.0.0", enable_fault_injection=True))
+
+
+class CannedPrometheus:
+    """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)) and ``/api/v1/status/flags``."""
+
+    def __init__(self) -> None:
+        self.queries: dict[str, tuple[int, object]] = {}
+        self.flags: tuple[int, object] = (200, {"status": "success", "data": {}})
+        self.seen: list[str] = []
+        canned = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                url = urlparse(self.path)
+                if url.path == "/api/v1/query":
+                    promql = parse_qs(url.query).get("query", [""])[0]
+                    canned.seen.append(promql)
+                    status, body = canned.queries.get(promql, (400, {"status": "error", "error": "unknown"}))
+                elif url.path == "/api/v1/status/flags":
+                    status, body = canned.flags
+                else:
+                    status, body = 404, {"status": "error", "error": "not found"}
+                payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def vector(self, promql: str, *values: str) -> None:
+        result = [{"metric": {"series": str(i)}, "value": [1700000000.0, v]} for i, v in enumerate(values)]
+        self.queries[promql] = (200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    def scalar(self, promql: str, value: str) -> None:
+        body = {"status": "success", "data": {"resultType": "scalar", "result": [1700000000.0, value]}}
+        self.queries[promql] = (200, body)
+
+    def set_flags(self, flags: dict[str, str]) -> None:
+        self.flags = (200, {"status": "success", "data": flags})
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def canned_prometheus():
+    server = CannedPrometheus()
+    try:
+        yield server
+    finally:
+        server.close()

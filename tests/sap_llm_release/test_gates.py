@@ -1,0 +1,73 @@
+"""Evaluating one gate under a profile: waived gates are recorded waived, unavailable checks fail."""
+
+from __future__ import annotations
+
+import json
+
+from sap_llm_release.checks.base import CheckContext
+from sap_llm_release.evidence import Verdict
+from sap_llm_release.gates import evaluate_gate
+
+ACCURACY = "vision_encoder_classification_accuracy"
+
+
+def _reports(tmp_path, accuracy: float):
+    (tmp_path / "model_evaluation.json").write_text(
+        json.dumps({"vision_encoder": {"classification_accuracy": accuracy}})
+    )
+    return CheckContext(service="sap-llm", reports_dir=tmp_path)
+
+
+def test_waived_gate_is_waived_even_when_the_check_would_fail(spec, tmp_path):
+    gate = spec.gate(ACCURACY)
+    profile = spec.profile("rehearsal")
+    evidence = evaluate_gate(gate, profile, _reports(tmp_path, 0.10))
+    assert evidence.verdict is Verdict.WAIVED
+    assert evidence.measured is None
+    assert evidence.threshold == ">= 0.95"
+    assert evidence.detail == f"waived: {profile.waiver_for(ACCURACY).reason}"
+
+
+def test_waived_gate_is_never_passed_even_when_the_check_would_pass(spec, tmp_path):
+    evidence = evaluate_gate(spec.gate(ACCURACY), spec.profile("rehearsal"), _reports(tmp_path, 0.99))
+    assert evidence.verdict is Verdict.WAIVED
+
+
+def test_same_gate_is_checked_in_production(spec, tmp_path):
+    failed = evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), _reports(tmp_path, 0.90))
+    assert (failed.verdict, failed.measured, failed.threshold) == (Verdict.FAILED, 0.90, ">= 0.95")
+    passed = evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), _reports(tmp_path, 0.951))
+    assert (passed.verdict, passed.measured) == (Verdict.PASSED, 0.951)
+
+
+def test_unavailable_system_fails_with_the_reason(spec):
+    evidence = evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), CheckContext(service="sap-llm"))
+    assert evidence.verdict is Verdict.FAILED
+    assert evidence.measured is None
+    assert evidence.threshold == ">= 0.95"
+    assert evidence.detail == "cannot check: this target provides no reports_dir"
+
+
+def test_unavailable_reason_from_the_context(spec):
+    context = CheckContext(service="sap-llm", unavailable_reason="the kubernetes target is not built yet")
+    evidence = evaluate_gate(spec.gate("prometheus_deployed"), spec.profile("production"), context)
+    assert evidence.verdict is Verdict.FAILED
+    assert evidence.detail == "cannot check: the kubernetes target is not built yet"
+
+
+def test_unavailable_gate_without_threshold(spec):
+    context = CheckContext(service="sap-llm")
+    evidence = evaluate_gate(spec.gate("logging_level_info"), spec.profile("production"), context)
+    assert (evidence.verdict, evidence.threshold) == (Verdict.FAILED, "== 0")
+    assert evidence.detail == "cannot check: this target provides no deployer"
+
+
+def test_gate_name_reaches_the_check(spec):
+    context = CheckContext(
+        service="sap-llm", attestations={"dr_runbook": {"by": "Sam SRE", "link": "https://wiki/dr"}}
+    )
+    attested = evaluate_gate(spec.gate("dr_runbook"), spec.profile("production"), context)
+    assert (attested.verdict, attested.evidence_uri) == (Verdict.ATTESTED, "https://wiki/dr")
+    other = evaluate_gate(spec.gate("rollback_plan_documented"), spec.profile("production"), context)
+    assert other.verdict is Verdict.FAILED
+    assert context.gate_name == ""  # the caller's context is not changed

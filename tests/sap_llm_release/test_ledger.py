@@ -1,0 +1,329 @@
+"""The release ledger on SQLite and on PostgreSQL: migrations, append-only records, retries and the lock."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+
+import pytest
+import sqlalchemy
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from sap_llm_release.evidence import Evidence, Verdict
+from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Writer, migrations
+
+RECORD_TABLES = (
+    "releases",
+    "release_events",
+    "gate_results",
+    "slo_windows",
+    "approvals",
+    "traffic_changes",
+    "rollbacks",
+    "notifications",
+)
+WRITER = Writer(dag_id="sap_llm_release", run_id="manual__2026-01-01", task_id="record", try_number=1)
+STARTED = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_ledger(request, tmp_path):
+    """An empty, unmigrated ledger: a new SQLite file, or a new schema in the test PostgreSQL database."""
+    if request.param == "sqlite":
+        ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        yield ledger
+        ledger.engine.dispose()
+        return
+    base_url = request.getfixturevalue("postgres_url")
+    schema = f"ledger_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    ledger = Ledger(f"{base_url}?options=-csearch_path%3D{schema}")
+    try:
+        yield ledger
+    finally:
+        ledger.engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def ledger(fresh_ledger):
+    fresh_ledger.migrate()
+    return fresh_ledger
+
+
+@pytest.fixture
+def release_id(ledger):
+    release = f"rel-{uuid.uuid4().hex[:10]}"
+    record_release(ledger, release)
+    return release
+
+
+def record_release(ledger: Ledger, release_id: str, writer: Writer = WRITER) -> None:
+    ledger.record_release(
+        release_id,
+        service="sap-llm",
+        environment="rehearsal",
+        version="2.0.0",
+        profile="rehearsal",
+        triggered_by="alice",
+        spec_digest="321a89f087b29f1c",
+        blue_slot="green",
+        writer=writer,
+    )
+
+
+def record_each(ledger: Ledger, release_id: str, writer: Writer) -> None:
+    """One write through every record_* method except record_release."""
+    ledger.record_event(release_id, "started", "release started", writer)
+    ledger.record_gate(
+        release_id,
+        gate="dr_rto",
+        phase="preflight",
+        kind="report_metric",
+        evidence=Evidence(Verdict.PASSED, 42, "< 60 min", "rto_minutes from dr_drill.json", "file:///r/dr.json"),
+        writer=writer,
+    )
+    ledger.record_slo_window(
+        release_id,
+        step="step_005",
+        green_weight=5,
+        verdict="passed",
+        reason="all SLOs met over the window",
+        window_seconds=4.0,
+        checks=[{"name": "error_rate", "checks": 2, "failures": 0}],
+        started_at=STARTED,
+        writer=writer,
+    )
+    ledger.record_traffic_change(
+        release_id, reason="step_005", before=(100, 0), after=(95, 5), router="nginx upstream sap_llm", writer=writer
+    )
+    ledger.record_rollback(
+        release_id,
+        cause="SLO error_rate failed",
+        blue_weight_after=100,
+        green_removed=True,
+        blue_healthy=True,
+        detail="rolled back",
+        started_at=STARTED,
+        writer=writer,
+    )
+    ledger.record_approval(
+        release_id,
+        gate="go_live",
+        decision="approved",
+        decided_by="bob",
+        channel="airflow",
+        detail="looks good",
+        writer=writer,
+    )
+    ledger.record_notification(
+        release_id,
+        channel="slack",
+        kind="started",
+        dedup_key=f"{release_id}:started",
+        status="sent",
+        detail="#releases",
+        writer=writer,
+    )
+
+
+def counts(ledger: Ledger, release_id: str) -> dict[str, int]:
+    return {table: len(rows) for table, rows in ledger.release_record(release_id).items()}
+
+
+# -- migrations ----------------------------------------------------------------------------------------------------
+
+
+def test_migrate_is_idempotent(fresh_ledger):
+    assert fresh_ledger.migrate() == ["001_ledger", "002_append_only"]
+    assert fresh_ledger.migrate() == []
+    versions = [row["version"] for row in fresh_ledger.rows("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == ["001_ledger", "002_append_only"]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_migrations_pick_the_dialect_variant(dialect):
+    chosen = dict(migrations(dialect))
+    assert list(chosen) == ["001_ledger", "002_append_only"]
+    assert chosen["001_ledger"].name == "001_ledger.sql"
+    assert chosen["002_append_only"].name == f"002_append_only.{dialect}.sql"
+
+
+def test_badly_named_migration_is_refused(tmp_path):
+    (tmp_path / "001_ledger.sql").write_text("")
+    (tmp_path / "2_more.sql").write_text("")
+    with pytest.raises(LedgerError, match="migration 2_more.sql: name must be NNN_name.sql"):
+        migrations("sqlite", tmp_path)
+
+
+# -- records -------------------------------------------------------------------------------------------------------
+
+
+def test_every_record_method_writes_a_row(ledger, release_id):
+    record_each(ledger, release_id, WRITER)
+    record = ledger.release_record(release_id)
+    assert {table: len(rows) for table, rows in record.items()} == dict.fromkeys(RECORD_TABLES, 1)
+
+    release = record["releases"][0]
+    assert (release["version"], release["profile"], release["triggered_by"], release["run_id"]) == (
+        "2.0.0",
+        "rehearsal",
+        "alice",
+        "manual__2026-01-01",
+    )
+    assert (record["release_events"][0]["event"], record["release_events"][0]["try_number"]) == ("started", 1)
+    assert ledger.blue_slot(release_id) == "green"
+
+    gate = record["gate_results"][0]
+    assert (gate["gate"], gate["verdict"], gate["measured_value"], gate["measured_text"], gate["threshold"]) == (
+        "dr_rto",
+        "passed",
+        42.0,
+        None,
+        "< 60 min",
+    )
+    assert gate["evidence_uri"] == "file:///r/dr.json"
+    window = record["slo_windows"][0]
+    assert (window["step"], window["green_weight"], window["verdict"], window["window_seconds"]) == (
+        "step_005",
+        5,
+        "passed",
+        4.0,
+    )
+    assert json.loads(window["checks_json"]) == [{"checks": 2, "failures": 0, "name": "error_rate"}]
+    change = record["traffic_changes"][0]
+    assert (change["blue_before"], change["green_before"], change["blue_after"], change["green_after"]) == (
+        100,
+        0,
+        95,
+        5,
+    )
+    rollback = record["rollbacks"][0]
+    assert (rollback["blue_weight_after"], rollback["green_removed"], rollback["blue_healthy"]) == (100, 1, 1)
+    approval = record["approvals"][0]
+    assert (approval["decision"], approval["decided_by"], approval["channel"]) == ("approved", "bob", "airflow")
+    notification = record["notifications"][0]
+    assert (notification["channel"], notification["status"], notification["dedup_key"]) == (
+        "slack",
+        "sent",
+        f"{release_id}:started",
+    )
+
+
+def test_attested_and_textual_evidence(ledger, release_id):
+    attested = Evidence(Verdict.ATTESTED, None, "", "attested by Sam (SRE)", "https://wiki/dr", {"attested_by": "Sam"})
+    ledger.record_gate(release_id, gate="dr_runbook", phase="preflight", kind="attestation", evidence=attested,
+                       writer=WRITER)
+    textual = Evidence(Verdict.FAILED, "n/a", "== 0", "odd")
+    ledger.record_gate(release_id, gate="odd_gate", phase="preflight", kind="report_metric", evidence=textual,
+                       writer=WRITER)
+    rows = {row["gate"]: row for row in ledger.release_record(release_id)["gate_results"]}
+    assert (rows["dr_runbook"]["verdict"], rows["dr_runbook"]["attested_by"]) == ("attested", "Sam")
+    assert rows["dr_runbook"]["measured_value"] is None and rows["dr_runbook"]["measured_text"] is None
+    assert (rows["odd_gate"]["measured_value"], rows["odd_gate"]["measured_text"]) == (None, "n/a")
+
+
+def test_same_try_twice_writes_one_row(ledger, release_id):
+    record_release(ledger, release_id)
+    record_each(ledger, release_id, WRITER)
+    record_each(ledger, release_id, WRITER)
+    assert counts(ledger, release_id) == dict.fromkeys(RECORD_TABLES, 1)
+
+
+def test_retry_adds_a_row_and_keeps_the_first(ledger, release_id):
+    record_each(ledger, release_id, WRITER)
+    record_each(ledger, release_id, replace(WRITER, try_number=2))
+    record = ledger.release_record(release_id)
+    expected = dict.fromkeys(RECORD_TABLES, 2)
+    expected["releases"] = 1  # one release row per release, whichever try writes it
+    assert {table: len(rows) for table, rows in record.items()} == expected
+    for table in RECORD_TABLES[1:]:
+        assert sorted(row["try_number"] for row in record[table]) == [1, 2], table
+
+
+def test_record_for_unknown_release_is_refused(ledger):
+    with pytest.raises(IntegrityError):
+        ledger.record_event("no-such-release", "started", "", WRITER)
+
+
+@pytest.mark.parametrize("table", RECORD_TABLES)
+def test_record_tables_refuse_update_and_delete(ledger, release_id, table):
+    record_each(ledger, release_id, WRITER)
+    with pytest.raises(DBAPIError, match="append-only"):
+        with ledger.engine.begin() as conn:
+            conn.execute(text(f"UPDATE {table} SET release_id = release_id WHERE release_id = :r"), {"r": release_id})
+    with pytest.raises(DBAPIError, match="append-only"):
+        with ledger.engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {table} WHERE release_id = :r"), {"r": release_id})
+    assert counts(ledger, release_id)[table] == 1
+
+
+def test_gate_verdicts_are_the_latest_try(ledger, release_id):
+    def gate(verdict: Verdict, measured: float, try_number: int, name: str = "dr_rto") -> None:
+        ledger.record_gate(
+            release_id,
+            gate=name,
+            phase="preflight",
+            kind="report_metric",
+            evidence=Evidence(verdict, measured, "< 60 min"),
+            writer=replace(WRITER, try_number=try_number),
+        )
+
+    gate(Verdict.PASSED, 42, 2)  # written out of order: try 2 before try 1
+    gate(Verdict.FAILED, 75, 1)
+    gate(Verdict.FAILED, 9, 1, name="dr_rpo")
+    verdicts = ledger.gate_verdicts(release_id)
+    assert sorted(verdicts) == ["dr_rpo", "dr_rto"]
+    assert (verdicts["dr_rto"]["verdict"], verdicts["dr_rto"]["try_number"], verdicts["dr_rto"]["measured_value"]) == (
+        "passed",
+        2,
+        42.0,
+    )
+    assert verdicts["dr_rpo"]["verdict"] == "failed"
+    assert ledger.gate_verdicts("another-release") == {}
+
+
+# -- environment lock ----------------------------------------------------------------------------------------------
+
+
+def test_environment_lock(ledger):
+    first, second = f"rel-{uuid.uuid4().hex[:8]}", f"rel-{uuid.uuid4().hex[:8]}"
+    ledger.acquire_environment("production", first)
+    assert ledger.environment_holder("production")["release_id"] == first
+
+    with pytest.raises(EnvironmentLocked, match=f"environment 'production' is held by release {first} since"):
+        ledger.acquire_environment("production", second)
+    assert ledger.environment_holder("production")["release_id"] == first
+
+    ledger.acquire_environment("production", first)  # the holder may take it again (a retried task)
+    ledger.acquire_environment("staging", second)  # other environments are independent
+    assert ledger.environment_holder("staging")["release_id"] == second
+
+    ledger.release_environment("production", second)  # not the holder: nothing happens
+    assert ledger.environment_holder("production")["release_id"] == first
+
+    ledger.release_environment("production", first)
+    assert ledger.environment_holder("production") is None
+    ledger.acquire_environment("production", second)
+    assert ledger.environment_holder("production")["release_id"] == second
+
+
+def test_each_test_has_its_own_database(request, ledger):
+    backend = request.node.callspec.params["fresh_ledger"]
+    assert ledger.dialect == backend
+    assert sqlalchemy.inspect(ledger.engine).has_table("environment_locks")
+    if backend == "postgresql":
+        schema = ledger.rows("SELECT current_schema() AS s")[0]["s"]
+        assert schema.startswith("ledger_")
+        assert sqlalchemy.inspect(ledger.engine).get_table_names(schema="public") == []
+
+
+def test_blue_slot_of_an_unknown_release_is_an_error(ledger):
+    with pytest.raises(LedgerError, match="release nowhere is not in the ledger"):
+        ledger.blue_slot("nowhere")

@@ -1,0 +1,305 @@
+"""The release spec: the real checklist loads with its bounds, and every kind of invalid spec names its field."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sap_llm_release.evidence import Threshold
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, SpecError, load_spec, parse_spec
+
+# Checklist sections 1-8 and the phases their items are gates of.
+CHECKLIST_SECTIONS = {
+    1: [Phase.MODEL_VALIDATION],
+    2: [Phase.DATA_KNOWLEDGE_BASE],
+    3: [Phase.INFRASTRUCTURE],
+    4: [Phase.SECURITY],
+    5: [Phase.MONITORING],
+    6: [Phase.PREFLIGHT],
+    7: [Phase.DEPLOY_GREEN, Phase.SMOKE_GREEN],
+    8: [Phase.POST_DEPLOYMENT],
+}
+
+
+# -- the real spec -------------------------------------------------------------------------------------------------
+
+
+def test_real_spec_loads_all_gates(spec):
+    assert spec.service == "sap-llm"
+    assert spec.environments == ["production", "staging", "rehearsal"]
+    assert len(spec.gates) == 120
+    assert len({gate.name for gate in spec.gates}) == 120
+    assert sorted(spec.profiles) == ["production", "rehearsal"]
+
+
+@pytest.mark.parametrize("section", sorted(CHECKLIST_SECTIONS))
+def test_every_checklist_section_has_gates(spec, section):
+    for phase in CHECKLIST_SECTIONS[section]:
+        assert spec.gates_in(phase), f"section {section}: no gate in phase {phase.value}"
+
+
+def test_gates_cover_only_gate_phases(spec):
+    assert spec.gates_in(Phase.TRAFFIC_SHIFT) == []
+    assert [gate.name for gate in spec.gates_in(Phase.DECOMMISSION_BLUE)] == ["blue_has_no_traffic"]
+    assert PRE_TRAFFIC_PHASES[0] is Phase.MODEL_VALIDATION and PRE_TRAFFIC_PHASES[-1] is Phase.PREFLIGHT
+
+
+@pytest.mark.parametrize(
+    ("gate", "op", "value"),
+    [
+        ("vision_encoder_classification_accuracy", ">=", 0.95),
+        ("vision_encoder_field_extraction_f1", ">=", 0.94),
+        ("language_decoder_json_schema_compliance", ">=", 0.99),
+        ("reasoning_engine_routing_accuracy", ">=", 0.97),
+        ("reasoning_engine_api_selection_accuracy", ">=", 1.0),
+        ("vision_encoder_training_documents", ">=", 1_000_000),
+        ("training_data_documents", ">=", 1_000_000),
+        ("knowledge_base_apis", ">=", 400),
+        ("process_memory_graph_documents", ">=", 100_000),
+        ("k8s_gpu_nodes", ">=", 2),
+        ("k8s_storage", ">=", 2_000_000_000_000),
+        ("load_test_p95_latency", "<", 1.5),
+        ("load_test_memory_per_pod", "<", 64),
+        ("dr_rto", "<", 60),
+        ("dr_rpo", "<", 5),
+    ],
+)
+def test_checklist_thresholds(spec, gate, op, value):
+    threshold = spec.gate(gate).threshold
+    assert (threshold.op, threshold.value) == (op, value)
+
+
+def test_threshold_units_and_kinds(spec):
+    assert spec.gate("load_test_memory_per_pod").threshold == Threshold(op="<", value=64, unit="GiB")
+    assert spec.gate("dr_rto").threshold == Threshold(op="<", value=60, unit="min")
+    assert spec.gate("dr_rpo").threshold == Threshold(op="<", value=5, unit="min")
+    assert spec.gate("k8s_storage").threshold.unit == "bytes"
+    accuracy = spec.gate("vision_encoder_classification_accuracy")
+    assert (accuracy.kind, accuracy.phase) == ("report_metric", Phase.MODEL_VALIDATION)
+    params = accuracy.check_params
+    assert (params.report, params.metric) == ("model_evaluation", "vision_encoder.classification_accuracy")
+    assert spec.gate("reasoning_engine_chain_of_thought_quality").threshold is None
+
+
+def test_gate_lookup_of_unknown_name_raises(spec):
+    with pytest.raises(KeyError, match="no gate named 'nope'"):
+        spec.gate("nope")
+
+
+def test_traffic_steps_and_windows(spec):
+    steps = spec.traffic.steps
+    assert [step.weight for step in steps] == [5, 20, 50, 100]
+    assert [step.window for step in steps] == [
+        timedelta(minutes=30),
+        timedelta(hours=1),
+        timedelta(hours=2),
+        timedelta(hours=4),
+    ]
+    assert [step.name for step in steps] == ["step_005", "step_020", "step_050", "step_100"]
+    assert spec.step(50).window == timedelta(hours=2)
+    with pytest.raises(KeyError, match="weight 30"):
+        spec.step(30)
+
+
+def test_rehearsal_window_scale(spec):
+    windows = [spec.window_for(step, "rehearsal").total_seconds() for step in spec.traffic.steps]
+    assert windows == [4.0, 8.0, 16.0, 32.0]
+    production = [spec.window_for(step, "production") for step in spec.traffic.steps]
+    assert production == [step.window for step in spec.traffic.steps]
+
+
+def test_analysis_settings_per_profile(spec):
+    assert spec.analysis.failure_limit == 2
+    assert spec.analysis_interval("production") == timedelta(minutes=1)
+    assert spec.analysis_interval("rehearsal") == timedelta(seconds=2)
+    assert spec.rate_window("production") == "5m"
+    assert spec.rate_window("rehearsal") == "10s"
+    assert [slo.name for slo in spec.analysis.slos] == ["error_rate", "p95_latency", "throughput", "critical_alerts"]
+    rendered = spec.analysis.slos[0].render(colour="green", rate_window="10s", service="sap-llm")
+    assert 'colour="green"' in rendered and "[10s]" in rendered and "$" not in rendered
+
+
+def test_unknown_profile_names_field(spec):
+    with pytest.raises(SpecError, match="profile: unknown profile 'staging'"):
+        spec.window_for(spec.traffic.steps[0], "staging")
+
+
+def test_rehearsal_waivers_name_existing_gates_with_reasons(spec):
+    waivers = spec.profile("rehearsal").waivers
+    assert waivers
+    names = {gate.name for gate in spec.gates}
+    for waiver in waivers:
+        assert waiver.gate in names
+        assert len(waiver.reason) >= 10
+    assert len({waiver.gate for waiver in waivers}) == len(waivers)
+    assert spec.profile("rehearsal").waiver_for("vision_encoder_classification_accuracy") is not None
+    # what the local stack can check is never waived
+    for gate in ("smoke_documents", "smoke_health", "traffic_routing_configured", "prometheus_retention_30d"):
+        assert spec.profile("rehearsal").waiver_for(gate) is None
+
+
+def test_production_profile_waives_nothing(spec):
+    production = spec.profile("production")
+    assert production.waivers == []
+    assert all(production.waiver_for(gate.name) is None for gate in spec.gates)
+    assert production.target == "kubernetes" and production.window_scale == 1
+
+
+def test_digest_is_stable(spec, spec_data):
+    assert spec.digest == parse_spec(spec_data).digest
+    assert len(spec.digest) == 16
+    spec_data["traffic"]["steps"][0]["window"] = "31m"
+    assert parse_spec(spec_data).digest != spec.digest
+
+
+# -- invalid specs -------------------------------------------------------------------------------------------------
+
+
+def _error(data) -> str:
+    with pytest.raises(SpecError) as excinfo:
+        parse_spec(data)
+    return str(excinfo.value)
+
+
+def test_unknown_gate_kind(spec_data):
+    spec_data["gates"][3]["kind"] = "magic"
+    assert "gates.3.kind: Value error, unknown gate kind 'magic'" in _error(spec_data)
+
+
+def test_weights_not_increasing(spec_data):
+    spec_data["traffic"]["steps"][1]["weight"] = 5
+    assert "traffic.steps: Value error, weights must increase step by step: step 1 has 5 after 5" in _error(spec_data)
+
+
+def test_weight_above_100(spec_data):
+    spec_data["traffic"]["steps"][3]["weight"] = 101
+    assert "traffic.steps.3.weight: Input should be less than or equal to 100" in _error(spec_data)
+
+
+def test_weight_below_1(spec_data):
+    spec_data["traffic"]["steps"][0]["weight"] = 0
+    assert "traffic.steps.0.weight: Input should be greater than or equal to 1" in _error(spec_data)
+
+
+def test_last_step_not_100(spec_data):
+    spec_data["traffic"]["steps"].pop()
+    assert "traffic.steps: Value error, the last step must send 100 % to green, got 50" in _error(spec_data)
+
+
+@pytest.mark.parametrize("window", ["0m", 0, -5])
+def test_window_not_positive(spec_data, window):
+    spec_data["traffic"]["steps"][0]["window"] = window
+    assert "traffic.steps.0.window: Value error, must be greater than 0" in _error(spec_data)
+
+
+@pytest.mark.parametrize("window", ["soon", "30 minutes", "", "1h30m"])
+def test_window_malformed(spec_data, window):
+    spec_data["traffic"]["steps"][0]["window"] = window
+    assert "traffic.steps.0.window: Value error, must be a duration like" in _error(spec_data)
+
+
+def test_threshold_value_string(spec_data):
+    spec_data["gates"][1]["threshold"]["value"] = "0.95"
+    assert "gates.1.threshold.value" in _error(spec_data)
+
+
+def test_threshold_unknown_operator(spec_data):
+    spec_data["gates"][1]["threshold"]["op"] = "=>"
+    assert "gates.1.threshold.op" in _error(spec_data)
+
+
+def test_unknown_params_for_kind(spec_data):
+    spec_data["gates"][0]["params"]["bogus"] = 1
+    assert "gates.0: Value error, params.bogus: Extra inputs are not permitted" in _error(spec_data)
+
+
+def test_params_of_wrong_shape_for_kind(spec_data):
+    spec_data["gates"][0]["params"] = {"report": "model_evaluation"}  # report_metric without its metric
+    assert "gates.0: Value error, params.metric: Field required" in _error(spec_data)
+
+
+def test_missing_threshold_for_kind_that_needs_one(spec_data):
+    del spec_data["gates"][0]["threshold"]
+    assert "gates.0: Value error, kind 'report_metric' needs a threshold" in _error(spec_data)
+
+
+def test_threshold_for_kind_that_takes_none(spec_data):
+    index = next(i for i, gate in enumerate(spec_data["gates"]) if gate["kind"] == "attestation")
+    spec_data["gates"][index]["threshold"] = {"op": ">=", "value": 1}
+    assert f"gates.{index}: Value error, kind 'attestation' takes no threshold" in _error(spec_data)
+
+
+def test_waiver_for_unknown_gate(spec_data):
+    waivers = spec_data["profiles"]["rehearsal"]["waivers"]
+    waivers.append({"gate": "no_such_gate", "reason": "nothing to check here at all"})
+    message = _error(spec_data)
+    assert f"profiles.rehearsal.waivers.{len(waivers) - 1}.gate: no gate named 'no_such_gate'" in message
+
+
+def test_waiver_reason_too_short(spec_data):
+    spec_data["profiles"]["rehearsal"]["waivers"][0]["reason"] = "n/a"
+    assert "profiles.rehearsal.waivers.0.reason" in _error(spec_data)
+
+
+def test_waivers_in_production(spec_data):
+    spec_data["profiles"]["production"]["waivers"] = [{"gate": "dr_rto", "reason": "we trust the last drill"}]
+    assert "profiles.production.waivers: the production profile may not waive gates" in _error(spec_data)
+
+
+def test_unknown_promql_template_variable(spec_data):
+    spec_data["analysis"]["slos"][0]["query"] = 'sum(up{namespace="$namespace"})'
+    assert "analysis.slos.0.query: Value error, unknown template variables ['namespace']" in _error(spec_data)
+
+
+def test_unknown_template_variable_in_gate_query(spec_data):
+    index = next(i for i, gate in enumerate(spec_data["gates"]) if gate["kind"] == "prometheus_query")
+    spec_data["gates"][index]["params"]["query"] = 'min(up{job="$service",colour="$colour"})'
+    message = _error(spec_data)
+    assert f"gates.{index}: Value error, params.query" in message
+    assert "unknown template variables ['colour']" in message
+
+
+def test_duplicate_gate_names(spec_data):
+    spec_data["gates"][1]["name"] = spec_data["gates"][0]["name"]
+    assert "gates: Value error, duplicate gate name 'vision_encoder_training_documents'" in _error(spec_data)
+
+
+def test_duplicate_slo_names(spec_data):
+    spec_data["analysis"]["slos"][1]["name"] = "error_rate"
+    assert "analysis.slos: Value error, duplicate SLO name 'error_rate'" in _error(spec_data)
+
+
+def test_gate_in_traffic_shift_phase(spec_data):
+    spec_data["gates"][0]["phase"] = "traffic_shift"
+    assert "gates.0.phase: Value error, traffic_shift is driven by traffic.steps" in _error(spec_data)
+
+
+def test_unknown_top_level_field(spec_data):
+    spec_data["rollout"] = {}
+    assert "rollout: Extra inputs are not permitted" in _error(spec_data)
+
+
+def test_window_scale_out_of_range(spec_data):
+    spec_data["profiles"]["rehearsal"]["window_scale"] = 2
+    assert "profiles.rehearsal.window_scale: Input should be less than or equal to 1" in _error(spec_data)
+
+
+def test_error_names_the_source(tmp_path, spec_data):
+    import yaml
+
+    spec_data["gates"][3]["kind"] = "magic"
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(spec_data))
+    with pytest.raises(SpecError, match=rf"invalid release spec {path}: gates\.3\.kind"):
+        load_spec(path)
+
+
+def test_load_spec_unreadable_file(tmp_path):
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(SpecError, match=f"cannot read release spec {missing}"):
+        load_spec(missing)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("gates: [unclosed\n")
+    with pytest.raises(SpecError, match=f"cannot read release spec {bad_yaml}"):
+        load_spec(bad_yaml)
