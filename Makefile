@@ -23,7 +23,7 @@ demo-rollback: setup
 	$(PY) scripts/demo.py --inject-errors-at 20
 
 test: setup
-	SAP_LLM_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check sap_llm_release operators dags plugins scripts benchmarks tests inference_images

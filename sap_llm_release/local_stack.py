@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -144,13 +145,7 @@ def down(stack_dir: Path) -> list[str]:
                 stop_group(pid)
                 stopped.append(name)
             pid_file.unlink()
-    nginx_pid = stack_dir / "nginx.pid"
-    if nginx_pid.exists():
-        subprocess.run(["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir), "-s", "quit"],
-                       capture_output=True)
-        deadline = time.monotonic() + 10
-        while nginx_pid.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+    if _stop_nginx(stack_dir):
         stopped.append("nginx")
     if (stack_dir / "stack.json").exists():
         target = local_target(stack_dir)
@@ -158,6 +153,24 @@ def down(stack_dir: Path) -> list[str]:
             if target.deployer.remove(colour):
                 stopped.append(colour)
     return stopped
+
+
+def _stop_nginx(stack_dir: Path, grace_s: float = 10.0) -> bool:
+    """Graceful quit; a master still there after ``grace_s`` gets SIGTERM (fast shutdown)."""
+    try:
+        pid = int((stack_dir / "nginx.pid").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    subprocess.run(["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir), "-s", "quit"],
+                   capture_output=True)
+    deadline = time.monotonic() + grace_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        while alive(pid) and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,6 @@ import hashlib
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from string import Template
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -30,6 +29,7 @@ from pydantic.functional_validators import BeforeValidator
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Threshold
+from sap_llm_release.templates import render, require_known_variables
 
 
 class SpecError(ValueError):
@@ -165,13 +165,10 @@ class SLO(BaseModel):
     @field_validator("query")
     @classmethod
     def _template_names_known(cls, query: str) -> str:
-        unknown = set(Template(query).get_identifiers()) - QUERY_VARIABLES
-        if unknown:
-            raise ValueError(f"unknown template variables {sorted(unknown)}; use {sorted(QUERY_VARIABLES)}")
-        return query
+        return require_known_variables(query, QUERY_VARIABLES)
 
     def render(self, **variables: str) -> str:
-        return Template(self.query).substitute(variables)
+        return render(self.query, **variables)
 
 
 QUERY_VARIABLES = {"colour", "rate_window", "service"}

@@ -64,12 +64,18 @@ class Airflow:
         self._wait(lambda: self.client.get(f"/api/v2/dags/{DAG_ID}").status_code == 200, 180, f"DAG {DAG_ID}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+        """SIGINT to the whole process group (standalone's own shutdown), then SIGTERM, then SIGKILL."""
+        if not self.process or self.process.poll() is not None:
+            return
+        for sig, grace_s in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
             try:
-                self.process.wait(timeout=60)
+                os.killpg(self.process.pid, sig)
+                self.process.wait(timeout=grace_s)
+                return
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                continue
+            except ProcessLookupError:
+                return
 
     def trigger(self, conf: dict) -> str:
         response = self.client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
@@ -80,9 +86,16 @@ class Airflow:
         return self.client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
 
     def task_states(self, run_id: str) -> dict[str, str | None]:
-        response = self.client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 500})
-        response.raise_for_status()
-        return {ti["task_id"]: ti["state"] for ti in response.json()["task_instances"]}
+        states: dict[str, str | None] = {}
+        while True:  # the API pages at 100 task instances
+            response = self.client.get(
+                f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100, "offset": len(states)}
+            )
+            response.raise_for_status()
+            page = response.json()
+            states.update({ti["task_id"]: ti["state"] for ti in page["task_instances"]})
+            if not page["task_instances"] or len(states) >= page["total_entries"]:
+                return states
 
     def _wait(self, ready, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -170,6 +183,7 @@ def main() -> int:
     parser.add_argument("--airflow-port", type=int, default=18280)
     parser.add_argument("--version", default="1.1.0")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started, as on Ctrl-C
 
     stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
     stack_dir.mkdir(parents=True, exist_ok=True)
@@ -179,6 +193,7 @@ def main() -> int:
     stack = local_stack.up(stack_dir, base_port=args.base_port)
     env = {
         **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow`
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -186,6 +201,7 @@ def main() -> int:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__PORT": str(args.airflow_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{args.airflow_port}/execution/",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "SAP_LLM_STACK_DIR": str(stack_dir),
         "AIRFLOW_CONN_SAP_LLM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(home / "ledger.db")}),

@@ -31,12 +31,10 @@ from tests.support.postgres import temporary_postgres  # noqa: E402
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    """URL of a throwaway PostgreSQL database; required (not skipped) when SAP_LLM_REQUIRE_POSTGRES=1."""
+    """URL of a throwaway PostgreSQL database: the ledger runs on PostgreSQL too, so its absence is a failure."""
     with temporary_postgres() as url:
         if url is None:
-            if os.environ.get("SAP_LLM_REQUIRE_POSTGRES") == "1":
-                pytest.fail("PostgreSQL binaries are missing but SAP_LLM_REQUIRE_POSTGRES=1 (make test installs them)")
-            pytest.skip("PostgreSQL is not installed")
+            pytest.fail("PostgreSQL binaries are missing (make setup installs Debian's postgresql)")
         yield url
 
 

@@ -101,6 +101,14 @@ class ServiceMetrics:
         self.failures = Counter("sap_llm_model_inference_failures", "Model inference failures", ["colour"],
                                 registry=self.registry)
 
+    def start_at_zero(self, colour: str) -> None:
+        """Export every series at 0 from the start: a counter that appears only with its first increment is
+        invisible to rate() until its second scrape, which would hide a new version's first errors."""
+        for status in ("200", "500"):
+            self.requests.labels(colour, "/v1/documents", status)
+        for counter in (self.documents, self.touchless, self.failures):
+            counter.labels(colour)
+
 
 def process_document(document: DocumentIn, colour: str, version: str, metrics: ServiceMetrics) -> dict:
     """Classify and extract one document; count it."""
@@ -134,6 +142,7 @@ async def apply_faults(faults: Faults, colour: str, document_id: str, metrics: S
 
 def create_app(colour: str, version: str, enable_fault_injection: bool = False) -> FastAPI:
     metrics = ServiceMetrics()
+    metrics.start_at_zero(colour)
     faults = Faults()
     state = {"ready": False}
 

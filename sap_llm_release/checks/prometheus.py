@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from string import Template
 
 from pydantic import Field, field_validator
 
@@ -11,6 +10,7 @@ from sap_llm_release.analysis.provider import MetricsUnavailable
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.templates import render, require_known_variables
 
 
 class PrometheusQueryParams(Params):
@@ -23,10 +23,7 @@ class PrometheusQueryParams(Params):
     @field_validator("query")
     @classmethod
     def _template_names_known(cls, query: str) -> str:
-        unknown = set(Template(query).get_identifiers()) - GATE_QUERY_VARIABLES
-        if unknown:
-            raise ValueError(f"unknown template variables {sorted(unknown)}; use {sorted(GATE_QUERY_VARIABLES)}")
-        return query
+        return require_known_variables(query, GATE_QUERY_VARIABLES)
 
 
 GATE_QUERY_VARIABLES = {"service", "rate_window", "blue", "green"}
@@ -39,9 +36,7 @@ class PrometheusQuery(Check):
     Params = PrometheusQueryParams
 
     def run(self, params: PrometheusQueryParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
-        promql = Template(params.query).substitute(
-            service=context.service, rate_window=context.rate_window, **context.slots
-        )
+        promql = render(params.query, service=context.service, rate_window=context.rate_window, **context.slots)
         metrics = context.require("metrics")
         deadline = time.monotonic() + params.wait_s
         while True:

@@ -73,7 +73,7 @@ def test_next_release_goes_to_the_free_slot(fresh_stack, ledger):
 
 @pytest.mark.parametrize("breach_at", STEPS)
 def test_slo_breach_at_any_step_rolls_back_to_blue(fresh_stack, ledger, breach_at):
-    fresh_stack.when_green_weight(breach_at, lambda: fresh_stack.set_faults("green", error_rate=0.5))
+    fresh_stack.when_green_weight(breach_at, lambda: fresh_stack.set_faults("green", error_rate=1.0))
 
     dag_run, states = run_release(release_conf())
 

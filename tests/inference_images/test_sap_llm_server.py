@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from sap_llm_release.documents import DOCUMENT_TYPES, synthetic_documents
+from tests.support.server import load_server_module
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVER_SCRIPT = ROOT / "inference_images" / "sap_llm_server" / "server.py"
-
-
-def _load_server():
-    module_spec = importlib.util.spec_from_file_location("sap_llm_reference_server_app", SERVER_SCRIPT)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
-
-
-server = _load_server()
+server = load_server_module()
 
 
 def _synthetic_documents(count: int, seed: int):
@@ -137,7 +125,7 @@ def test_each_app_has_its_own_metrics():
     with TestClient(server.create_app("blue", "1.0.0")) as blue, TestClient(server.create_app("green", "2")) as green:
         blue.post("/v1/documents", json={"document_id": "d", "content": "QUOTATION"})
         assert metric(blue, "sap_llm_documents_processed_total", colour="blue") == 1
-        assert metric(green, "sap_llm_documents_processed_total", colour="green") is None
+        assert metric(green, "sap_llm_documents_processed_total", colour="green") == 0
 
 
 def test_fault_injection_gives_500s(faulty_client):
@@ -150,7 +138,7 @@ def test_fault_injection_gives_500s(faulty_client):
         assert response.json() == {"detail": "model inference failed"}
     assert metric(faulty_client, "sap_llm_model_inference_failures_total", colour="green") == 3
     assert metric(faulty_client, "sap_llm_requests_total", colour="green", endpoint="/v1/documents", status="500") == 3
-    assert metric(faulty_client, "sap_llm_documents_processed_total", colour="green") is None
+    assert metric(faulty_client, "sap_llm_documents_processed_total", colour="green") == 0
 
     faulty_client.post("/admin/faults", json={"error_rate": 0.0})
     assert faulty_client.post("/v1/documents", json={"document_id": "ok", "content": "QUOTATION"}).status_code == 200
@@ -173,4 +161,10 @@ def test_no_fault_injection_without_the_flag(client):
     for index in range(3):
         response = client.post("/v1/documents", json={"document_id": f"d{index}", "content": "QUOTATION"})
         assert response.status_code == 200
-    assert metric(client, "sap_llm_model_inference_failures_total", colour="blue") is None
+    assert metric(client, "sap_llm_model_inference_failures_total", colour="blue") == 0
+
+
+def test_every_series_is_exported_at_zero_before_the_first_request(client):
+    assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="500") == 0
+    assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="200") == 0
+    assert metric(client, "sap_llm_touchless_total", colour="blue") == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import json
 import socket
 import threading
@@ -25,19 +24,11 @@ import uvicorn
 import yaml
 
 from sap_llm_release.spec import load_spec
+from tests.support.server import load_server_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SPEC_PATH = ROOT / "specs" / "sap_llm.yaml"
-SERVER_SCRIPT = ROOT / "inference_images" / "sap_llm_server" / "server.py"
-
-
-def load_server_module():
-    """The reference server module, imported from its file (it is not part of an installed package)."""
-    module_spec = importlib.util.spec_from_file_location("sap_llm_reference_server", SERVER_SCRIPT)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
 
 
 def find_free_port() -> int:

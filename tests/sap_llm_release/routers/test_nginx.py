@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from sap_llm_release.routers.base import RouterError, Weights
 from sap_llm_release.routers.nginx import NginxRouter
-
-pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
 
 BLUE, GREEN = "127.0.0.1:28081", "127.0.0.1:28082"
 
