@@ -10,6 +10,7 @@ Every process it starts is stopped when it ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -71,11 +72,13 @@ class Airflow:
             try:
                 os.killpg(self.process.pid, sig)
                 self.process.wait(timeout=grace_s)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
             except ProcessLookupError:
                 return
+        with contextlib.suppress(ProcessLookupError):  # members of the group that outlived standalone itself
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def trigger(self, conf: dict) -> str:
         response = self.client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
