@@ -27,7 +27,7 @@ def _failed(states):
     return sorted(task for task, state in states.items() if state == "failed")
 
 
-def test_clean_release_reaches_100_percent_and_decommissions_blue(fresh_stack, ledger):
+def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(fresh_stack, ledger):
     dag_run, states = run_release(release_conf())
 
     assert dag_run.state == "success", _failed(states)
@@ -55,17 +55,14 @@ def test_clean_release_reaches_100_percent_and_decommissions_blue(fresh_stack, l
     assert events == ["started", "green_deployed", "blue_decommissioned", "promoted"]
     assert record["rollbacks"] == []
 
-
-def test_next_release_goes_to_the_free_slot(fresh_stack, ledger):
-    first, _ = run_release(release_conf(version="1.1.0"))
+    # The next release goes to the slot that is free now (blue), with the slot that was green as production.
     second, states = run_release(release_conf(version="1.2.0"))
 
-    assert (first.state, second.state) == ("success", "success"), _failed(states)
-    assert ledger.blue_slot(release_id(first)) == "blue" and ledger.blue_slot(release_id(second)) == "green"
-    slots = fresh_stack.target  # slots named as themselves
-    assert slots.router.get_weights() == ALL_BLUE
-    assert slots.deployer.running_version("blue") == "1.2.0"
-    assert slots.deployer.running_version("green") is None
+    assert second.state == "success", _failed(states)
+    assert ledger.blue_slot(release_id(dag_run)) == "blue" and ledger.blue_slot(release_id(second)) == "green"
+    assert target.router.get_weights() == ALL_BLUE  # slots named as themselves: the blue slot serves everything
+    assert target.deployer.running_version("blue") == "1.2.0"
+    assert target.deployer.running_version("green") is None
     second_record = ledger.release_record(release_id(second))
     assert [c["green_after"] for c in second_record["traffic_changes"]] == STEPS
     assert {row["verdict"] for row in second_record["gate_results"]} == {"passed", "waived", "attested"}
@@ -73,6 +70,7 @@ def test_next_release_goes_to_the_free_slot(fresh_stack, ledger):
 
 @pytest.mark.parametrize("breach_at", STEPS)
 def test_slo_breach_at_any_step_rolls_back_to_blue(fresh_stack, ledger, breach_at):
+    production_version = fresh_stack.target.deployer.running_version("blue")
     fresh_stack.when_green_weight(breach_at, lambda: fresh_stack.set_faults("green", error_rate=1.0))
 
     dag_run, states = run_release(release_conf())
@@ -84,7 +82,7 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(fresh_stack, ledger, breach_a
     target = fresh_stack.target
     assert target.router.get_weights() == ALL_BLUE
     assert target.deployer.running_version("green") is None
-    assert target.deployer.running_version("blue") == "1.0.0"
+    assert target.deployer.running_version("blue") == production_version
 
     record = ledger.release_record(release_id(dag_run))
     windows = {w["green_weight"]: w for w in record["slo_windows"]}
