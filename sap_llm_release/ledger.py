@@ -343,6 +343,18 @@ class Ledger:
             latest[row["gate"]] = row
         return latest
 
+    def recent_releases(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest releases first, each with its latest event as ``outcome`` (None while none is recorded)."""
+        releases = self.rows(f"SELECT * FROM releases ORDER BY recorded_at DESC LIMIT {int(limit)}")
+        for release in releases:
+            events = self.rows(
+                "SELECT event, detail, recorded_at FROM release_events WHERE release_id = :r ORDER BY recorded_at",
+                r=release["release_id"],
+            )
+            release["outcome"] = events[-1]["event"] if events else None
+            release["outcome_detail"] = events[-1]["detail"] if events else ""
+        return releases
+
     def release_record(self, release_id: str) -> dict[str, list[dict[str, Any]]]:
         """Everything the ledger holds about one release, table by table, in time order."""
         order = {

@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from sap_llm_release import local_stack  # noqa: E402
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
-from sap_llm_release.ledger import Ledger  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
 from sap_llm_release.targets import local_target  # noqa: E402
 
@@ -153,10 +152,9 @@ def slo_line(prometheus: PrometheusProvider, rate_window: str) -> str:
     return ", ".join(parts)
 
 
-def summary(ledger: Ledger, release_id: str) -> None:
-    record = ledger.release_record(release_id)
+def summary(record: dict, release_id: str) -> None:
     release = record["releases"][0]
-    say(f"ledger: release {release_id}")
+    say(f"ledger (through the release board plugin): release {release_id}")
     print(f"  {release['service']} {release['version']} -> {release['environment']} ({release['profile']}), "
           f"triggered by {release['triggered_by']}")
     verdicts = Counter(row["verdict"] for row in record["gate_results"])
@@ -200,6 +198,7 @@ def main() -> int:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
@@ -244,7 +243,10 @@ def main() -> int:
         for line in group_progress(airflow.task_states(run_id), reported):
             say(line)
         say(f"release run finished: {state}; router now {target.router.get_weights()}")
-        summary(Ledger(f"sqlite:///{home / 'ledger.db'}"), f"{DAG_ID}:{run_id}")
+        release_id = f"{DAG_ID}:{run_id}"
+        board = airflow.client.get(f"/release-board/releases/{release_id}")  # the ledger, through the plugin
+        board.raise_for_status()
+        summary(board.json(), release_id)
         expected = "failed" if args.inject_errors_at else "success"
         return 0 if state == expected else 1
     finally:

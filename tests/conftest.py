@@ -23,6 +23,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW_CONN_SAP_LLM_LEDGER": f'{{"conn_type": "sqlite", "host": "{_HOME / "ledger.db"}"}}',
+        "AIRFLOW__API_AUTH__JWT_SECRET": "release-board-tests-only-" + "x" * 48,
     }
 )
 

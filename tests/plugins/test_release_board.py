@@ -1,0 +1,82 @@
+"""The release board plugin through its FastAPI app, with Airflow's own auth manager and JWTs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sap_llm_release.ledger import Ledger, Writer
+
+PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "release_board.py"
+
+
+def _load_plugin():
+    module_spec = importlib.util.spec_from_file_location("release_board", PLUGIN)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def auth_manager(airflow_db):
+    from airflow.api_fastapi.app import init_auth_manager
+
+    return init_auth_manager()
+
+
+@pytest.fixture
+def client(auth_manager):
+    return TestClient(_load_plugin().board)
+
+
+def _token(auth_manager, role: str | None) -> dict[str, str]:
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    token = auth_manager.generate_jwt(SimpleAuthManagerUser(username=f"someone-{role}", role=role))
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def release_id():
+    ledger = Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+    ledger.migrate()
+    release = f"sap_llm_release:board-{uuid.uuid4().hex[:8]}"
+    writer = Writer("sap_llm_release", release.split(":", 1)[1], "start_release", 1)
+    ledger.record_release(
+        release, service="sap-llm", environment="rehearsal", version="1.4.0", profile="rehearsal",
+        triggered_by="alice", spec_digest="abc", blue_slot="blue", writer=writer,
+    )
+    ledger.record_event(release, "rolled_back", "step_020: SLO error_rate failed", writer)
+    return release
+
+
+def test_anonymous_callers_are_refused(client, release_id):
+    assert client.get("/releases").status_code == 401
+    assert client.get(f"/releases/{release_id}").status_code == 401
+    assert client.get("/releases", headers={"Authorization": "Bearer not-a-jwt"}).status_code == 403
+
+
+def test_a_viewer_sees_recent_releases_with_their_outcome(client, auth_manager, release_id):
+    response = client.get("/releases", params={"limit": 200}, headers=_token(auth_manager, "viewer"))
+    assert response.status_code == 200
+    (mine,) = [release for release in response.json() if release["release_id"] == release_id]
+    assert (mine["version"], mine["triggered_by"], mine["outcome"]) == ("1.4.0", "alice", "rolled_back")
+
+
+def test_a_viewer_reads_one_release_record(client, auth_manager, release_id):
+    response = client.get(f"/releases/{release_id}", headers=_token(auth_manager, "viewer"))
+    assert response.status_code == 200
+    assert [event["event"] for event in response.json()["release_events"]] == ["rolled_back"]
+
+
+def test_a_user_without_a_role_sees_nothing(client, auth_manager, release_id):
+    headers = _token(auth_manager, None)
+    listed = client.get("/releases", params={"limit": 200}, headers=headers)
+    assert listed.status_code == 200 and release_id not in {r["release_id"] for r in listed.json()}
+    assert client.get(f"/releases/{release_id}", headers=headers).status_code == 404
