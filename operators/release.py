@@ -75,7 +75,7 @@ class GateOperator(BaseOperator):
             run.release_id, gate=gate.name, phase=gate.phase.value, kind=gate.kind, evidence=evidence, writer=run.writer
         )
         message = evidence.describe(gate.name)
-        if evidence.verdict is Verdict.FAILED:
+        if not evidence.verdict.lets_release_continue:
             raise GateFailed(message)
         self.log.info("%s [%s]", message, gate.item)
         return {"verdict": evidence.verdict.value, "measured": evidence.measured, "threshold": evidence.threshold}

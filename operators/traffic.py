@@ -77,7 +77,7 @@ class ShiftTrafficOperator(_ReleaseOperator):
             gate.name
             for gate in run.spec.gates
             if gate.phase.value in PHASES_BEFORE_TRAFFIC
-            and (gate.name not in recorded or recorded[gate.name]["verdict"] == Verdict.FAILED.value)
+            and (gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue)
         ]
         if unproven:
             raise AirflowFailException(

@@ -67,3 +67,10 @@ def fresh_stack(local_stack):
     """The stack as production looks before a release: blue at 100 %, no green, no faults."""
     local_stack.reset()
     return local_stack
+
+
+@pytest.fixture
+def quiet_stack(fresh_stack):
+    """A fresh stack with no critical alert pending or firing, for releases that must pass SLO windows."""
+    fresh_stack.wait_for_no_critical_alerts()
+    return fresh_stack

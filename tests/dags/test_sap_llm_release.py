@@ -27,14 +27,14 @@ def _failed(states):
     return sorted(task for task, state in states.items() if state == "failed")
 
 
-def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(fresh_stack, ledger):
+def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, ledger):
     dag_run, states = run_release(release_conf())
 
     assert dag_run.state == "success", _failed(states)
     assert all(states[f"traffic_shift.{kind}_{w:03d}"] == "success" for w in STEPS for kind in ("shift_to", "watch"))
     assert states["decommission_blue.remove_blue"] == "success"
     assert states["rollback.rollback_to_blue"] == "skipped"
-    target = fresh_stack.target
+    target = quiet_stack.target
     assert target.router.get_weights() == Weights(0, 100)
     assert target.deployer.running_version("blue") is None
     assert target.deployer.running_version("green") == "1.1.0"
@@ -69,9 +69,9 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(fresh_stack, 
 
 
 @pytest.mark.parametrize("breach_at", STEPS)
-def test_slo_breach_at_any_step_rolls_back_to_blue(fresh_stack, ledger, breach_at):
-    production_version = fresh_stack.target.deployer.running_version("blue")
-    fresh_stack.when_green_weight(breach_at, lambda: fresh_stack.set_faults("green", error_rate=1.0))
+def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_at):
+    production_version = quiet_stack.target.deployer.running_version("blue")
+    quiet_stack.when_green_weight(breach_at, lambda: quiet_stack.set_faults("green", error_rate=1.0))
 
     dag_run, states = run_release(release_conf())
 
@@ -79,7 +79,7 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(fresh_stack, ledger, breach_a
     assert states[f"traffic_shift.watch_{breach_at:03d}"] == "failed"
     assert states["rollback.rollback_to_blue"] == "success"
     assert states["decommission_blue.remove_blue"] == "skipped"
-    target = fresh_stack.target
+    target = quiet_stack.target
     assert target.router.get_weights() == ALL_BLUE
     assert target.deployer.running_version("green") is None
     assert target.deployer.running_version("blue") == production_version

@@ -54,7 +54,6 @@ class LiveStack:
         target.router.set_weights(ALL_BLUE)
         target.deployer.remove("green")
         self.ensure_prometheus()
-        self.wait_for_no_critical_alerts()
 
     def wait_for_no_critical_alerts(self, timeout_s: float = 150) -> None:
         """An earlier rehearsal's injected errors keep the error-rate alert pending or firing for about a minute
