@@ -79,6 +79,8 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path)
     decide = ReleaseDecisionOperator(
         task_id="decide_promote_or_rollback",
+        spec_path=spec_path,
+        start_task=start.task_id,
         first_shift=f"{Phase.TRAFFIC_SHIFT.value}.shift_to_{spec.traffic.steps[0].weight:03d}",
         watched_groups=(Phase.TRAFFIC_SHIFT.value, Phase.POST_DEPLOYMENT.value),
         promote_task=no_traffic_left[0].task_id if no_traffic_left else remove_blue.task_id,

@@ -86,14 +86,16 @@ class ShiftTrafficOperator(_ReleaseOperator):
 
 
 class ReleaseDecisionOperator(BaseBranchOperator):
-    """Promote when every traffic step and post-deployment check passed; roll back on any failure once traffic
-    was touched; neither when the release failed before the first traffic change."""
+    """Promote only when every traffic step and post-deployment task succeeded; roll back otherwise once traffic
+    was touched (the first shift ran, or the live router sends anything to green); neither when nothing was."""
 
     ui_color = "#f5eef8"
 
     def __init__(
         self,
         *,
+        spec_path: str,
+        start_task: str,
         first_shift: str,
         watched_groups: tuple[str, ...],
         promote_task: str,
@@ -101,6 +103,8 @@ class ReleaseDecisionOperator(BaseBranchOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(trigger_rule="all_done", **kwargs)
+        self.spec_path = spec_path
+        self.start_task = start_task
         self.first_shift = first_shift
         self.watched_groups = watched_groups
         self.promote_task = promote_task
@@ -108,19 +112,25 @@ class ReleaseDecisionOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Any) -> str | list[str]:
         states = task_states(context)
-        touched = states.get(self.first_shift) in ("success", "failed")
-        failed = sorted(
-            task
-            for task, state in states.items()
-            if task.split(".")[0] in self.watched_groups and state in FAILED_STATES
-        )
-        if not touched:
+        started = states.get(self.start_task) == "success"
+        shifted = states.get(self.first_shift) in ("success", "failed")
+        if not (shifted or started and self._green_has_traffic(context)):
             self.log.info("no traffic was changed: nothing to promote or roll back")
             return []
-        if failed:
-            self.log.warning("rolling back: %s", ", ".join(failed))
+        watched = [task.task_id for task in self.dag.tasks if task.task_id.split(".")[0] in self.watched_groups]
+        unproven = sorted(task for task in watched if states.get(task) != "success")
+        if unproven:
+            self.log.warning("rolling back; not succeeded: %s", ", ".join(f"{t} ({states.get(t)})" for t in unproven))
             return self.rollback_task
         return self.promote_task
+
+    def _green_has_traffic(self, context: Any) -> bool:
+        """The live router's answer; a router that cannot be read counts as touched, so rollback gets its turn."""
+        try:
+            return ReleaseRun(self.spec_path, context).target.router.get_weights().green > 0
+        except Exception as exc:  # noqa: BLE001 - any failure to read means the split is unknown
+            self.log.warning("cannot read the router (%s); treating traffic as touched", exc)
+            return True
 
 
 class RollbackOperator(_ReleaseOperator):

@@ -51,9 +51,9 @@ def test_clean_log_passes():
     assert evidence.detail == r"0 of 2 blue log lines match '\\b(ERROR|CRITICAL|Traceback)\\b'"
 
 
-def test_empty_log_passes():
+def test_empty_log_fails_because_it_shows_nothing():
     evidence = scan(FakeDeployer({}), colour="blue")
-    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0)
+    assert (evidence.verdict, evidence.measured, evidence.detail) == (Verdict.FAILED, None, "no blue log lines to scan")
 
 
 def test_custom_pattern():
