@@ -3,6 +3,7 @@ name exists, and the compose stack wires the connections the DAG reads."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -34,3 +35,16 @@ def test_compose_services_and_mounted_files_exist():
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}" in env and f"AIRFLOW_CONN_{PROMETHEUS_CONN_ID.upper()}" in env
+
+
+def test_every_inference_image_dockerfile_copies_existing_paths_and_runs_as_non_root():
+    dockerfiles = sorted((ROOT / "inference_images").glob("*/Dockerfile"))
+    assert dockerfiles
+    for dockerfile in dockerfiles:
+        text = dockerfile.read_text()
+        copies = re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", text, re.MULTILINE)
+        missing = [source for line in copies for source in line.split() if not (dockerfile.parent / source).exists()]
+        assert missing == [], dockerfile
+        assert re.search(r"^USER\s+(?!root)\S+", text, re.MULTILINE), f"{dockerfile} runs as root"
+        entrypoint = json.loads(re.search(r"^ENTRYPOINT\s+(\[.*\])$", text, re.MULTILINE).group(1))
+        assert (dockerfile.parent / Path(entrypoint[-1]).name).exists(), dockerfile
