@@ -14,13 +14,7 @@ from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import Phase
-
-PHASES_BEFORE_TRAFFIC = {phase.value for phase in Phase} - {
-    Phase.TRAFFIC_SHIFT.value,
-    Phase.POST_DEPLOYMENT.value,
-    Phase.DECOMMISSION_BLUE.value,
-}
+from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 
 
 class _ReleaseOperator(BaseOperator):
@@ -76,7 +70,7 @@ class ShiftTrafficOperator(_ReleaseOperator):
         unproven = [
             gate.name
             for gate in run.spec.gates
-            if gate.phase.value in PHASES_BEFORE_TRAFFIC
+            if gate.phase in PHASES_BEFORE_TRAFFIC
             and (gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue)
         ]
         if unproven:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import Engine
 
 from sap_llm_release.evidence import Evidence
@@ -346,13 +346,17 @@ class Ledger:
     def recent_releases(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest releases first, each with its latest event as ``outcome`` (None while none is recorded)."""
         releases = self.rows(f"SELECT * FROM releases ORDER BY recorded_at DESC LIMIT {int(limit)}")
+        latest: dict[str, dict[str, Any]] = {}
+        if releases:
+            query = text(
+                "SELECT release_id, event, detail FROM release_events WHERE release_id IN :ids ORDER BY recorded_at"
+            ).bindparams(bindparam("ids", expanding=True))
+            with self.engine.connect() as conn:
+                for row in conn.execute(query, {"ids": [r["release_id"] for r in releases]}):
+                    latest[row.release_id] = {"event": row.event, "detail": row.detail}
         for release in releases:
-            events = self.rows(
-                "SELECT event, detail, recorded_at FROM release_events WHERE release_id = :r ORDER BY recorded_at",
-                r=release["release_id"],
-            )
-            release["outcome"] = events[-1]["event"] if events else None
-            release["outcome_detail"] = events[-1]["detail"] if events else ""
+            event = latest.get(release["release_id"], {"event": None, "detail": ""})
+            release["outcome"], release["outcome_detail"] = event["event"], event["detail"]
         return releases
 
     def release_record(self, release_id: str) -> dict[str, list[dict[str, Any]]]:

@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
@@ -28,7 +27,7 @@ from pydantic.functional_validators import BeforeValidator
 
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
-from sap_llm_release.evidence import Threshold
+from sap_llm_release.evidence import Number, Threshold
 from sap_llm_release.templates import render, require_known_variables
 
 
@@ -60,9 +59,10 @@ PRE_TRAFFIC_PHASES = (
     Phase.MONITORING,
     Phase.PREFLIGHT,
 )
+# Every gate of these phases must have a non-failed record before any traffic moves.
+PHASES_BEFORE_TRAFFIC = (*PRE_TRAFFIC_PHASES, Phase.DEPLOY_GREEN, Phase.SMOKE_GREEN)
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Number = StrictInt | StrictFloat
 
 
 class Gate(BaseModel):
