@@ -5,10 +5,15 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 LOADTEST_VENV := .venv-loadtest
+VALIDATOR_VENV := .venv-validator
+VALIDATOR := PYTHONPATH=inference_images:inference_images/validator $(VALIDATOR_VENV)/bin/python
+# The rehearsal's model: SAP_LLM's three components at the tiny size, trained for seconds on synthetic documents,
+# with its manifest and its labelled test and held-out sets (the rehearsal profile's job inputs point here).
+REHEARSAL_MODEL := .models/rehearsal
 
 .PHONY: setup demo demo-rollback test lint benchmarks clean
 
-setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed
+setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed $(REHEARSAL_MODEL)/manifest.json
 	@scripts/ensure_system_packages.sh
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -23,6 +28,24 @@ $(LOADTEST_VENV)/.installed: inference_images/loadtest/requirements.txt
 	$(LOADTEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LOADTEST_VENV)/bin/python -m pip install -q -r inference_images/loadtest/requirements.txt
 	touch $@
+
+# The validator image's own environment: torch's CPU build (never a CUDA one here), then the frozen requirements.
+$(VALIDATOR_VENV)/.installed: inference_images/validator/requirements.txt
+	$(PYTHON) -m venv $(VALIDATOR_VENV)
+	$(VALIDATOR_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VALIDATOR_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VALIDATOR_VENV)/bin/python -m pip install -q -r inference_images/validator/requirements.txt
+	touch $@
+
+$(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_model/*.py) \
+		inference_images/validator/sap_llm_validator/train.py
+	rm -rf $(REHEARSAL_MODEL) && mkdir -p $(REHEARSAL_MODEL)
+	$(VALIDATOR) -m sap_llm_model.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl
+	$(VALIDATOR) -m sap_llm_model.documents --count 140 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl
+	$(VALIDATOR) -m sap_llm_model.documents --count 140 --seed 3 --split heldout --out $(REHEARSAL_MODEL)/heldout.jsonl
+	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
+		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
+	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
 
 demo: setup
 	$(PY) scripts/demo.py
@@ -39,6 +62,7 @@ lint: setup
 benchmarks: setup
 	$(PY) benchmarks/dag_parse.py
 	$(PY) benchmarks/rollback_reaction.py
+	$(VALIDATOR) benchmarks/validator_cpu.py
 
 clean:
-	rm -rf $(VENV) $(LOADTEST_VENV) .stack .airflow
+	rm -rf $(VENV) $(LOADTEST_VENV) $(VALIDATOR_VENV) .models .stack .airflow

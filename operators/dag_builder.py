@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, TaskGroup, chain
 
+from operators.jobs import InferenceJobOperator
 from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
 from operators.sensors import SLOWindowSensor
 from operators.traffic import (
@@ -20,10 +21,20 @@ ROLLBACK_TASK = "rollback.rollback_to_blue"
 
 
 def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOperator]:
-    return [
-        GateOperator(task_id=gate.name, spec_path=spec_path, gate=gate.name, doc_md=gate.item)
-        for gate in spec.gates_in(phase)
-    ]
+    """The phase's gates; the phase's jobs run first, one after another, each before the gates that read it."""
+    jobs = {
+        job.name: InferenceJobOperator(task_id=f"run_{job.name}", spec_path=spec_path, job=job.name,
+                                       doc_md=f"{job.image} {job.command}")
+        for job in spec.jobs_in(phase)
+    }
+    chain(*jobs.values())
+    gates = []
+    for gate in spec.gates_in(phase):
+        task = GateOperator(task_id=gate.name, spec_path=spec_path, gate=gate.name, doc_md=gate.item)
+        if gate.kind == "job_result" and gate.params["job"] in jobs:
+            jobs[gate.params["job"]] >> task
+        gates.append(task)
+    return gates
 
 
 def _phase_group(spec: ReleaseSpec, spec_path: str, phase: Phase) -> TaskGroup:

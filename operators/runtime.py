@@ -115,7 +115,13 @@ class ReleaseRun:
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
         context.slots = target.slots
         context.reports_dir = Path(target.reports_dir)
+        context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context
+
+    def job_variables(self) -> dict[str, str]:
+        """Every ``$name`` a job's arguments may use, for this release on this target."""
+        builtins = {"version": self.request.version, **{f"{name}_url": url for name, url in self.target.urls.items()}}
+        return self.profile.job_variables(builtins)
 
     def event(self, name: str, detail: str = "") -> None:
         self.ledger.record_event(self.release_id, name, detail, self.writer)

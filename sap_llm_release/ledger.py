@@ -6,6 +6,7 @@ writes nothing new, while a retry (a new try number) adds its own row next to th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import Engine
 
 from sap_llm_release.evidence import Evidence
+from sap_llm_release.jobs.base import JobOutcome
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)(?:\.(sqlite|postgresql))?\.sql$")
@@ -302,6 +304,37 @@ class Ledger:
             },
         )
 
+    def record_job_result(self, release_id: str, outcome: JobOutcome, writer: Writer) -> None:
+        """An inference job's result JSON exactly as its entrypoint wrote it, with its digest."""
+        self._insert(
+            "job_results",
+            {
+                "release_id": release_id,
+                "job": outcome.job,
+                "image": outcome.image,
+                "command": outcome.command,
+                "runner": outcome.runner,
+                "exit_code": outcome.exit_code,
+                "passed": None if outcome.result is None else bool(outcome.result.get("passed")),
+                "result_json": outcome.result_text,
+                "result_sha256": hashlib.sha256(outcome.result_text.encode()).hexdigest()
+                if outcome.result_text is not None else None,
+                "detail": outcome.detail,
+                "started_at": outcome.started_at,
+                "finished_at": outcome.finished_at,
+                **self._by(writer),
+                "recorded_at": utcnow(),
+            },
+        )
+
+    def job_result(self, release_id: str, job: str) -> dict[str, Any] | None:
+        """The result JSON of the latest try of ``job`` in ``release_id`` that wrote one, or None."""
+        rows = self.rows(
+            "SELECT result_json FROM job_results WHERE release_id = :r AND job = :j AND result_json IS NOT NULL "
+            "ORDER BY try_number DESC, recorded_at DESC LIMIT 1", r=release_id, j=job,
+        )
+        return json.loads(rows[0]["result_json"]) if rows else None
+
     def acquire_environment(self, environment: str, release_id: str) -> None:
         """Take the environment for ``release_id``; raise :class:`EnvironmentLocked` if another release has it."""
         self._insert(
@@ -370,6 +403,7 @@ class Ledger:
             "traffic_changes": "changed_at",
             "rollbacks": "completed_at",
             "notifications": "recorded_at",
+            "job_results": "recorded_at",
         }
         return {
             table: self.rows(f"SELECT * FROM {table} WHERE release_id = :r ORDER BY {column}", r=release_id)

@@ -26,8 +26,16 @@ from sap_llm_release.processes import alive, stop_group
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import local_target
 
-STACK_FILES = Path(__file__).resolve().parent.parent / "stack"
-SERVER_SCRIPT = Path(__file__).resolve().parent.parent / "inference_images" / "sap_llm_server" / "server.py"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STACK_FILES = PROJECT_DIR / "stack"
+SERVER_SCRIPT = PROJECT_DIR / "inference_images" / "sap_llm_server" / "server.py"
+# The inference images' entrypoints as local processes, each from the environment `make setup` builds for it.
+JOB_COMMANDS = {
+    "validator": [str(PROJECT_DIR / ".venv-validator" / "bin" / "python"), "-m", "sap_llm_validator"],
+    "loadtest": [str(PROJECT_DIR / ".venv-loadtest" / "bin" / "python"),
+                 str(PROJECT_DIR / "inference_images" / "loadtest" / "loadtest.py")],
+}
+JOB_ENV = {"PYTHONPATH": f"{PROJECT_DIR / 'inference_images'}:{PROJECT_DIR / 'inference_images' / 'validator'}"}
 BACKGROUND = ("traffic", "prometheus")
 
 
@@ -75,6 +83,9 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     stack = {
         "ports": ports,
         "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection"],
+        "project_dir": str(PROJECT_DIR),
+        "job_commands": JOB_COMMANDS,
+        "job_env": JOB_ENV,
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
     }

@@ -11,6 +11,7 @@ import hashlib
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from string import Template
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -195,6 +196,31 @@ class Analysis(BaseModel):
         return slos
 
 
+JOB_BUILTIN_VARIABLES = {"version", "blue_url", "green_url", "router_url"}
+
+
+class Job(BaseModel):
+    """An inference job: an image's entrypoint run with arguments (``$name`` placeholders: the built-ins above and
+    the profile's ``job_inputs``); it writes one result JSON that ``job_result`` gates read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,60}$")
+    phase: Phase
+    image: Literal["validator", "loadtest"]
+    command: str = Field(pattern=r"^[a-z][a-z-]{1,30}$")
+    args: list[str] = Field(default_factory=list)
+    gpus: StrictInt = Field(default=0, ge=0, le=8)
+    timeout: Duration = timedelta(minutes=30)
+
+    @property
+    def variables(self) -> set[str]:
+        return {name for arg in self.args for name in Template(arg).get_identifiers()}
+
+    def render_args(self, variables: dict[str, str]) -> list[str]:
+        return [render(arg, **variables) for arg in self.args]
+
+
 class Waiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -211,7 +237,22 @@ class Profile(BaseModel):
     window_scale: Number = Field(gt=0, le=1)
     analysis_interval: Duration | None = None
     rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
+    job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
     waivers: list[Waiver] = Field(default_factory=list)
+
+    @field_validator("job_inputs")
+    @classmethod
+    def _inputs_use_builtins(cls, inputs: dict[str, str]) -> dict[str, str]:
+        for name, value in inputs.items():
+            try:
+                require_known_variables(value, JOB_BUILTIN_VARIABLES)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return inputs
+
+    def job_variables(self, builtins: dict[str, str]) -> dict[str, str]:
+        """The values of every job placeholder: the built-ins, and the inputs rendered with them."""
+        return {**builtins, **{name: render(value, **builtins) for name, value in self.job_inputs.items()}}
 
     def waiver_for(self, gate: str) -> Waiver | None:
         return next((waiver for waiver in self.waivers if waiver.gate == gate), None)
@@ -225,6 +266,7 @@ class ReleaseSpec(BaseModel):
     service: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
     environments: list[str] = Field(min_length=1)
     gates: list[Gate] = Field(min_length=1)
+    jobs: list[Job] = Field(default_factory=list)
     traffic: TrafficPlan
     analysis: Analysis
     profiles: dict[str, Profile]
@@ -247,6 +289,36 @@ class ReleaseSpec(BaseModel):
         if "production" in self.profiles and self.profiles["production"].waivers:
             raise ValueError("profiles.production.waivers: the production profile may not waive gates")
         return self
+
+    @model_validator(mode="after")
+    def _jobs_resolve(self) -> ReleaseSpec:
+        _require_unique([job.name for job in self.jobs], "job")
+        jobs = {job.name: job for job in self.jobs}
+        order = list(Phase)
+        for index, gate in enumerate(self.gates):
+            if gate.kind != "job_result":
+                continue
+            job = jobs.get(gate.params["job"])
+            if job is None:
+                raise ValueError(f"gates.{index}.params.job: no job named {gate.params['job']!r}")
+            if order.index(job.phase) > order.index(gate.phase):
+                raise ValueError(f"gates.{index}.params.job: job {job.name!r} runs in {job.phase.value}, "
+                                 f"after the gate's phase {gate.phase.value}")
+        for profile_name, profile in self.profiles.items():
+            for job in self.jobs:
+                missing = job.variables - JOB_BUILTIN_VARIABLES - set(profile.job_inputs)
+                if missing:
+                    raise ValueError(f"profiles.{profile_name}.job_inputs: job {job.name!r} needs {sorted(missing)}")
+        return self
+
+    def jobs_in(self, phase: Phase) -> list[Job]:
+        return [job for job in self.jobs if job.phase is phase]
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(f"no job named {name!r}")
 
     def gates_in(self, phase: Phase) -> list[Gate]:
         return [gate for gate in self.gates if gate.phase is phase]

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from sap_llm_release.deployers.base import Deployer
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
+from sap_llm_release.jobs.base import JobRunner
+from sap_llm_release.jobs.local_process import LocalProcessJobRunner
 from sap_llm_release.routers.base import Router
 from sap_llm_release.routers.nginx import NginxRouter
 
@@ -54,6 +56,7 @@ class Target:
     urls: dict[str, str]
     reports_dir: Path
     slots: dict[str, str]
+    job_runner: JobRunner | None = None
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -84,6 +87,10 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
         urls={"router": f"http://127.0.0.1:{ports['router']}", **{r: f"http://{a}" for r, a in addresses.items()}},
         reports_dir=stack_dir / "reports",
         slots=slots,
+        job_runner=LocalProcessJobRunner(
+            commands=stack.get("job_commands", {}), work_dir=stack_dir / "jobs",
+            cwd=Path(stack.get("project_dir", ".")), env=stack.get("job_env", {}),
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import httpx
 
-from sap_llm_release.documents import synthetic_documents
+from sap_llm_model.documents import synthetic_documents
 
 
 def run(url: str, rps: float, duration_s: float, workers: int = 4) -> Counter:

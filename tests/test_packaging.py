@@ -37,14 +37,36 @@ def test_compose_services_and_mounted_files_exist():
     assert f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}" in env and f"AIRFLOW_CONN_{PROMETHEUS_CONN_ID.upper()}" in env
 
 
+def _build_context(dockerfile: Path) -> Path:
+    """The directory a Dockerfile is built from: its own, unless its first line names another."""
+    declared = re.match(r"# build context: (\S+)", dockerfile.read_text())
+    return ROOT / declared.group(1) if declared else dockerfile.parent
+
+
 def test_every_inference_image_dockerfile_copies_existing_paths_and_runs_as_non_root():
     dockerfiles = sorted((ROOT / "inference_images").glob("*/Dockerfile"))
-    assert dockerfiles
+    assert len(dockerfiles) >= 2
     for dockerfile in dockerfiles:
-        text = dockerfile.read_text()
+        text, context = dockerfile.read_text(), _build_context(dockerfile)
         copies = re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", text, re.MULTILINE)
-        missing = [source for line in copies for source in line.split() if not (dockerfile.parent / source).exists()]
+        missing = [source for line in copies for source in line.split() if not (context / source).exists()]
         assert missing == [], dockerfile
         assert re.search(r"^USER\s+(?!root)\S+", text, re.MULTILINE), f"{dockerfile} runs as root"
         entrypoint = json.loads(re.search(r"^ENTRYPOINT\s+(\[.*\])$", text, re.MULTILINE).group(1))
-        assert (dockerfile.parent / Path(entrypoint[-1]).name).exists(), dockerfile
+        program = entrypoint[-1]
+        if entrypoint[-2:-1] == ["-m"]:
+            assert (context / program / "__main__.py").exists() or any(
+                (context / copied / program / "__main__.py").exists() for copied in ("validator",)), dockerfile
+        else:
+            assert (context / Path(program).name).exists(), dockerfile
+
+
+def test_validator_image_pins_its_requirements_and_takes_torch_from_the_base_image():
+    requirements = (ROOT / "inference_images" / "validator" / "requirements.txt").read_text().splitlines()
+    pins = [line for line in requirements if line and not line.startswith("#")]
+    assert pins and all(re.match(r"^[A-Za-z0-9_.-]+==[^=]+$", line) for line in pins)
+    assert not any(line.lower().startswith(("torch==", "nvidia-cudnn")) for line in pins)
+    assert "transformers==" in "\n".join(pins) and "jsonschema==" in "\n".join(pins)
+    base = re.search(r"^FROM\s+(\S+)", (ROOT / "inference_images" / "validator" / "Dockerfile").read_text(),
+                     re.MULTILINE).group(1)
+    assert base.startswith("pytorch/pytorch:2.13.0-cuda")

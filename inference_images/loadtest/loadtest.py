@@ -93,7 +93,8 @@ def smoke(url: str, documents: list[dict], log_file: Path | None, latency_target
         errors = [line for line in lines if ERROR_LINE.search(line)]
         check("log", bool(lines) and not errors,
               f"{len(errors)} error lines of {len(lines)}" + (f"; first: {errors[0][:200]}" if errors else ""))
-    return {"kind": "smoke", "url": url, "checks": checks, "passed": all(c["ok"] for c in checks.values())}
+    return {"kind": "smoke", "url": url, "documents_ok": len(documents[:10]) - len(problems), "checks": checks,
+            "passed": all(c["ok"] for c in checks.values())}
 
 
 def server_histogram(url: str) -> dict[float, float]:

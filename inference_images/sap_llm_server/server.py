@@ -27,24 +27,8 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, Field
 
-# Heading printed on a document -> its type and the fields a complete extraction has.
-DOCUMENT_TYPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ADVANCE SHIPPING NOTICE": ("shipping_notice", ("asn_number", "vendor", "ship_date")),
-    "BANK STATEMENT": ("bank_statement", ("account", "statement_date", "closing_balance")),
-    "CONTRACT": ("contract", ("contract_number", "vendor", "valid_until")),
-    "CREDIT MEMO": ("credit_memo", ("memo_number", "customer", "total", "currency")),
-    "CUSTOMS DECLARATION": ("customs_declaration", ("declaration_number", "country", "total", "currency")),
-    "DEBIT MEMO": ("debit_memo", ("memo_number", "vendor", "total", "currency")),
-    "DELIVERY NOTE": ("delivery_note", ("delivery_number", "customer", "ship_date")),
-    "EXPENSE REPORT": ("expense_report", ("report_number", "employee", "total", "currency")),
-    "GOODS RECEIPT": ("goods_receipt", ("receipt_number", "po_number", "quantity")),
-    "ORDER CONFIRMATION": ("order_confirmation", ("order_number", "vendor", "ship_date")),
-    "PAYMENT ADVICE": ("payment_advice", ("payment_reference", "vendor", "total", "currency")),
-    "PURCHASE ORDER": ("purchase_order", ("po_number", "vendor", "total", "currency")),
-    "QUOTATION": ("quotation", ("quote_number", "customer", "valid_until")),
-    "SALES ORDER": ("sales_order", ("order_number", "customer", "total", "currency")),
-    "SUPPLIER INVOICE": ("supplier_invoice", ("invoice_number", "vendor", "total", "currency")),
-}
+from sap_llm_model.taxonomy import DOCUMENT_TYPES, FIELDS, heading_to_type
+
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTILINE)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -64,10 +48,10 @@ class Faults(BaseModel):
 def classify(content: str) -> tuple[str, float]:
     """The deterministic fallback model: the document type whose heading opens the document."""
     first_line = content.strip().splitlines()[0].strip().upper() if content.strip() else ""
-    for heading, (document_type, _) in DOCUMENT_TYPES.items():
-        if first_line == heading:
-            return document_type, 0.97
-    for heading, (document_type, _) in DOCUMENT_TYPES.items():
+    headings = heading_to_type()
+    if first_line in headings:
+        return headings[first_line], 0.97
+    for heading, document_type in headings.items():
         if heading in content.upper():
             return document_type, 0.6
     return "unknown", 0.0
@@ -78,7 +62,33 @@ def extract_fields(content: str) -> dict[str, str]:
 
 
 def expected_fields(document_type: str) -> tuple[str, ...]:
-    return next((fields for dt, fields in DOCUMENT_TYPES.values() if dt == document_type), ())
+    return DOCUMENT_TYPES[document_type].fields if document_type in DOCUMENT_TYPES else ()
+
+
+class FallbackModel:
+    """Classification by heading and ``Label: value`` extraction: no weights, for a service started without a
+    model directory."""
+
+    name = "deterministic-fallback"
+
+    def predict(self, content: str) -> dict:
+        document_type, confidence = classify(content)
+        fields = {name: value for name, value in extract_fields(content).items() if name in FIELDS}
+        return {"document_type": document_type, "confidence": confidence, "fields": fields}
+
+
+class PipelineModel:
+    """SAP_LLM's three components loaded through the validator's ``DocumentPipeline`` (torch + transformers):
+    the service answers with the same ADC output the validator evaluates."""
+
+    def __init__(self, model_dir: str, device: str) -> None:
+        from sap_llm_model.pipeline import DocumentPipeline
+
+        self.pipeline = DocumentPipeline.load(model_dir, device)
+        self.name = f"sap-llm-pipeline:{model_dir}"
+
+    def predict(self, content: str) -> dict:
+        return self.pipeline.process([content])[0]
 
 
 class ServiceMetrics:
@@ -110,20 +120,18 @@ class ServiceMetrics:
             counter.labels(colour)
 
 
-def process_document(document: DocumentIn, colour: str, version: str, metrics: ServiceMetrics) -> dict:
+def process_document(document: DocumentIn, model, colour: str, version: str, metrics: ServiceMetrics) -> dict:
     """Classify and extract one document; count it."""
-    document_type, confidence = classify(document.content)
-    fields = extract_fields(document.content)
-    complete = all(name in fields for name in expected_fields(document_type))
-    is_touchless = document_type != "unknown" and confidence >= 0.9 and complete
+    prediction = model.predict(document.content)
+    document_type, confidence = prediction["document_type"], prediction["confidence"]
+    complete = all(name in prediction["fields"] for name in expected_fields(document_type))
+    is_touchless = document_type in DOCUMENT_TYPES and confidence >= 0.9 and complete
     metrics.documents.labels(colour).inc()
     if is_touchless:
         metrics.touchless.labels(colour).inc()
     return {
         "document_id": document.document_id,
-        "document_type": document_type,
-        "confidence": confidence,
-        "fields": fields,
+        **prediction,
         "touchless": is_touchless,
         "served_by": colour,
         "model_version": version,
@@ -140,7 +148,8 @@ async def apply_faults(faults: Faults, colour: str, document_id: str, metrics: S
         raise HTTPException(status_code=500, detail="model inference failed")
 
 
-def create_app(colour: str, version: str, enable_fault_injection: bool = False) -> FastAPI:
+def create_app(colour: str, version: str, enable_fault_injection: bool = False, model=None) -> FastAPI:
+    model = model or FallbackModel()
     metrics = ServiceMetrics()
     metrics.start_at_zero(colour)
     faults = Faults()
@@ -149,7 +158,7 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False) 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         state["ready"] = True
-        log.info("INFO colour=%s version=%s model=deterministic-fallback ready", colour, version)
+        log.info("INFO colour=%s version=%s model=%s ready", colour, version, model.name)
         yield
 
     app = FastAPI(title="SAP_LLM reference service", version=version, lifespan=lifespan)
@@ -170,7 +179,7 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False) 
         status = "200"
         try:
             await apply_faults(faults, colour, document.document_id, metrics)
-            return process_document(document, colour, version, metrics)
+            return process_document(document, model, colour, version, metrics)
         except HTTPException as exc:
             status = str(exc.status_code)
             raise
@@ -200,9 +209,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--enable-fault-injection", action="store_true")
+    parser.add_argument("--model-dir", help="SAP_LLM model artifacts (needs the validator image's environment); "
+                                            "without it the deterministic fallback model answers")
+    parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    app = create_app(args.colour, args.version, args.enable_fault_injection)
+    model = PipelineModel(args.model_dir, args.device) if args.model_dir else FallbackModel()
+    app = create_app(args.colour, args.version, args.enable_fault_injection, model)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

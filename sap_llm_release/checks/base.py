@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +29,7 @@ class CheckContext:
     router: Any = None
     deployer: Any = None
     reports_dir: Path | None = None
+    job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
     slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})

@@ -7,13 +7,14 @@ from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
 from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery
-from sap_llm_release.checks.reports import ReportMetric
+from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 
 CHECK_KINDS: dict[str, type[Check]] = {
     "attestation": Attestation,
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,
+    "job_result": JobResult,
     "log_scan": LogScan,
     "prometheus_flag": PrometheusFlag,
     "prometheus_query": PrometheusQuery,

@@ -1,4 +1,6 @@
-"""A number read from a JSON report (model evaluation, load test, scan, DR drill) and held to a threshold."""
+"""A number read from a JSON report and held to a threshold: a report file another pipeline published (scan, DR
+drill, dataset manifest), or the result an inference job of this release recorded in the ledger (model
+evaluation, weights verification, smoke and load tests)."""
 
 from __future__ import annotations
 
@@ -34,6 +36,32 @@ class ReportMetric(Check):
                 Verdict.FAILED, None, str(threshold), f"{params.metric} in {path} is {value!r}, not a number", uri
             )
         return Evidence.compare(value, threshold, f"{params.metric} from {path.name}", evidence_uri=uri)
+
+
+class JobResultParams(Params):
+    job: str = Field(pattern=r"^[a-z][a-z0-9_]{2,60}$", description="the spec's job whose result is read")
+    metric: str = Field(pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$", description="dotted path in the result")
+
+
+class JobResult(Check):
+    """Only a result recorded for this release counts: a job that did not run, or ran for another release,
+    leaves the gate failed."""
+
+    Params = JobResultParams
+
+    def run(self, params: JobResultParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        result = context.require("job_results")(params.job)
+        uri = f"ledger:job_results/{params.job}"
+        if result is None:
+            return Evidence(Verdict.FAILED, None, str(threshold),
+                            f"job {params.job} recorded no result for this release", uri)
+        value = _lookup(result, params.metric)
+        if isinstance(value, bool):
+            value = int(value)
+        if not isinstance(value, (int, float)):
+            return Evidence(Verdict.FAILED, None, str(threshold),
+                            f"{params.metric} in the {params.job} result is {value!r}, not a number", uri)
+        return Evidence.compare(value, threshold, f"{params.metric} from job {params.job}", evidence_uri=uri)
 
 
 def _lookup(report: Any, dotted: str) -> Any:

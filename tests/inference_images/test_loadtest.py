@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
-from sap_llm_release.documents import synthetic_documents
+from sap_llm_model.documents import synthetic_documents
 from tests.support.server import SERVER_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_smoke_passes_on_a_healthy_endpoint(server, documents, tmp_path):
                                 "--log-file", str(tmp_path / "blue.log"), result=tmp_path / "smoke.json")
     assert code == 0, result
     assert set(result["checks"]) == {"/health", "/health/ready", "documents", "latency", "metrics", "log"}
-    assert result["checks"]["documents"]["detail"].startswith("10/10")
+    assert result["checks"]["documents"]["detail"].startswith("10/10") and result["documents_ok"] == 10
 
 
 def test_smoke_fails_on_500s_and_on_error_lines_in_the_log(server, documents, tmp_path):
@@ -73,6 +73,7 @@ def test_smoke_fails_on_500s_and_on_error_lines_in_the_log(server, documents, tm
                                 "--log-file", str(tmp_path / "blue.log"), result=tmp_path / "smoke.json")
     assert code == 1 and result["passed"] is False
     assert not result["checks"]["documents"]["ok"] and "HTTP 500" in result["checks"]["documents"]["detail"]
+    assert result["documents_ok"] == 0
     assert not result["checks"]["log"]["ok"] and "inference failed" in result["checks"]["log"]["detail"]
 
 

@@ -39,12 +39,24 @@ def test_every_gate_is_a_task_in_its_phase_group(dag, spec):
 
 
 def test_phases_run_in_order(dag):
-    first_model_gate = dag.get_task("model_validation.vision_encoder_classification_accuracy")
-    assert "start_release" in first_model_gate.upstream_task_ids
+    evaluation = dag.get_task("model_validation.run_model_evaluation")
+    assert "start_release" in evaluation.upstream_task_ids
     for before, after in zip(PRE_TRAFFIC_PHASES, PRE_TRAFFIC_PHASES[1:], strict=False):
         before_ids = {t.task_id for t in dag.task_group_dict[before.value].leaves}
         for root in dag.task_group_dict[after.value].roots:
             assert before_ids <= root.upstream_task_ids
+
+
+def test_each_job_runs_before_the_gates_that_read_it_and_jobs_of_a_phase_run_one_at_a_time(dag, spec):
+    for gate in spec.gates:
+        if gate.kind == "job_result":
+            job = spec.job(gate.params["job"])
+            if job.phase is gate.phase:
+                task = dag.get_task(f"{gate.phase.value}.{gate.name}")
+                assert f"{job.phase.value}.run_{job.name}" in task.upstream_task_ids, gate.name
+    load_test = dag.get_task("smoke_green.run_load_test")
+    assert load_test.upstream_task_ids == {"smoke_green.run_green_smoke"}
+    assert type(load_test).__name__ == "InferenceJobOperator" and load_test.job == "load_test"
 
 
 def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):

@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-import json
-
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import evaluate_gate
 
 ACCURACY = "vision_encoder_classification_accuracy"
+PARAMETERS = "weights_language_decoder"  # waived in the rehearsal: its tiny model has no 7B parameters
 
 
-def _reports(tmp_path, accuracy: float):
-    (tmp_path / "model_evaluation.json").write_text(
-        json.dumps({"vision_encoder": {"classification_accuracy": accuracy}})
-    )
-    return CheckContext(service="sap-llm", reports_dir=tmp_path)
+def _results(accuracy: float, parameters: int = 0) -> CheckContext:
+    recorded = {"model_evaluation": {"vision_encoder": {"classification_accuracy": accuracy}},
+                "weights_verification": {"language_decoder": {"parameters": parameters}}}
+    return CheckContext(service="sap-llm", job_results=recorded.get)
 
 
-def test_waived_gate_is_waived_even_when_the_check_would_fail(spec, tmp_path):
-    gate = spec.gate(ACCURACY)
+def test_waived_gate_is_waived_even_when_the_check_would_fail(spec):
     profile = spec.profile("rehearsal")
-    evidence = evaluate_gate(gate, profile, _reports(tmp_path, 0.10))
+    evidence = evaluate_gate(spec.gate(PARAMETERS), profile, _results(0.99, parameters=95_000))
     assert evidence.verdict is Verdict.WAIVED
     assert evidence.measured is None
-    assert evidence.threshold == ">= 0.95"
-    assert evidence.detail == f"waived: {profile.waiver_for(ACCURACY).reason}"
+    assert evidence.threshold == ">= 7000000000"
+    assert evidence.detail == f"waived: {profile.waiver_for(PARAMETERS).reason}"
 
 
-def test_waived_gate_is_never_passed_even_when_the_check_would_pass(spec, tmp_path):
-    evidence = evaluate_gate(spec.gate(ACCURACY), spec.profile("rehearsal"), _reports(tmp_path, 0.99))
+def test_waived_gate_is_never_passed_even_when_the_check_would_pass(spec):
+    evidence = evaluate_gate(spec.gate(PARAMETERS), spec.profile("rehearsal"), _results(0.99, 7_100_000_000))
     assert evidence.verdict is Verdict.WAIVED
 
 
-def test_same_gate_is_checked_in_production(spec, tmp_path):
-    failed = evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), _reports(tmp_path, 0.90))
-    assert (failed.verdict, failed.measured, failed.threshold) == (Verdict.FAILED, 0.90, ">= 0.95")
-    passed = evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), _reports(tmp_path, 0.951))
-    assert (passed.verdict, passed.measured) == (Verdict.PASSED, 0.951)
+def test_same_gate_is_checked_in_production_and_the_rehearsal(spec):
+    for profile in ("production", "rehearsal"):
+        failed = evaluate_gate(spec.gate(ACCURACY), spec.profile(profile), _results(0.90))
+        assert (failed.verdict, failed.measured, failed.threshold) == (Verdict.FAILED, 0.90, ">= 0.95")
+        passed = evaluate_gate(spec.gate(ACCURACY), spec.profile(profile), _results(0.951))
+        assert (passed.verdict, passed.measured) == (Verdict.PASSED, 0.951)
 
 
 def test_unavailable_system_fails_with_the_reason(spec):
@@ -45,7 +43,7 @@ def test_unavailable_system_fails_with_the_reason(spec):
     assert evidence.verdict is Verdict.FAILED
     assert evidence.measured is None
     assert evidence.threshold == ">= 0.95"
-    assert evidence.detail == "cannot check: this target provides no reports_dir"
+    assert evidence.detail == "cannot check: this target provides no job_results"
 
 
 def test_unavailable_reason_from_the_context(spec):

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from sap_llm_release.evidence import Evidence, Verdict
+from sap_llm_release.jobs.base import JobOutcome
 from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Writer, migrations
 
 RECORD_TABLES = (
@@ -23,9 +24,13 @@ RECORD_TABLES = (
     "traffic_changes",
     "rollbacks",
     "notifications",
+    "job_results",
 )
-WRITER = Writer(dag_id="sap_llm_release", run_id="manual__2026-01-01", task_id="record", try_number=1)
 STARTED = "2026-01-01T00:00:00+00:00"
+JOB_OUTCOME = JobOutcome(job="model_evaluation", image="validator", command="evaluate", runner="local_process",
+                         exit_code=0, result_text='{"passed": true, "accuracy": 0.97}', detail="exit 0",
+                         started_at=STARTED, finished_at=STARTED)
+WRITER = Writer(dag_id="sap_llm_release", run_id="manual__2026-01-01", task_id="record", try_number=1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -131,6 +136,7 @@ def record_each(ledger: Ledger, release_id: str, writer: Writer) -> None:
         detail="#releases",
         writer=writer,
     )
+    ledger.record_job_result(release_id, JOB_OUTCOME, writer)
 
 
 def counts(ledger: Ledger, release_id: str) -> dict[str, int]:
@@ -141,18 +147,32 @@ def counts(ledger: Ledger, release_id: str) -> dict[str, int]:
 
 
 def test_migrate_is_idempotent(fresh_ledger):
-    assert fresh_ledger.migrate() == ["001_ledger", "002_append_only"]
+    assert fresh_ledger.migrate() == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
     assert fresh_ledger.migrate() == []
     versions = [row["version"] for row in fresh_ledger.rows("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == ["001_ledger", "002_append_only"]
+    assert versions == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_migrations_pick_the_dialect_variant(dialect):
     chosen = dict(migrations(dialect))
-    assert list(chosen) == ["001_ledger", "002_append_only"]
+    assert list(chosen) == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
     assert chosen["001_ledger"].name == "001_ledger.sql"
     assert chosen["002_append_only"].name == f"002_append_only.{dialect}.sql"
+
+
+def test_job_results_keep_the_json_as_written_and_the_latest_try_wins(ledger, release_id):
+    ledger.record_job_result(release_id, JOB_OUTCOME, WRITER)
+    retried = replace(JOB_OUTCOME, result_text='{"passed": false, "accuracy": 0.5}', exit_code=1)
+    ledger.record_job_result(release_id, retried, replace(WRITER, try_number=2))
+    rows = ledger.release_record(release_id)["job_results"]
+    assert [(row["try_number"], row["exit_code"], bool(row["passed"])) for row in rows] == [(1, 0, True), (2, 1, False)]
+    assert rows[0]["result_json"] == JOB_OUTCOME.result_text and len(rows[0]["result_sha256"]) == 64
+    assert ledger.job_result(release_id, "model_evaluation") == {"passed": False, "accuracy": 0.5}
+    assert ledger.job_result(release_id, "load_test") is None
+    crashed = replace(JOB_OUTCOME, result_text=None, exit_code=137)
+    ledger.record_job_result(release_id, crashed, replace(WRITER, try_number=3))
+    assert ledger.job_result(release_id, "model_evaluation") == {"passed": False, "accuracy": 0.5}
 
 
 def test_badly_named_migration_is_refused(tmp_path):

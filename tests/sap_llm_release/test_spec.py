@@ -76,9 +76,9 @@ def test_threshold_units_and_kinds(spec):
     assert spec.gate("dr_rpo").threshold == Threshold(op="<", value=5, unit="min")
     assert spec.gate("k8s_storage").threshold.unit == "bytes"
     accuracy = spec.gate("vision_encoder_classification_accuracy")
-    assert (accuracy.kind, accuracy.phase) == ("report_metric", Phase.MODEL_VALIDATION)
+    assert (accuracy.kind, accuracy.phase) == ("job_result", Phase.MODEL_VALIDATION)
     params = accuracy.check_params
-    assert (params.report, params.metric) == ("model_evaluation", "vision_encoder.classification_accuracy")
+    assert (params.job, params.metric) == ("model_evaluation", "vision_encoder.classification_accuracy")
     assert spec.gate("reasoning_engine_chain_of_thought_quality").threshold is None
 
 
@@ -133,9 +133,11 @@ def test_rehearsal_waivers_name_existing_gates_with_reasons(spec):
         assert waiver.gate in names
         assert len(waiver.reason) >= 10
     assert len({waiver.gate for waiver in waivers}) == len(waivers)
-    assert spec.profile("rehearsal").waiver_for("vision_encoder_classification_accuracy") is not None
-    # what the local stack can check is never waived
-    for gate in ("smoke_documents", "smoke_health", "traffic_routing_configured", "prometheus_retention_30d"):
+    assert spec.profile("rehearsal").waiver_for("weights_language_decoder") is not None
+    # what the local stack can check is never waived: the model the rehearsal trains is evaluated for real
+    for gate in ("smoke_documents", "smoke_health", "traffic_routing_configured", "prometheus_retention_30d",
+                 "vision_encoder_classification_accuracy", "language_decoder_json_schema_compliance",
+                 "weights_checksums", "load_test_throughput", "load_test_p95_latency"):
         assert spec.profile("rehearsal").waiver_for(gate) is None
 
 
@@ -215,13 +217,13 @@ def test_unknown_params_for_kind(spec_data):
 
 
 def test_params_of_wrong_shape_for_kind(spec_data):
-    spec_data["gates"][0]["params"] = {"report": "model_evaluation"}  # report_metric without its metric
+    spec_data["gates"][0]["params"] = {"job": "model_evaluation"}  # job_result without its metric
     assert "gates.0: Value error, params.metric: Field required" in _error(spec_data)
 
 
 def test_missing_threshold_for_kind_that_needs_one(spec_data):
     del spec_data["gates"][0]["threshold"]
-    assert "gates.0: Value error, kind 'report_metric' needs a threshold" in _error(spec_data)
+    assert "gates.0: Value error, kind 'job_result' needs a threshold" in _error(spec_data)
 
 
 def test_threshold_for_kind_that_takes_none(spec_data):
@@ -303,3 +305,36 @@ def test_load_spec_unreadable_file(tmp_path):
     bad_yaml.write_text("gates: [unclosed\n")
     with pytest.raises(SpecError, match=f"cannot read release spec {bad_yaml}"):
         load_spec(bad_yaml)
+
+
+def test_jobs_and_the_gates_that_read_them(spec):
+    assert [job.name for job in spec.jobs] == ["model_evaluation", "weights_verification", "green_smoke", "load_test"]
+    readers = {gate.params["job"] for gate in spec.gates if gate.kind == "job_result"}
+    assert readers == {job.name for job in spec.jobs}
+    evaluation = spec.job("model_evaluation")
+    assert (evaluation.image, evaluation.command, evaluation.gpus) == ("validator", "evaluate", 1)
+    variables = spec.profile("production").job_variables(
+        {"version": "2.0.0", "blue_url": "b", "green_url": "http://green", "router_url": "r"})
+    assert evaluation.render_args(variables)[:2] == ["--artifacts", "/models/sap-llm/2.0.0"]
+    assert spec.job("load_test").render_args(variables)[:2] == ["--url", "http://green"]
+
+
+def test_job_result_gate_must_name_a_job_that_runs_no_later(spec_data):
+    spec_data["gates"][0]["params"]["job"] = "no_such_job"
+    with pytest.raises(SpecError, match="gates.0.params.job: no job named 'no_such_job'"):
+        parse_spec(spec_data)
+    spec_data["gates"][0]["params"]["job"] = "load_test"
+    with pytest.raises(SpecError, match="job 'load_test' runs in smoke_green, after the gate's phase model_validation"):
+        parse_spec(spec_data)
+
+
+def test_every_profile_gives_every_job_input(spec_data):
+    del spec_data["profiles"]["rehearsal"]["job_inputs"]["heldout_set"]
+    with pytest.raises(SpecError, match=r"profiles.rehearsal.job_inputs: job 'model_evaluation' needs \['heldout_set'\]"):
+        parse_spec(spec_data)
+
+
+def test_job_inputs_may_use_only_the_builtins(spec_data):
+    spec_data["profiles"]["production"]["job_inputs"]["test_set"] = "/data/$colour/test.jsonl"
+    with pytest.raises(SpecError, match=r"profiles.production.job_inputs: Value error, test_set: unknown template variables \[.colour.\]"):
+        parse_spec(spec_data)

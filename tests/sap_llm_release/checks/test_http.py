@@ -86,7 +86,7 @@ def test_smoke_documents_fail_when_the_model_fails(reference_server):
     evidence = smoke(_context(green=reference_server), Threshold(op=">=", value=10), endpoint="green", count=10)
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0)
     assert evidence.detail.startswith(f"0/10 documents processed correctly by {reference_server}/v1/documents; ")
-    assert "doc-7-00000: HTTP 500" in evidence.detail
+    assert "train-7-00000: HTTP 500" in evidence.detail
     assert evidence.detail.count("HTTP 500") == 5  # the first five problems are listed
 
 
@@ -95,7 +95,7 @@ def test_smoke_documents_dead_port(free_port):
     evidence = smoke(_context(green=url), Threshold(op=">=", value=3), endpoint="green", count=3, timeout_s=2)
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0)
     assert f"by {url}/v1/documents" in evidence.detail
-    assert "doc-7-00000: request failed: ConnectError" in evidence.detail
+    assert "train-7-00000: request failed: ConnectError" in evidence.detail
 
 
 def test_smoke_documents_wrong_classification(serve_app):
@@ -111,7 +111,7 @@ def test_smoke_documents_wrong_classification(serve_app):
     evidence = smoke(_context(green=url), Threshold(op=">=", value=2), endpoint="green", count=2)
     # the first synthetic document is a purchase order, the second a supplier invoice
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0)
-    assert "doc-7-00000: classified as quotation, expected purchase_order" in evidence.detail
+    assert "train-7-00000: classified as quotation, expected purchase_order" in evidence.detail
 
 
 def test_smoke_documents_malformed_answers(serve_app):
@@ -122,7 +122,7 @@ def test_smoke_documents_malformed_answers(serve_app):
         [
             Response("not json", media_type="text/plain"),
             {"document_type": "invented"},
-            {"document_type": "sales_order", "fields": {}},
+            {"document_type": "purchase_order", "fields": {}},
         ]
     )
 
@@ -133,6 +133,6 @@ def test_smoke_documents_malformed_answers(serve_app):
     url = serve_app(app)
     evidence = smoke(_context(green=url), Threshold(op=">=", value=1), endpoint="green", count=3)
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0)
-    assert "doc-7-00000: response is not JSON" in evidence.detail
-    assert "doc-7-00001: unknown document_type 'invented'" in evidence.detail
-    assert "doc-7-00002: no extracted fields" in evidence.detail
+    assert "train-7-00000: response is not JSON" in evidence.detail
+    assert "train-7-00001: unknown document_type 'invented'" in evidence.detail
+    assert "train-7-00002: no extracted fields" in evidence.detail
