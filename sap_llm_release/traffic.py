@@ -11,7 +11,6 @@ import time
 from collections import Counter
 
 import httpx
-
 from sap_llm_model.documents import synthetic_documents
 
 

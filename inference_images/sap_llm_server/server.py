@@ -26,7 +26,6 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, Field
-
 from sap_llm_model.taxonomy import DOCUMENT_TYPES, FIELDS, heading_to_type
 
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTILINE)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sap_llm_model.documents import synthetic_documents
 
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
-from sap_llm_model.documents import synthetic_documents
 from tests.support.server import SERVER_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]

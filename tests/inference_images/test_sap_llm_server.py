@@ -7,9 +7,9 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-
 from sap_llm_model.documents import synthetic_documents
 from sap_llm_model.taxonomy import DOCUMENT_TYPES
+
 from tests.support.server import load_server_module
 
 server = load_server_module()

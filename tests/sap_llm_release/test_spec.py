@@ -330,11 +330,13 @@ def test_job_result_gate_must_name_a_job_that_runs_no_later(spec_data):
 
 def test_every_profile_gives_every_job_input(spec_data):
     del spec_data["profiles"]["rehearsal"]["job_inputs"]["heldout_set"]
-    with pytest.raises(SpecError, match=r"profiles.rehearsal.job_inputs: job 'model_evaluation' needs \['heldout_set'\]"):
+    needs = r"profiles.rehearsal.job_inputs: job 'model_evaluation' needs \['heldout_set'\]"
+    with pytest.raises(SpecError, match=needs):
         parse_spec(spec_data)
 
 
 def test_job_inputs_may_use_only_the_builtins(spec_data):
     spec_data["profiles"]["production"]["job_inputs"]["test_set"] = "/data/$colour/test.jsonl"
-    with pytest.raises(SpecError, match=r"profiles.production.job_inputs: Value error, test_set: unknown template variables \[.colour.\]"):
+    unknown = r"profiles.production.job_inputs: Value error, test_set: unknown template variables \[.colour.\]"
+    with pytest.raises(SpecError, match=unknown):
         parse_spec(spec_data)

@@ -50,8 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="build the three components from a config and train them")
     train.add_argument("--train", type=Path, required=True)
     train.add_argument("--out", type=Path, required=True)
-    train.add_argument("--steps", type=int, default=800, help="0 leaves the weights random")
-    train.add_argument("--max-seconds", type=float, default=120)
+    train.add_argument("--steps", type=int, default=1500, help="0 leaves the weights random")
+    train.add_argument("--max-seconds", type=float, default=600)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--manifest", type=Path, help="write the artifacts' manifest here")
     for command in commands.choices.values():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from sap_llm_model.documents import main, synthetic_documents
 from sap_llm_model.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
 

@@ -6,7 +6,6 @@ import json
 import struct
 
 import pytest
-
 from sap_llm_validator.weights import ManifestError, read_manifest, safetensors_parameters, verify, write_manifest
 
 
