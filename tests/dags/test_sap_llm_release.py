@@ -66,6 +66,10 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     second_record = ledger.release_record(release_id(second))
     assert [c["green_after"] for c in second_record["traffic_changes"]] == STEPS
     assert {row["verdict"] for row in second_record["gate_results"]} == {"passed", "waived", "attested"}
+    jobs = {row["job"]: row for row in second_record["job_results"]}
+    assert set(jobs) == {"model_evaluation", "weights_verification", "green_smoke", "load_test"}
+    assert all(row["exit_code"] == 0 and row["passed"] for row in jobs.values())
+    assert verdicts["language_decoder_json_schema_compliance"] == "passed"  # measured, not waived
 
 
 @pytest.mark.parametrize("breach_at", STEPS)
@@ -109,6 +113,24 @@ def test_gate_failure_before_traffic_touches_nothing(fresh_stack, ledger):
     assert record["traffic_changes"] == [] and record["rollbacks"] == []
     (final,) = [e for e in record["release_events"] if e["event"] == "failed"]
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
+
+
+def test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded(fresh_stack, ledger, tmp_path, monkeypatch):
+    spec = SPEC_FILE.read_text().replace("model_artifacts: .models/rehearsal/model",
+                                         f"model_artifacts: {tmp_path / 'no-such-model'}")
+    (tmp_path / "spec.yaml").write_text(spec)
+    monkeypatch.setenv("SAP_LLM_RELEASE_SPEC", str(tmp_path / "spec.yaml"))
+
+    dag_run, states = run_release(release_conf())
+
+    assert states["model_validation.run_model_evaluation"] == "failed"
+    assert states["model_validation.vision_encoder_classification_accuracy"] == "upstream_failed"
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
+    (job,) = ledger.release_record(release_id(dag_run))["job_results"]
+    assert (job["job"], job["exit_code"], job["result_json"], job["runner"]) == (
+        "model_evaluation", 2, None, "local_process")
+    assert "no-such-model" in job["detail"]
 
 
 def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sap_llm_model.documents import synthetic_documents
 from sap_llm_model.taxonomy import DOCUMENT_TYPES
 
-from tests.support.server import load_server_module
+from sap_llm_release.deployers.local_process import LocalProcessDeployer
+from tests.support.server import SERVER_SCRIPT, load_server_module
 
 server = load_server_module()
 
@@ -163,3 +168,34 @@ def test_every_series_is_exported_at_zero_before_the_first_request(client):
     assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="500") == 0
     assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="200") == 0
     assert metric(client, "sap_llm_touchless_total", colour="blue") == 0
+
+
+def test_serves_the_trained_model_through_the_validators_pipeline(tmp_path):
+    """With --model-dir (in the validator image's environment) the service answers with the ADC output of the same
+    DocumentPipeline the validator evaluates."""
+    root = Path(__file__).resolve().parents[2]
+    python, model = root / ".venv-validator" / "bin" / "python", root / ".models" / "rehearsal" / "model"
+    assert python.exists() and model.exists(), "make setup builds the validator environment and rehearsal model"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env_path = f"{root / 'inference_images'}:{root / 'inference_images' / 'validator'}"
+    deployer = LocalProcessDeployer(
+        state_dir=tmp_path, ports={"green": port},
+        server_command=["env", f"PYTHONPATH={env_path}", "HF_HUB_OFFLINE=1", str(python), str(SERVER_SCRIPT),
+                        "--model-dir", str(model)],
+    )
+    deployer.deploy("green", "2.0.0")
+    try:
+        ready, seen = deployer.wait_ready("green", 60)
+        assert ready, seen
+        document = json.loads((root / ".models" / "rehearsal" / "heldout.jsonl").read_text().splitlines()[0])
+        body = httpx.post(deployer.url("green") + "/v1/documents", timeout=10,
+                          json={"document_id": document["document_id"], "content": document["content"]}).json()
+        assert (body["document_type"], body["po_subtype"], body["api"]) == (
+            document["document_type"], document["po_subtype"], document["api"])
+        assert body["fields"]["po_number"] == document["fields"]["po_number"]
+        assert body["touchless"] is True and body["served_by"] == "green"
+        assert "model=sap-llm-pipeline:" in deployer.logs("green")
+    finally:
+        deployer.remove("green")

@@ -62,7 +62,7 @@ def test_evaluate_fails_an_untrained_model(untrained_model, rehearsal_model, tmp
     code, result, _ = validator("evaluate", "--artifacts", str(untrained_model),
                                 "--test", str(rehearsal_model / "test.jsonl"), result=tmp_path / "e.json")
     assert code == 1 and result["passed"] is False
-    assert result["vision_encoder"]["classification_accuracy"] < 0.5
+    assert result["vision_encoder"]["classification_accuracy"] <= 0.5  # no better than "always a PO"
     assert result["language_decoder"]["json_schema_compliance"] < 0.5
     assert result["language_decoder"]["schema_violations"]
     failed = {failure.split(" = ")[0] for failure in result["failures"]}

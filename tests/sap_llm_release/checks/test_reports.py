@@ -11,7 +11,7 @@ from sap_llm_release.checks.reports import ReportMetric, ReportMetricParams
 from sap_llm_release.evidence import Threshold, Verdict
 
 AT_LEAST_95 = Threshold(op=">=", value=0.95)
-PARAMS = ReportMetricParams(report="model_evaluation", metric="vision_encoder.classification_accuracy")
+PARAMS = ReportMetricParams(report="dr_drill", metric="vision_encoder.classification_accuracy")
 
 
 def run(tmp_path, params: ReportMetricParams = PARAMS, threshold: Threshold = AT_LEAST_95):
@@ -19,7 +19,7 @@ def run(tmp_path, params: ReportMetricParams = PARAMS, threshold: Threshold = AT
 
 
 def write(tmp_path, content) -> str:
-    path = tmp_path / "model_evaluation.json"
+    path = tmp_path / "dr_drill.json"
     path.write_text(content if isinstance(content, str) else json.dumps(content))
     return path
 
@@ -28,7 +28,7 @@ def test_pass(tmp_path):
     path = write(tmp_path, {"vision_encoder": {"classification_accuracy": 0.961, "training_documents": 1200000}})
     evidence = run(tmp_path)
     assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.PASSED, 0.961, ">= 0.95")
-    assert evidence.detail == "vision_encoder.classification_accuracy from model_evaluation.json"
+    assert evidence.detail == "vision_encoder.classification_accuracy from dr_drill.json"
     assert evidence.evidence_uri == path.as_uri()
 
 
@@ -52,7 +52,7 @@ def test_below_threshold(tmp_path):
 
 def test_missing_file(tmp_path):
     evidence = run(tmp_path)
-    path = tmp_path / "model_evaluation.json"
+    path = tmp_path / "dr_drill.json"
     assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, None, ">= 0.95")
     assert evidence.detail == f"report {path} does not exist"
     assert evidence.evidence_uri == path.as_uri()
@@ -86,10 +86,10 @@ def test_unreadable_json(tmp_path):
 
 
 def test_report_is_a_directory(tmp_path):
-    (tmp_path / "model_evaluation.json").mkdir()
+    (tmp_path / "dr_drill.json").mkdir()
     evidence = run(tmp_path)
     assert evidence.verdict is Verdict.FAILED
-    assert evidence.detail.startswith(f"report {tmp_path / 'model_evaluation.json'} is unreadable: ")
+    assert evidence.detail.startswith(f"report {tmp_path / 'dr_drill.json'} is unreadable: ")
 
 
 def test_no_reports_dir_is_unavailable():
