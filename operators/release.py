@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
@@ -53,6 +54,12 @@ class StartReleaseOperator(BaseOperator):
         run.event(
             "started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile}){requested}"
         )
+        notifier = release_notifier(run)
+        if notifier.slack is None or notifier.pager is None:
+            off = [name for name, on in (("Slack", notifier.slack), ("PagerDuty", notifier.pager)) if on is None]
+            run.event("notifications_off", f"no connection for {', '.join(off)}: those notifications are not sent")
+        notifier.started(run.spec.service, request.version, request.environment, run.triggered_by,
+                         run_url(context))
         self.log.info("release %s started by %s", run.release_id, run.triggered_by)
         return run.release_id
 
@@ -105,6 +112,7 @@ class FinishReleaseOperator(BaseOperator):
         if outcome is None:
             return "never started"
         run.event(outcome, message)
+        release_notifier(run).say("finished", f"release {outcome}: {message}")
         if outcome != "promoted":
             raise GateFailed(f"release {outcome}: {message}")
         self.log.info("release promoted: %s", message)

@@ -10,11 +10,13 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
+from sap_llm_release.gates import phase_results
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
+from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC, Phase
 
 
 class _ReleaseOperator(BaseOperator):
@@ -47,6 +49,11 @@ class ShiftTrafficOperator(_ReleaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         run = ReleaseRun(self.spec_path, context)
         self._require_gates_proven(run)
+        if self.weight == run.spec.traffic.steps[0].weight:
+            gates = [gate for gate in run.spec.gates if gate.phase in PHASES_BEFORE_TRAFFIC]
+            results = phase_results(gates, run.ledger.gate_verdicts(run.release_id))
+            release_notifier(run).say("phases_before_traffic", "every gate before traffic let the release through:\n"
+                                      + "\n".join(results))
         router = run.target.router
         before = router.get_weights()
         wanted = Weights.green_percent(self.weight)
@@ -63,6 +70,8 @@ class ShiftTrafficOperator(_ReleaseOperator):
             writer=run.writer,
         )
         self.log.info("traffic %s -> %s", before, live)
+        release_notifier(run).say(f"traffic_{self.weight:03d}",
+                                  f"traffic: {live.green} % on green {run.request.version} (was {before.green} %)")
         return {"blue": live.blue, "green": live.green}
 
     def _require_gates_proven(self, run: ReleaseRun) -> None:
@@ -113,10 +122,18 @@ class ReleaseDecisionOperator(BaseBranchOperator):
             return []
         watched = [task.task_id for task in self.dag.tasks if task.task_id.split(".")[0] in self.watched_groups]
         unproven = sorted(task for task in watched if states.get(task) != "success")
+        self._tell_post_deployment(context)
         if unproven:
             self.log.warning("rolling back; not succeeded: %s", ", ".join(f"{t} ({states.get(t)})" for t in unproven))
             return self.rollback_task
         return self.promote_task
+
+    def _tell_post_deployment(self, context: Any) -> None:
+        run = ReleaseRun(self.spec_path, context)
+        gates, recorded = run.spec.gates_in(Phase.POST_DEPLOYMENT), run.ledger.gate_verdicts(run.release_id)
+        if any(gate.name in recorded for gate in gates):
+            release_notifier(run).say("post_deployment", "post-deployment validation: "
+                                      + "; ".join(phase_results(gates, recorded)))
 
     def _green_has_traffic(self, context: Any) -> bool:
         """The live router's answer; a router that cannot be read counts as touched, so rollback gets its turn."""
@@ -133,7 +150,23 @@ class RollbackOperator(_ReleaseOperator):
     ui_color = "#fadbd8"
 
     def execute(self, context: Any) -> dict[str, Any]:
+        """Page on-call as the rollback starts; resolve the page once blue is verified, page again if it fails.
+        Notifications never delay or fail the rollback itself (they retry briefly and only record failures)."""
         run = ReleaseRun(self.spec_path, context)
+        notifier = release_notifier(run)
+        cause = self._cause(run, context)
+        notifier.page("rolled_back", f"{run.spec.service} {run.request.version} rolling back: {cause}")
+        try:
+            result = self._roll_back(run, cause)
+        except Exception as exc:
+            notifier.page("rollback_failed", f"{run.spec.service} rollback FAILED: {exc}")
+            notifier.say("rollback_failed", f"rollback failed: {exc}")
+            raise
+        notifier.resolve_page("rollback_verified", f"rolled back; {result['detail']}")
+        notifier.say("rolled_back", f"rolled back to blue ({result['detail']}); cause: {cause}")
+        return result
+
+    def _roll_back(self, run: ReleaseRun, cause: str) -> dict[str, Any]:
         started = datetime.now(timezone.utc).isoformat()
         target = run.target
         before = target.router.get_weights()
@@ -149,7 +182,6 @@ class RollbackOperator(_ReleaseOperator):
         )
         green_removed = target.deployer.remove("green") or target.deployer.running_version("green") is None
         blue_healthy, detail = self._verify_blue(run)
-        cause = self._cause(run, context)
         run.ledger.record_rollback(
             run.release_id,
             cause=cause,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 from sap_llm_release.checks.base import CheckContext, CheckUnavailable
@@ -25,3 +26,14 @@ def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Eviden
         return check.run(gate.check_params, gate.threshold, replace(context, gate_name=gate.name))
     except (CheckUnavailable, RouterError, DeployError) as exc:
         return Evidence(Verdict.FAILED, None, str(gate.threshold or ""), f"cannot check: {exc}")
+
+
+def phase_results(gates: list[Gate], recorded: dict[str, dict]) -> list[str]:
+    """One line per phase, in checklist order: how many of its gates ended in each verdict, and how many have no
+    record at all."""
+    lines = []
+    for phase in dict.fromkeys(gate.phase for gate in gates):
+        verdicts = Counter(recorded[g.name]["verdict"] if g.name in recorded else "unrecorded"
+                           for g in gates if g.phase is phase)
+        lines.append(f"{phase.value}: " + ", ".join(f"{n} {verdict}" for verdict, n in sorted(verdicts.items())))
+    return lines

@@ -23,11 +23,28 @@ def ledger(airflow_db):
     return Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
 
 
+@pytest.fixture(autouse=True)
+def notifications(notification_standins):
+    return notification_standins
+
+
+def slack_thread(slack, run_id: str) -> list[str]:
+    """The texts of one release's Slack thread: its opening message, then the replies in order."""
+    posts = slack.calls("chat.postMessage")
+    opening = next(p for p in posts if run_id in str(p.get("blocks")))
+    ts = f"1700000000.{posts.index(opening) + 1:06d}"
+    return [opening["text"]] + [p["text"] for p in posts if p.get("thread_ts") == ts]
+
+
+def pages(pagerduty, run_id: str) -> list[tuple[str, str]]:
+    return [(e["event_action"], e["dedup_key"]) for e in pagerduty.events() if run_id in e["dedup_key"]]
+
+
 def _failed(states):
     return sorted(task for task, state in states.items() if state == "failed")
 
 
-def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, ledger):
+def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, ledger, notifications):
     dag_run, states = run_release(release_conf())
 
     assert dag_run.state == "success", _failed(states)
@@ -54,6 +71,16 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     events = [e["event"] for e in record["release_events"]]
     assert events == ["started", "green_deployed", "blue_decommissioned", "promoted"]
     assert record["rollbacks"] == []
+    slack, pagerduty = notifications
+    thread = slack_thread(slack, dag_run.run_id)
+    assert thread[0] == "Release of sap-llm 1.1.0 to rehearsal started by dag_test"
+    shifts = zip([0, *STEPS], STEPS, strict=False)
+    assert [t for t in thread if t.startswith("traffic:")] == [
+        f"traffic: {after} % on green 1.1.0 (was {before} %)" for before, after in shifts]
+    assert thread[1].startswith("every gate before traffic let the release through:\nmodel_validation: ")
+    assert thread[-2].startswith("post-deployment validation: post_deployment: ")
+    assert thread[-1].startswith("release promoted: 1.1.0 serves 100% of rehearsal")
+    assert pages(pagerduty, dag_run.run_id) == []  # nobody is paged for a good release
 
     # The next release goes to the slot that is free now (blue), with the slot that was green as production.
     second, states = run_release(release_conf(version="1.2.0"))
@@ -73,7 +100,7 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
 
 
 @pytest.mark.parametrize("breach_at", STEPS)
-def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_at):
+def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_at, notifications):
     production_version = quiet_stack.target.deployer.running_version("blue")
     quiet_stack.when_green_weight(breach_at, lambda: quiet_stack.set_faults("green", error_rate=1.0))
 
@@ -96,6 +123,10 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_a
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
     assert f"step_{breach_at:03d}" in rollback["cause"]
     assert record["release_events"][-1]["event"] == "rolled_back"
+    slack, pagerduty = notifications
+    key = f"sap-llm-release/{release_id(dag_run)}"
+    assert pages(pagerduty, dag_run.run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved
+    assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, dag_run.run_id))
 
 
 def test_gate_failure_before_traffic_touches_nothing(fresh_stack, ledger):

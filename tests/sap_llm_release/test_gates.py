@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.evidence import Verdict
-from sap_llm_release.gates import evaluate_gate
+from sap_llm_release.gates import evaluate_gate, phase_results
+from sap_llm_release.spec import Phase
 
 ACCURACY = "vision_encoder_classification_accuracy"
 PARAMETERS = "weights_language_decoder"  # waived in the rehearsal: its tiny model has no 7B parameters
@@ -69,3 +70,14 @@ def test_gate_name_reaches_the_check(spec):
     other = evaluate_gate(spec.gate("rollback_plan_documented"), spec.profile("production"), context)
     assert other.verdict is Verdict.FAILED
     assert context.gate_name == ""  # the caller's context is not changed
+
+
+def test_phase_results_count_verdicts_per_phase_in_order(spec):
+    gates = spec.gates_in(Phase.SMOKE_GREEN) + spec.gates_in(Phase.DEPLOY_GREEN)
+    recorded = {gate.name: {"verdict": "passed"} for gate in gates}
+    recorded["smoke_documents"] = {"verdict": "failed"}
+    del recorded["smoke_health"]
+    lines = phase_results(gates, recorded)
+    smoke = len(spec.gates_in(Phase.SMOKE_GREEN))
+    assert lines == [f"smoke_green: 1 failed, {smoke - 2} passed, 1 unrecorded",
+                     f"deploy_green: {len(spec.gates_in(Phase.DEPLOY_GREEN))} passed"]

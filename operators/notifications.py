@@ -1,0 +1,62 @@
+"""The release's notifier from Airflow connections: ``sap_llm_slack`` (the slack provider's connection: token as
+password, ``base_url`` in extra) and ``sap_llm_pagerduty`` (routing key as password, the Events API base URL as
+``extra.url``, optionally ``extra.verify``: a CA bundle path). A missing connection means that channel is off, which
+the release records once as an event; it never stops a release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operators.runtime import ReleaseRun
+from sap_llm_release.notify.notifier import ReleaseNotifier
+from sap_llm_release.notify.pagerduty import Pager
+from sap_llm_release.notify.slack import SlackChannel
+
+SLACK_CONN_ID = "sap_llm_slack"
+PAGERDUTY_CONN_ID = "sap_llm_pagerduty"
+SLACK_CHANNEL = "#sap-llm-releases"
+PAGERDUTY_SOURCE = "sap-llm-release"
+
+
+def _connection(conn_id: str) -> Any | None:
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def _slack() -> SlackChannel | None:
+    conn = _connection(SLACK_CONN_ID)
+    if conn is None:
+        return None
+    from airflow.providers.slack.hooks.slack import SlackHook
+
+    channel = conn.extra_dejson.get("channel", SLACK_CHANNEL)
+    return SlackChannel(SlackHook(slack_conn_id=SLACK_CONN_ID, timeout=10).client, channel)
+
+
+def _pager() -> Pager | None:
+    conn = _connection(PAGERDUTY_CONN_ID)
+    if conn is None:
+        return None
+    import pagerduty
+
+    extra = conn.extra_dejson
+    client = pagerduty.EventsApiV2Client(conn.password, base_url=extra.get("url"), verify=extra.get("verify", True),
+                                         timeout=10)
+    return Pager(client, extra.get("source", PAGERDUTY_SOURCE))
+
+
+def run_url(context: Any) -> str:
+    """The run's page in the Airflow UI."""
+    from airflow.configuration import conf
+
+    base = conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
+    return f"{base}/dags/{context['ti'].dag_id}/runs/{context['ti'].run_id}"
+
+
+def release_notifier(run: ReleaseRun) -> ReleaseNotifier:
+    return ReleaseNotifier(run.ledger, run.release_id, run.writer, slack=_slack(), pager=_pager())
