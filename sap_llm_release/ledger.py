@@ -335,6 +335,24 @@ class Ledger:
         )
         return json.loads(rows[0]["result_json"]) if rows else None
 
+    def record_slack_interaction(self, *, request_sha256: str, slack_timestamp: str, outcome: str, detail: str,
+                                 release_id: str | None = None, approval: str | None = None,
+                                 slack_user: str | None = None) -> bool:
+        """One request to the Slack callback; False when the same request was recorded before (a replay)."""
+        return self._insert(
+            "slack_interactions",
+            {
+                "request_sha256": request_sha256,
+                "slack_timestamp": slack_timestamp,
+                "release_id": release_id,
+                "approval": approval,
+                "slack_user": slack_user,
+                "outcome": outcome,
+                "detail": detail,
+                "received_at": utcnow(),
+            },
+        )
+
     def acquire_environment(self, environment: str, release_id: str) -> None:
         """Take the environment for ``release_id``; raise :class:`EnvironmentLocked` if another release has it."""
         self._insert(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -221,6 +222,43 @@ class Job(BaseModel):
         return [render(arg, **variables) for arg in self.args]
 
 
+class ApprovalPoint(str, enum.Enum):
+    """Where a release waits for a person: before the first traffic shift (after the smoke tests on green), before
+    sending 100 % to green, and before decommissioning blue."""
+
+    FIRST_SHIFT = "first_shift"
+    FULL_TRAFFIC = "full_traffic"
+    DECOMMISSION_BLUE = "decommission_blue"
+
+
+class Approval(BaseModel):
+    """A person's go-ahead at one point of the release; no answer within ``timeout`` counts as a rejection."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,60}$")
+    before: ApprovalPoint
+    description: str = Field(min_length=3)
+    approvers: list[str] = Field(default_factory=list, description="Slack user IDs allowed to answer")
+    approver_group: str | None = Field(default=None, pattern=r"^S[A-Z0-9]{2,30}$",
+                                       description="a Slack user group whose members may answer")
+    timeout: Duration = timedelta(hours=1)
+
+    @field_validator("approvers")
+    @classmethod
+    def _slack_user_ids(cls, approvers: list[str]) -> list[str]:
+        for index, user in enumerate(approvers):
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,30}", user):
+                raise ValueError(f"{index}: {user!r} is not a Slack user ID (U... or W...)")
+        return approvers
+
+    @model_validator(mode="after")
+    def _someone_may_answer(self) -> Approval:
+        if not self.approvers and not self.approver_group:
+            raise ValueError("approvers or approver_group: name who may answer")
+        return self
+
+
 class Waiver(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -267,6 +305,7 @@ class ReleaseSpec(BaseModel):
     environments: list[str] = Field(min_length=1)
     gates: list[Gate] = Field(min_length=1)
     jobs: list[Job] = Field(default_factory=list)
+    approvals: list[Approval] = Field(default_factory=list)
     traffic: TrafficPlan
     analysis: Analysis
     profiles: dict[str, Profile]
@@ -310,6 +349,19 @@ class ReleaseSpec(BaseModel):
                 if missing:
                     raise ValueError(f"profiles.{profile_name}.job_inputs: job {job.name!r} needs {sorted(missing)}")
         return self
+
+    @field_validator("approvals")
+    @classmethod
+    def _one_approval_per_point(cls, approvals: list[Approval]) -> list[Approval]:
+        _require_unique([approval.name for approval in approvals], "approval")
+        _require_unique([approval.before.value for approval in approvals], "approval point")
+        return approvals
+
+    def approval(self, name: str) -> Approval:
+        for approval in self.approvals:
+            if approval.name == name:
+                return approval
+        raise KeyError(f"no approval named {name!r}")
 
     def jobs_in(self, phase: Phase) -> list[Job]:
         return [job for job in self.jobs if job.phase is phase]

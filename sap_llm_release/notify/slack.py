@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,3 +37,26 @@ def release_started_blocks(release_id: str, service: str, version: str, environm
         section(f"*Release of {service} {version} to {environment} started* by {triggered_by}"),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{release_id}` · <{run_url}|Airflow run>"}]},
     ]
+
+
+def approval_blocks(release_id: str, approval: str, description: str, version: str, evidence: list[str],
+                    run_url: str) -> list[dict]:
+    """The approval request: what is approved, the evidence so far, and Approve / Reject buttons whose value names
+    the release and the approval (the callback reads nothing else from the message)."""
+    value = json.dumps({"release_id": release_id, "approval": approval})
+    return [
+        section(f"*Approval needed: {description}* ({version})"),
+        section("\n".join(f"• {line}" for line in evidence) or "no evidence recorded yet"),
+        {"type": "actions", "block_id": f"approval:{approval}", "elements": [
+            {"type": "button", "action_id": "approve", "style": "primary", "value": value,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": "reject", "style": "danger", "value": value,
+             "text": {"type": "plain_text", "text": "Reject"}},
+        ]},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{release_id}` · <{run_url}|Airflow run>"}]},
+    ]
+
+
+def decided_blocks(description: str, decision: str, decided_by: str, at: str) -> list[dict]:
+    """What replaces the buttons once the approval is answered or times out."""
+    return [section(f"*{description}*: {decision} by {decided_by} at {at}")]

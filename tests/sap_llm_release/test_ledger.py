@@ -15,6 +15,8 @@ from sap_llm_release.evidence import Evidence, Verdict
 from sap_llm_release.jobs.base import JobOutcome
 from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Writer, migrations
 
+MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
+              "005_slack_interactions", "006_slack_interactions_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
@@ -147,16 +149,16 @@ def counts(ledger: Ledger, release_id: str) -> dict[str, int]:
 
 
 def test_migrate_is_idempotent(fresh_ledger):
-    assert fresh_ledger.migrate() == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
+    assert fresh_ledger.migrate() == MIGRATIONS
     assert fresh_ledger.migrate() == []
     versions = [row["version"] for row in fresh_ledger.rows("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
+    assert versions == MIGRATIONS
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_migrations_pick_the_dialect_variant(dialect):
     chosen = dict(migrations(dialect))
-    assert list(chosen) == ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only"]
+    assert list(chosen) == MIGRATIONS
     assert chosen["001_ledger"].name == "001_ledger.sql"
     assert chosen["002_append_only"].name == f"002_append_only.{dialect}.sql"
 
@@ -173,6 +175,15 @@ def test_job_results_keep_the_json_as_written_and_the_latest_try_wins(ledger, re
     crashed = replace(JOB_OUTCOME, result_text=None, exit_code=137)
     ledger.record_job_result(release_id, crashed, replace(WRITER, try_number=3))
     assert ledger.job_result(release_id, "model_evaluation") == {"passed": False, "accuracy": 0.5}
+
+
+def test_a_replayed_slack_request_finds_its_digest_taken(ledger):
+    record = {"request_sha256": "ab" * 32, "slack_timestamp": "1800000000", "outcome": "refused",
+              "detail": "invalid Slack signature"}
+    assert ledger.record_slack_interaction(**record) is True
+    assert ledger.record_slack_interaction(**{**record, "outcome": "approved"}) is False
+    (row,) = ledger.rows("SELECT * FROM slack_interactions")
+    assert (row["outcome"], row["release_id"]) == ("refused", None)
 
 
 def test_badly_named_migration_is_refused(tmp_path):

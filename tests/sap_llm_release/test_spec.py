@@ -340,3 +340,21 @@ def test_job_inputs_may_use_only_the_builtins(spec_data):
     unknown = r"profiles.production.job_inputs: Value error, test_set: unknown template variables \[.colour.\]"
     with pytest.raises(SpecError, match=unknown):
         parse_spec(spec_data)
+
+
+def test_approvals_name_who_may_answer_and_one_per_point(spec_data):
+    spec_data["approvals"] = [{"name": "go_live", "before": "full_traffic", "description": "100 % to green",
+                               "approvers": ["U0APPROVER"], "timeout": "30m"}]
+    spec = parse_spec(spec_data)
+    assert spec.approval("go_live").timeout == timedelta(minutes=30)
+    spec_data["approvals"].append({"name": "again", "before": "full_traffic", "description": "twice",
+                                   "approver_group": "S0RELEASE"})
+    with pytest.raises(SpecError, match="duplicate approval point name 'full_traffic'"):
+        parse_spec(spec_data)
+    spec_data["approvals"][1:] = [{"name": "nobody", "before": "first_shift", "description": "no one"}]
+    with pytest.raises(SpecError, match="approvals.1: Value error, approvers or approver_group"):
+        parse_spec(spec_data)
+    spec_data["approvals"][1:] = [{"name": "email", "before": "first_shift", "description": "x",
+                                   "approvers": ["sam@example.com"]}]
+    with pytest.raises(SpecError, match=r"approvals.1.approvers: Value error, 0: 'sam@example.com' is not a Slack"):
+        parse_spec(spec_data)
