@@ -5,6 +5,7 @@ the release records once as an event; it never stops a release."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from operators.runtime import ReleaseRun
@@ -12,6 +13,7 @@ from sap_llm_release.notify.notifier import ReleaseNotifier
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
 
+log = logging.getLogger(__name__)
 SLACK_CONN_ID = "sap_llm_slack"
 PAGERDUTY_CONN_ID = "sap_llm_pagerduty"
 SLACK_CHANNEL = "#sap-llm-releases"
@@ -58,5 +60,15 @@ def run_url(context: Any) -> str:
     return f"{base}/dags/{context['ti'].dag_id}/runs/{context['ti'].run_id}"
 
 
+def _channel(build: Any) -> Any | None:
+    """A channel built from its connection, or None when the connection cannot be used: a broken notification
+    setup is logged, never a reason for a release step to fail."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - any connection or client construction error turns the channel off
+        log.warning("notification channel %s is off: %s: %s", build.__name__, type(exc).__name__, exc)
+        return None
+
+
 def release_notifier(run: ReleaseRun) -> ReleaseNotifier:
-    return ReleaseNotifier(run.ledger, run.release_id, run.writer, slack=_slack(), pager=_pager())
+    return ReleaseNotifier(run.ledger, run.release_id, run.writer, slack=_channel(_slack), pager=_channel(_pager))

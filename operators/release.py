@@ -10,9 +10,10 @@ from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
-from sap_llm_release.gates import GateFailed, evaluate_gate
+from sap_llm_release.gates import GateFailed, evaluate_gate, phase_results
 from sap_llm_release.ledger import EnvironmentLocked
 from sap_llm_release.request import RequestError
+from sap_llm_release.spec import Phase
 from sap_llm_release.targets import build_target, live_blue_slot
 
 
@@ -112,7 +113,11 @@ class FinishReleaseOperator(BaseOperator):
         if outcome is None:
             return "never started"
         run.event(outcome, message)
-        release_notifier(run).say("finished", f"release {outcome}: {message}")
+        notifier = release_notifier(run)
+        gates, recorded = run.spec.gates_in(Phase.POST_DEPLOYMENT), run.ledger.gate_verdicts(run.release_id)
+        if any(gate.name in recorded for gate in gates):
+            notifier.say("post_deployment", "post-deployment validation: " + "; ".join(phase_results(gates, recorded)))
+        notifier.say("finished", f"release {outcome}: {message}")
         if outcome != "promoted":
             raise GateFailed(f"release {outcome}: {message}")
         self.log.info("release promoted: %s", message)

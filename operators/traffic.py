@@ -16,7 +16,7 @@ from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import phase_results
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC, Phase
+from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 
 
 class _ReleaseOperator(BaseOperator):
@@ -122,18 +122,10 @@ class ReleaseDecisionOperator(BaseBranchOperator):
             return []
         watched = [task.task_id for task in self.dag.tasks if task.task_id.split(".")[0] in self.watched_groups]
         unproven = sorted(task for task in watched if states.get(task) != "success")
-        self._tell_post_deployment(context)
         if unproven:
             self.log.warning("rolling back; not succeeded: %s", ", ".join(f"{t} ({states.get(t)})" for t in unproven))
             return self.rollback_task
         return self.promote_task
-
-    def _tell_post_deployment(self, context: Any) -> None:
-        run = ReleaseRun(self.spec_path, context)
-        gates, recorded = run.spec.gates_in(Phase.POST_DEPLOYMENT), run.ledger.gate_verdicts(run.release_id)
-        if any(gate.name in recorded for gate in gates):
-            release_notifier(run).say("post_deployment", "post-deployment validation: "
-                                      + "; ".join(phase_results(gates, recorded)))
 
     def _green_has_traffic(self, context: Any) -> bool:
         """The live router's answer; a router that cannot be read counts as touched, so rollback gets its turn."""

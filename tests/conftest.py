@@ -53,7 +53,9 @@ def local_stack():
     """The live local stack on its own ports, stopped at the end of the session."""
     from tests.support.stack import LiveStack
 
-    stack = LiveStack.start(_HOME / "stack", base_port=int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "38080")))
+    # Below Linux's ephemeral range (32768-60999): a port there can be taken at any moment by the local end of an
+    # outgoing connection (a Prometheus scrape, a keep-alive client), and green's deploy then fails to bind.
+    stack = LiveStack.start(_HOME / "stack", base_port=int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "28080")))
     os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
     os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
     try:
