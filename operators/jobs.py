@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from operators.base import ReleaseOperator
 from operators.runtime import ReleaseRun
 from sap_llm_release.jobs.base import JobError
 from sap_llm_release.targets import TargetError
 
 
-class InferenceJobOperator(BaseOperator):
+class InferenceJobOperator(ReleaseOperator):
     """Run one of the spec's jobs on the target's job runner; record the outcome (result JSON, digest, exit
     status) in the ledger whatever it is. A job that ran to the end succeeds even when its own checks failed:
     the gates that read it record those failures with their numbers. A job that left no result fails."""
 
     ui_color = "#e8daef"
 
-    def __init__(self, *, spec_path: str, job: str, **kwargs: Any) -> None:
+    def __init__(self, *, job: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.spec_path = spec_path
         self.job = job
 
     def execute(self, context: Any) -> dict[str, Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from operators.base import ReleaseOperator
 from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
@@ -17,14 +16,10 @@ from sap_llm_release.spec import Phase
 from sap_llm_release.targets import build_target, live_blue_slot
 
 
-class StartReleaseOperator(BaseOperator):
+class StartReleaseOperator(ReleaseOperator):
     """Validate the request, record the release and take the environment (one release per environment)."""
 
     ui_color = "#d5f5e3"
-
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.spec_path = spec_path
 
     def execute(self, context: Any) -> str:
         run = ReleaseRun(self.spec_path, context)
@@ -65,14 +60,13 @@ class StartReleaseOperator(BaseOperator):
         return run.release_id
 
 
-class GateOperator(BaseOperator):
+class GateOperator(ReleaseOperator):
     """Check one gate, record its evidence, and fail naming the gate, the measured value and the threshold."""
 
     ui_color = "#fef9e7"
 
-    def __init__(self, *, spec_path: str, gate: str, **kwargs: Any) -> None:
+    def __init__(self, *, gate: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.spec_path = spec_path
         self.gate = gate
 
     def execute(self, context: Any) -> dict[str, Any]:
@@ -89,14 +83,13 @@ class GateOperator(BaseOperator):
         return {"verdict": evidence.verdict.value, "measured": evidence.measured, "threshold": evidence.threshold}
 
 
-class FinishReleaseOperator(BaseOperator):
+class FinishReleaseOperator(ReleaseOperator):
     """Close the release whatever happened: record the outcome, free the environment, fail unless promoted."""
 
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, spec_path: str, promoted_task: str, rollback_task: str, **kwargs: Any) -> None:
+    def __init__(self, *, promoted_task: str, rollback_task: str, **kwargs: Any) -> None:
         super().__init__(trigger_rule="all_done", **kwargs)
-        self.spec_path = spec_path
         self.promoted_task = promoted_task
         self.rollback_task = rollback_task
 
@@ -107,14 +100,15 @@ class FinishReleaseOperator(BaseOperator):
         except RequestError as exc:
             raise GateFailed(f"release never started: {exc}") from None
         states = task_states(context)
-        outcome, message = self._outcome(run, states)
+        recorded = run.ledger.gate_verdicts(run.release_id)
+        outcome, message = self._outcome(run, states, recorded)
         if run.ledger.environment_holder(request.environment):
             run.ledger.release_environment(request.environment, run.release_id)
         if outcome is None:
             return "never started"
         run.event(outcome, message)
         notifier = release_notifier(run)
-        gates, recorded = run.spec.gates_in(Phase.POST_DEPLOYMENT), run.ledger.gate_verdicts(run.release_id)
+        gates = run.spec.gates_in(Phase.POST_DEPLOYMENT)
         if any(gate.name in recorded for gate in gates):
             notifier.say("post_deployment", "post-deployment validation: " + "; ".join(phase_results(gates, recorded)))
         notifier.say("finished", f"release {outcome}: {message}")
@@ -123,7 +117,8 @@ class FinishReleaseOperator(BaseOperator):
         self.log.info("release promoted: %s", message)
         return outcome
 
-    def _outcome(self, run: ReleaseRun, states: dict[str, str]) -> tuple[str | None, str]:
+    def _outcome(self, run: ReleaseRun, states: dict[str, str],
+                 recorded: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
         if states.get(self.promoted_task) == "success":
             return "promoted", f"{run.request.version} serves 100% of {run.request.environment}; blue decommissioned"
         failed = sorted(task for task, state in states.items() if state == "failed")
@@ -135,7 +130,7 @@ class FinishReleaseOperator(BaseOperator):
             return None, ""
         failed_gates = [
             f"gate {row['gate']} failed: measured {_measured(row)}, threshold {row['threshold']} ({row['detail']})"
-            for row in run.ledger.gate_verdicts(run.release_id).values()
+            for row in recorded.values()
             if row["verdict"] == Verdict.FAILED.value
         ]
         return "failed", "; ".join(failed_gates) or f"failed tasks: {', '.join(failed) or 'none'}"

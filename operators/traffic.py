@@ -7,25 +7,19 @@ from typing import Any
 
 import httpx
 from airflow.providers.standard.operators.branch import BaseBranchOperator
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import phase_results
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
+from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC, Gate
 
 
-class _ReleaseOperator(BaseOperator):
-    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.spec_path = spec_path
-
-
-class DeployGreenOperator(_ReleaseOperator):
+class DeployGreenOperator(ReleaseOperator):
     """Run the requested version as green (no traffic yet)."""
 
     ui_color = "#d6eaf8"
@@ -37,7 +31,7 @@ class DeployGreenOperator(_ReleaseOperator):
         return run.request.version
 
 
-class ShiftTrafficOperator(_ReleaseOperator):
+class ShiftTrafficOperator(ReleaseOperator):
     """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through."""
 
     ui_color = "#fdebd0"
@@ -48,12 +42,13 @@ class ShiftTrafficOperator(_ReleaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         run = ReleaseRun(self.spec_path, context)
-        self._require_gates_proven(run)
+        gates = [gate for gate in run.spec.gates if gate.phase in PHASES_BEFORE_TRAFFIC]
+        recorded = run.ledger.gate_verdicts(run.release_id)
+        self._require_gates_proven(gates, recorded)
+        notifier = release_notifier(run)
         if self.weight == run.spec.traffic.steps[0].weight:
-            gates = [gate for gate in run.spec.gates if gate.phase in PHASES_BEFORE_TRAFFIC]
-            results = phase_results(gates, run.ledger.gate_verdicts(run.release_id))
-            release_notifier(run).say("phases_before_traffic", "every gate before traffic let the release through:\n"
-                                      + "\n".join(results))
+            notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
+                         + "\n".join(phase_results(gates, recorded)))
         router = run.target.router
         before = router.get_weights()
         wanted = Weights.green_percent(self.weight)
@@ -70,17 +65,16 @@ class ShiftTrafficOperator(_ReleaseOperator):
             writer=run.writer,
         )
         self.log.info("traffic %s -> %s", before, live)
-        release_notifier(run).say(f"traffic_{self.weight:03d}",
-                                  f"traffic: {live.green} % on green {run.request.version} (was {before.green} %)")
+        notifier.say(f"traffic_{self.weight:03d}",
+                     f"traffic: {live.green} % on green {run.request.version} (was {before.green} %)")
         return {"blue": live.blue, "green": live.green}
 
-    def _require_gates_proven(self, run: ReleaseRun) -> None:
-        recorded = run.ledger.gate_verdicts(run.release_id)
+    @staticmethod
+    def _require_gates_proven(gates: list[Gate], recorded: dict[str, dict[str, Any]]) -> None:
         unproven = [
             gate.name
-            for gate in run.spec.gates
-            if gate.phase in PHASES_BEFORE_TRAFFIC
-            and (gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue)
+            for gate in gates
+            if gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue
         ]
         if unproven:
             raise AirflowFailException(
@@ -136,7 +130,7 @@ class ReleaseDecisionOperator(BaseBranchOperator):
             return True
 
 
-class RollbackOperator(_ReleaseOperator):
+class RollbackOperator(ReleaseOperator):
     """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded."""
 
     ui_color = "#fadbd8"
@@ -217,7 +211,7 @@ class RollbackOperator(_ReleaseOperator):
         return "failed: " + ", ".join(failed)
 
 
-class DecommissionBlueOperator(_ReleaseOperator):
+class DecommissionBlueOperator(ReleaseOperator):
     """Take blue out once green carries everything."""
 
     ui_color = "#d6eaf8"

@@ -328,9 +328,10 @@ class Ledger:
         )
 
     def job_result(self, release_id: str, job: str) -> dict[str, Any] | None:
-        """The result JSON of the latest try of ``job`` in ``release_id`` that wrote one, or None."""
+        """The result of the latest try of ``job`` in ``release_id`` that wrote a JSON object, or None (``passed``
+        is set exactly for those tries)."""
         rows = self.rows(
-            "SELECT result_json FROM job_results WHERE release_id = :r AND job = :j AND result_json IS NOT NULL "
+            "SELECT result_json FROM job_results WHERE release_id = :r AND job = :j AND passed IS NOT NULL "
             "ORDER BY try_number DESC, recorded_at DESC LIMIT 1", r=release_id, j=job,
         )
         return json.loads(rows[0]["result_json"]) if rows else None

@@ -358,28 +358,19 @@ class ReleaseSpec(BaseModel):
         return approvals
 
     def approval(self, name: str) -> Approval:
-        for approval in self.approvals:
-            if approval.name == name:
-                return approval
-        raise KeyError(f"no approval named {name!r}")
+        return _named(self.approvals, name, "approval")
 
     def jobs_in(self, phase: Phase) -> list[Job]:
         return [job for job in self.jobs if job.phase is phase]
 
     def job(self, name: str) -> Job:
-        for job in self.jobs:
-            if job.name == name:
-                return job
-        raise KeyError(f"no job named {name!r}")
+        return _named(self.jobs, name, "job")
 
     def gates_in(self, phase: Phase) -> list[Gate]:
         return [gate for gate in self.gates if gate.phase is phase]
 
     def gate(self, name: str) -> Gate:
-        for gate in self.gates:
-            if gate.name == name:
-                return gate
-        raise KeyError(f"no gate named {name!r}")
+        return _named(self.gates, name, "gate")
 
     def profile(self, name: str) -> Profile:
         if name not in self.profiles:
@@ -405,6 +396,14 @@ class ReleaseSpec(BaseModel):
     @cached_property
     def digest(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _named(items: list[Any], name: str, what: str) -> Any:
+    """The item called ``name``; KeyError naming what was looked for."""
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(f"no {what} named {name!r}")
 
 
 def _require_unique(names: list[str], what: str) -> None:

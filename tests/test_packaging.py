@@ -54,11 +54,11 @@ def test_every_inference_image_dockerfile_copies_existing_paths_and_runs_as_non_
         assert re.search(r"^USER\s+(?!root)\S+", text, re.MULTILINE), f"{dockerfile} runs as root"
         entrypoint = json.loads(re.search(r"^ENTRYPOINT\s+(\[.*\])$", text, re.MULTILINE).group(1))
         program = entrypoint[-1]
-        if entrypoint[-2:-1] == ["-m"]:
-            assert (context / program / "__main__.py").exists() or any(
-                (context / copied / program / "__main__.py").exists() for copied in ("validator",)), dockerfile
+        copied = [context / source for line in copies for source in line.split()]
+        if entrypoint[-2:-1] == ["-m"]:  # a module: a copied package of that name with a __main__
+            assert any(path.name == program and (path / "__main__.py").exists() for path in copied), dockerfile
         else:
-            assert (context / Path(program).name).exists(), dockerfile
+            assert any(path.name == Path(program).name and path.is_file() for path in copied), dockerfile
 
 
 def test_validator_image_pins_its_requirements_and_takes_torch_from_the_base_image():

@@ -133,14 +133,15 @@ def resident_memory(url: str) -> float | None:
     return next((value for name, _, value in samples if name == "process_resident_memory_bytes"), None)
 
 
-def memory_slope_per_hour(samples: list[tuple[float, float]]) -> float:
-    """Least-squares slope of resident memory over time, in bytes per hour."""
+def memory_slope_per_hour(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of resident memory over time, in bytes per hour; None when the samples cannot show a
+    trend (fewer than two, or all at one instant), so a missing trend never reads as "no leak"."""
     if len(samples) < 2:
-        return 0.0
+        return None
     mean_t = sum(t for t, _ in samples) / len(samples)
     mean_m = sum(m for _, m in samples) / len(samples)
     spread = sum((t - mean_t) ** 2 for t, _ in samples)
-    return 0.0 if spread == 0 else sum((t - mean_t) * (m - mean_m) for t, m in samples) / spread * 3600
+    return None if spread == 0 else sum((t - mean_t) * (m - mean_m) for t, m in samples) / spread * 3600
 
 
 def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: float, users: int,
@@ -203,9 +204,9 @@ def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: floa
         "server_p95_seconds": server_p95,
         "p95_client_over_server": round(client_p95 / server_p95, 3) if client_p95 and server_p95 else None,
         "memory_samples": len(memory),
-        "memory_slope_bytes_per_hour": round(slope),
-        "peak_memory_gib": round(max((m for _, m in memory), default=0) / 2**30, 4),
-        "memory_leak_detected": int(slope > leak_bytes_per_hour),
+        "memory_slope_bytes_per_hour": None if slope is None else round(slope),
+        "peak_memory_gib": round(max(m for _, m in memory) / 2**30, 4) if memory else None,
+        "memory_leak_detected": None if slope is None else int(slope > leak_bytes_per_hour),
     }
     result["rate_sustained"] = result["docs_per_hour"] >= docs_per_hour * (1 - rate_tolerance)
     result["passed"] = bool(
@@ -213,7 +214,7 @@ def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: floa
         and result["rate_sustained"]
         and client_p95 is not None and client_p95 < p95_target_s
         and result["error_ratio"] <= max_error_ratio
-        and memory and not result["memory_leak_detected"]
+        and result["memory_leak_detected"] == 0
     )
     return result
 

@@ -149,33 +149,42 @@ class DocumentPipeline:
         return [(config.sequence_heads["route"][r], config.sequence_heads["api"][a]) for r, a in zip(routes, apis,
                                                                                                      strict=True)]
 
-    def process(self, texts: list[str]) -> list[dict]:
-        """The ADC output of each document (what the service returns), with the encoder's confidence."""
+    def run(self, texts: list[str]) -> tuple[list[dict], list[dict]]:
+        """All three components: the vision encoder's output and the ADC output (what the service returns) of each
+        document."""
         classified = self.classify(texts)
         fields, _, _ = self.decode_adc_fields(texts, classified)
         decisions = self.reason([(c["document_type"], c["po_subtype"], f) for c, f in zip(classified, fields,
                                                                                             strict=True)])
-        return [
+        outputs = [
             {"document_type": c["document_type"], "po_subtype": c["po_subtype"], "fields": f, "route": route,
-             "api": api, "confidence": c["confidence"]}
+             "api": api}
             for c, f, (route, api) in zip(classified, fields, decisions, strict=True)
         ]
+        return classified, outputs
 
-    def redecode(self, text: str, classification: dict, field: str) -> object | None:
-        """Self-correction: the decoder's best span for one field the schema rejected, read from the tag
-        probabilities (the most likely start, then as long as the continuation stays the likeliest tag)."""
+    def process(self, texts: list[str]) -> list[dict]:
+        """The ADC output of each document, with the encoder's confidence."""
+        classified, outputs = self.run(texts)
+        return [{**output, "confidence": c["confidence"]} for c, output in zip(classified, outputs, strict=True)]
+
+    def redecode(self, text: str, classification: dict, fields: list[str]) -> dict[str, object]:
+        """Self-correction: the decoder's best span for each field the schema rejected, from one decoder pass, read
+        from the tag probabilities (the most likely start, then as long as the continuation stays the likeliest
+        tag). A field with no plausible start is left out."""
         _, probs, encoded = self.decode_adc_fields([text], [classification])
-        begin, inside = TAGS.index(f"B-{field}"), TAGS.index(f"I-{field}")
         allowed = torch.tensor(encoded.in_document[0], device=probs.device)
-        scores = probs[0, :, begin].masked_fill(~allowed, -1.0)
-        start = int(scores.argmax())
-        if scores[start] <= 0:
-            return None
-        end = start
-        while end + 1 < len(encoded.offsets[0]) and allowed[end + 1] and int(probs[0, end + 1].argmax()) == inside:
-            end += 1
-        raw = text[encoded.offsets[0][start][0]:encoded.offsets[0][end][1]]
-        return normalise_field(field, raw)
+        offsets, likeliest = encoded.offsets[0], probs[0].argmax(-1).tolist()
+        found = {}
+        for field in fields:
+            scores = probs[0, :, TAGS.index(f"B-{field}")].masked_fill(~allowed, -1.0)
+            start = end = int(scores.argmax())
+            if scores[start] <= 0:
+                continue
+            while end + 1 < len(offsets) and allowed[end + 1] and likeliest[end + 1] == TAGS.index(f"I-{field}"):
+                end += 1
+            found[field] = normalise_field(field, text[offsets[start][0]:offsets[end][1]])
+        return found
 
     @property
     def parameters(self) -> dict[str, int]:

@@ -30,12 +30,7 @@ class ReportMetric(Check):
             return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} does not exist", uri)
         except (OSError, ValueError) as exc:
             return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} is unreadable: {exc}", uri)
-        value = _lookup(report, params.metric)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return Evidence(
-                Verdict.FAILED, None, str(threshold), f"{params.metric} in {path} is {value!r}, not a number", uri
-            )
-        return Evidence.compare(value, threshold, f"{params.metric} from {path.name}", evidence_uri=uri)
+        return _compare_metric(report, params.metric, threshold, uri, where=str(path), source=path.name)
 
 
 class JobResultParams(Params):
@@ -55,13 +50,20 @@ class JobResult(Check):
         if result is None:
             return Evidence(Verdict.FAILED, None, str(threshold),
                             f"job {params.job} recorded no result for this release", uri)
-        value = _lookup(result, params.metric)
-        if isinstance(value, bool):
-            value = int(value)
-        if not isinstance(value, (int, float)):
-            return Evidence(Verdict.FAILED, None, str(threshold),
-                            f"{params.metric} in the {params.job} result is {value!r}, not a number", uri)
-        return Evidence.compare(value, threshold, f"{params.metric} from job {params.job}", evidence_uri=uri)
+        return _compare_metric(result, params.metric, threshold, uri, where=f"the {params.job} result",
+                               source=f"job {params.job}", booleans_count=True)
+
+
+def _compare_metric(document: Any, metric: str, threshold: Threshold | None, uri: str, *, where: str, source: str,
+                    booleans_count: bool = False) -> Evidence:
+    """The number at ``metric`` held to ``threshold``; a missing or non-numeric value fails, naming what was found.
+    Booleans are numbers (0 / 1) only where ``booleans_count`` says so."""
+    value = _lookup(document, metric)
+    if booleans_count and isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return Evidence(Verdict.FAILED, None, str(threshold), f"{metric} in {where} is {value!r}, not a number", uri)
+    return Evidence.compare(value, threshold, f"{metric} from {source}", evidence_uri=uri)
 
 
 def _lookup(report: Any, dotted: str) -> Any:

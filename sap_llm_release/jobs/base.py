@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 
@@ -26,7 +27,7 @@ class JobOutcome:
     started_at: str
     finished_at: str
 
-    @property
+    @cached_property
     def result(self) -> dict[str, Any] | None:
         if self.result_text is None:
             return None

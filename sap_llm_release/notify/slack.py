@@ -56,7 +56,3 @@ def approval_blocks(release_id: str, approval: str, description: str, version: s
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{release_id}` · <{run_url}|Airflow run>"}]},
     ]
 
-
-def decided_blocks(description: str, decision: str, decided_by: str, at: str) -> list[dict]:
-    """What replaces the buttons once the approval is answered or times out."""
-    return [section(f"*{description}*: {decision} by {decided_by} at {at}")]

@@ -137,3 +137,4 @@ def test_memory_slope_flags_steady_growth_only():
     growing = [(t, 100e6 + t * 1e6) for t in range(10)]  # 1 MB a second
     assert loadtest.memory_slope_per_hour(flat) == 0
     assert loadtest.memory_slope_per_hour(growing) == pytest.approx(3.6e9)
+    assert loadtest.memory_slope_per_hour(growing[:1]) is None  # one sample shows no trend, not "no leak"

@@ -175,6 +175,9 @@ def test_job_results_keep_the_json_as_written_and_the_latest_try_wins(ledger, re
     crashed = replace(JOB_OUTCOME, result_text=None, exit_code=137)
     ledger.record_job_result(release_id, crashed, replace(WRITER, try_number=3))
     assert ledger.job_result(release_id, "model_evaluation") == {"passed": False, "accuracy": 0.5}
+    garbage = replace(JOB_OUTCOME, result_text="not json", exit_code=0)
+    ledger.record_job_result(release_id, garbage, replace(WRITER, try_number=4))
+    assert ledger.job_result(release_id, "model_evaluation") == {"passed": False, "accuracy": 0.5}
 
 
 def test_a_replayed_slack_request_finds_its_digest_taken(ledger):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import torch
 from sap_llm_model.pipeline import DocumentPipeline
 
 from sap_llm_validator.runtime import GpuUtilisation, PeakMemory, batches
@@ -25,8 +26,6 @@ def benchmark_batch_size(pipeline: DocumentPipeline, texts: list[str], batch_siz
             batch_started = time.perf_counter()
             pipeline.process(batch)
             if pipeline.device.type == "cuda":
-                import torch
-
                 torch.cuda.synchronize(pipeline.device)
             latencies.append(time.perf_counter() - batch_started)
         elapsed = time.perf_counter() - started

@@ -42,14 +42,9 @@ def run_pipeline(pipeline: DocumentPipeline, documents: list[dict], batch_size: 
     classified, outputs = [], []
     started = time.perf_counter()
     for batch in batches(documents, batch_size):
-        texts = [d["content"] for d in batch]
-        vision = pipeline.classify(texts)
-        fields, _, _ = pipeline.decode_adc_fields(texts, vision)
-        decisions = pipeline.reason([(v["document_type"], v["po_subtype"], f) for v, f in zip(vision, fields,
-                                                                                              strict=True)])
+        vision, adc = pipeline.run([d["content"] for d in batch])
         classified += vision
-        outputs += [{"document_type": v["document_type"], "po_subtype": v["po_subtype"], "fields": f,
-                     "route": route, "api": api} for v, f, (route, api) in zip(vision, fields, decisions, strict=True)]
+        outputs += adc
     return classified, outputs, time.perf_counter() - started
 
 
@@ -95,10 +90,7 @@ def self_correction(pipeline: DocumentPipeline, documents: list[dict], schema: S
             continue
         attempted += 1
         classification = {"document_type": gold["document_type"], "po_subtype": gold["po_subtype"]}
-        for name in failing:
-            value = pipeline.redecode(document["content"], classification, name)
-            if value is not None:
-                draft["fields"][name] = value
+        draft["fields"].update(pipeline.redecode(document["content"], classification, failing))
         corrected += int(not schema.errors(draft) and draft == gold)
     return {"self_correction_rate": ratio(corrected, attempted), "self_correction_attempts": attempted}
 
