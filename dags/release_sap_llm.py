@@ -7,9 +7,10 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, SyncCallback
 
 from operators.dag_builder import compose_release, release_params
+from operators.deadline import page_stuck_release
 from sap_llm_release.spec import load_spec
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
@@ -24,6 +25,8 @@ with DAG(
     params=release_params(SPEC),
     tags=["release", SPEC.service],
     default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=SPEC.deadline,
+                           callback=SyncCallback(page_stuck_release), name="release stuck: page on-call"),
     doc_md=__doc__,
 ):
     compose_release(SPEC, SPEC_PATH)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, TaskGroup, chain
 
+from operators.approvals import ReleaseApprovalOperator
 from operators.jobs import InferenceJobOperator
 from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
 from operators.sensors import SLOWindowSensor
@@ -15,7 +16,7 @@ from operators.traffic import (
     ShiftTrafficOperator,
 )
 from sap_llm_release.request import trigger_params_schema
-from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, ReleaseSpec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, ReleaseSpec
 
 ROLLBACK_TASK = "rollback.rollback_to_blue"
 
@@ -54,15 +55,37 @@ def _deploy_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
     return group
 
 
+def _approval(spec: ReleaseSpec, spec_path: str, point: ApprovalPoint, guard_weight: int) -> list:
+    """The approval the spec asks for at ``point``, as a one-task list (empty when it asks for none)."""
+    approval = spec.approval_before(point)
+    if approval is None:
+        return []
+    return [ReleaseApprovalOperator(task_id=f"approve_{approval.name}", spec_path=spec_path, approval=approval.name,
+                                    guard_weight=guard_weight, doc_md=approval.description)]
+
+
 def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
     with TaskGroup(Phase.TRAFFIC_SHIFT.value) as group:
-        steps = []
+        steps = _approval(spec, spec_path, ApprovalPoint.FIRST_SHIFT, guard_weight=0)
+        previous_weight = 0
         for step in spec.traffic.steps:
+            if step.weight == 100:
+                steps += _approval(spec, spec_path, ApprovalPoint.FULL_TRAFFIC, guard_weight=previous_weight)
             steps += [
                 ShiftTrafficOperator(task_id=f"shift_to_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
                 SLOWindowSensor(task_id=f"watch_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
             ]
+            previous_weight = step.weight
         chain(*steps)
+    return group
+
+
+def _post_deployment_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
+    """Post-deployment validation, then the go-ahead to decommission blue (green's SLOs watched meanwhile)."""
+    with TaskGroup(Phase.POST_DEPLOYMENT.value) as group:
+        gates = _gate_tasks(spec, spec_path, Phase.POST_DEPLOYMENT)
+        for approval in _approval(spec, spec_path, ApprovalPoint.DECOMMISSION_BLUE, guard_weight=100):
+            gates >> approval
     return group
 
 
@@ -81,7 +104,7 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
     deploy = _deploy_group(spec, spec_path)
     smoke = _phase_group(spec, spec_path, Phase.SMOKE_GREEN)
     traffic = _traffic_group(spec, spec_path)
-    post = _phase_group(spec, spec_path, Phase.POST_DEPLOYMENT)
+    post = _post_deployment_group(spec, spec_path)
     with TaskGroup(Phase.DECOMMISSION_BLUE.value) as decommission:
         no_traffic_left = _gate_tasks(spec, spec_path, Phase.DECOMMISSION_BLUE)
         remove_blue = DecommissionBlueOperator(task_id="remove_blue", spec_path=spec_path)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from operators.runtime import ReleaseRun
+from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.notify.notifier import ReleaseNotifier
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
@@ -70,5 +71,9 @@ def _channel(build: Any) -> Any | None:
         return None
 
 
+def release_notifier_for(ledger: Ledger, release_id: str, writer: Writer) -> ReleaseNotifier:
+    return ReleaseNotifier(ledger, release_id, writer, slack=_channel(_slack), pager=_channel(_pager))
+
+
 def release_notifier(run: ReleaseRun) -> ReleaseNotifier:
-    return ReleaseNotifier(run.ledger, run.release_id, run.writer, slack=_channel(_slack), pager=_channel(_pager))
+    return release_notifier_for(run.ledger, run.release_id, run.writer)

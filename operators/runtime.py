@@ -8,11 +8,12 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from sap_llm_release.analysis.window import SLOQuery
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.request import ReleaseRequest, validate_request
 from sap_llm_release.spec import Profile, ReleaseSpec, load_spec
-from sap_llm_release.targets import Target, TargetError, build_target
+from sap_llm_release.targets import Target, TargetError, build_target, slots_for
 
 LEDGER_CONN_ID = "sap_llm_ledger"
 PROMETHEUS_CONN_ID = "sap_llm_prometheus"
@@ -117,6 +118,15 @@ class ReleaseRun:
         context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context
+
+    def green_slo_queries(self) -> list[SLOQuery]:
+        """The spec's SLOs as queries on green's current slot."""
+        variables = {"colour": slots_for(self.blue_slot)["green"], "rate_window": self.spec.rate_window(
+            self.request.profile), "service": self.spec.service}
+        return [
+            SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
+            for slo in self.spec.analysis.slos
+        ]
 
     def job_variables(self) -> dict[str, str]:
         """Every ``$name`` a job's arguments may use, for this release on this target."""

@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from operators.runtime import ReleaseRun
 from operators.triggers import SLOWindowTrigger
-from sap_llm_release.analysis.window import SLOQuery
 from sap_llm_release.targets import slots_for
 
 DEFERRAL_GRACE = timedelta(minutes=5)
@@ -32,11 +31,7 @@ class SLOWindowSensor(BaseOperator):
         spec, profile = run.spec, run.request.profile
         window = spec.window_for(spec.step(self.weight), profile)
         green_slot = slots_for(run.blue_slot)["green"]
-        variables = {"colour": green_slot, "rate_window": spec.rate_window(profile), "service": spec.service}
-        slos = [
-            SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
-            for slo in spec.analysis.slos
-        ]
+        slos = run.green_slo_queries()
         started = datetime.now(timezone.utc)
         self.log.info("watching %d SLOs on green (slot %s) at %d%% for %s", len(slos), green_slot, self.weight, window)
         self.defer(

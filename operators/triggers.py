@@ -1,7 +1,8 @@
-"""The trigger behind the SLO window sensor: polls Prometheus in the triggerer, holding no worker slot.
+"""The release's triggers, polling in the triggerer and holding no worker slot; each yields one event and returns.
 
-It only reads metrics (no side effects), so running it again after a triggerer restart is safe: the window end is
-absolute, the failure counts start again. It yields one event and returns; the sensor's resume method records it.
+:class:`SLOWindowTrigger` only reads metrics, so running it again after a triggerer restart is safe: the window end
+is absolute, the failure counts start again. :class:`ApprovalGuardTrigger` also writes the approval's closing
+answer (the timeout's default, or superseded by a breach) on Airflow's HITL record, which Airflow lets happen once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow.providers.standard.triggers.hitl import HITLTrigger
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sap_llm_release.analysis.window import SLOQuery, WindowAnalysis
@@ -70,3 +72,58 @@ class SLOWindowTrigger(BaseTrigger):
                     }
                 )
                 return
+
+
+class ApprovalGuardTrigger(HITLTrigger):
+    """Waits for a person's answer to an approval like :class:`HITLTrigger` (a timeout records the default,
+    Reject) and, while green carries traffic, keeps analysing its SLOs: a breach closes the approval as superseded
+    at once, so the rollback never waits for a person (fluxcd/flagger#1801)."""
+
+    def __init__(self, *, prometheus_url: str = "", slos: list[dict[str, Any]] | None = None,
+                 failure_limit: int = 1, interval_s: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prometheus_url = prometheus_url
+        self.slos = slos or []
+        self.failure_limit = failure_limit
+        self.interval_s = interval_s
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, kwargs = super().serialize()
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {**kwargs, "prometheus_url": self.prometheus_url, "slos": self.slos,
+             "failure_limit": self.failure_limit, "interval_s": self.interval_s},
+        )
+
+    async def run(self):
+        from airflow.sdk.execution_time.hitl import update_hitl_detail_response
+        from airflow.sdk.timezone import utcnow
+        from asgiref.sync import sync_to_async
+
+        from sap_llm_release.analysis.prometheus import PrometheusProvider
+
+        provider = PrometheusProvider(self.prometheus_url) if self.slos else None
+        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit)
+        next_check = asyncio.get_running_loop().time() + self.interval_s
+        while True:
+            if self.timeout_datetime and self.timeout_datetime < utcnow():
+                event = await self._handle_timeout()
+            else:
+                event = await self._handle_response()
+            if event is not None:
+                event.payload["guard_checks"] = analysis.summary()
+                yield event
+                return
+            if provider is not None and asyncio.get_running_loop().time() >= next_check:
+                await asyncio.to_thread(analysis.observe, provider)
+                next_check = asyncio.get_running_loop().time() + self.interval_s
+                if outcome := analysis.outcome(window_over=False):
+                    try:  # close the approval in Airflow too: nobody can answer it any more
+                        await sync_to_async(update_hitl_detail_response)(
+                            ti_id=self.ti_id, chosen_options=self.defaults or [], params_input={})
+                    except Exception as exc:  # noqa: BLE001 - answered at the same moment: the breach still wins
+                        self.log.warning("could not close the approval as superseded: %s", exc)
+                    yield TriggerEvent({"superseded": outcome[1], "guard_checks": analysis.summary()})
+                    return
+            await asyncio.sleep(min(self.poke_interval, max(0.0, next_check - asyncio.get_running_loop().time()))
+                                if provider is not None else self.poke_interval)

@@ -287,6 +287,31 @@ class Ledger:
             },
         )
 
+    def record_approval_request(self, release_id: str, *, approval: str, point: str, map_index: int,
+                                slack_channel: str | None, slack_ts: str | None, evidence: list[str],
+                                deadline: str, writer: Writer) -> None:
+        self._insert(
+            "approval_requests",
+            {
+                "release_id": release_id,
+                "approval": approval,
+                "point": point,
+                **self._by(writer),
+                "map_index": map_index,
+                "slack_channel": slack_channel,
+                "slack_ts": slack_ts,
+                "evidence": json.dumps(evidence),
+                "opened_at": utcnow(),
+                "deadline": deadline,
+            },
+        )
+
+    def approval_request(self, release_id: str, approval: str) -> dict[str, Any] | None:
+        """The latest try's request for ``approval`` in ``release_id``, or None when it was never opened."""
+        rows = self.rows("SELECT * FROM approval_requests WHERE release_id = :r AND approval = :a "
+                         "ORDER BY try_number DESC LIMIT 1", r=release_id, a=approval)
+        return rows[0] if rows else None
+
     def record_notification(
         self, release_id: str, *, channel: str, kind: str, dedup_key: str, status: str, detail: str, writer: Writer
     ) -> None:
@@ -418,6 +443,7 @@ class Ledger:
             "release_events": "recorded_at",
             "gate_results": "recorded_at",
             "slo_windows": "recorded_at",
+            "approval_requests": "opened_at",
             "approvals": "recorded_at",
             "traffic_changes": "changed_at",
             "rollbacks": "completed_at",

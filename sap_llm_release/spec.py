@@ -222,6 +222,9 @@ class Job(BaseModel):
         return [render(arg, **variables) for arg in self.args]
 
 
+SLACK_USER_ID = r"[UW][A-Z0-9]{2,30}"
+
+
 class ApprovalPoint(str, enum.Enum):
     """Where a release waits for a person: before the first traffic shift (after the smoke tests on green), before
     sending 100 % to green, and before decommissioning blue."""
@@ -248,7 +251,7 @@ class Approval(BaseModel):
     @classmethod
     def _slack_user_ids(cls, approvers: list[str]) -> list[str]:
         for index, user in enumerate(approvers):
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,30}", user):
+            if not re.fullmatch(SLACK_USER_ID, user):
                 raise ValueError(f"{index}: {user!r} is not a Slack user ID (U... or W...)")
         return approvers
 
@@ -276,6 +279,7 @@ class Profile(BaseModel):
     analysis_interval: Duration | None = None
     rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
     job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
+    approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
     waivers: list[Waiver] = Field(default_factory=list)
 
     @field_validator("job_inputs")
@@ -306,6 +310,10 @@ class ReleaseSpec(BaseModel):
     gates: list[Gate] = Field(min_length=1)
     jobs: list[Job] = Field(default_factory=list)
     approvals: list[Approval] = Field(default_factory=list)
+    people: dict[str, str] = Field(
+        default_factory=dict, description="Airflow user name -> Slack user ID: who triggered a release, in Slack")
+    deadline: Duration = Field(default=timedelta(hours=12), description="a release still running after this is "
+                               "stuck: on-call is paged")
     traffic: TrafficPlan
     analysis: Analysis
     profiles: dict[str, Profile]
@@ -357,8 +365,22 @@ class ReleaseSpec(BaseModel):
         _require_unique([approval.before.value for approval in approvals], "approval point")
         return approvals
 
+    @field_validator("people")
+    @classmethod
+    def _people_have_slack_ids(cls, people: dict[str, str]) -> dict[str, str]:
+        for user, slack_id in people.items():
+            if not re.fullmatch(SLACK_USER_ID, slack_id):
+                raise ValueError(f"{user}: {slack_id!r} is not a Slack user ID (U... or W...)")
+        return people
+
     def approval(self, name: str) -> Approval:
         return _named(self.approvals, name, "approval")
+
+    def approval_before(self, point: ApprovalPoint) -> Approval | None:
+        return next((approval for approval in self.approvals if approval.before is point), None)
+
+    def approval_timeout(self, approval: Approval, profile: str) -> timedelta:
+        return self.profile(profile).approval_timeout or approval.timeout
 
     def jobs_in(self, phase: Phase) -> list[Job]:
         return [job for job in self.jobs if job.phase is phase]

@@ -4,6 +4,9 @@ release DAG triggered through Airflow's REST API, progress phase by phase, and a
     python scripts/demo.py                      # a clean release
     python scripts/demo.py --inject-errors-at 20  # errors in green during the 20 % step: automatic rollback
 
+Each approval the release asks for is answered the way Slack answers a button click: a request signed with the
+signing secret, posted to the callback plugin on Airflow's API server, as the release manager's Slack user.
+
 Every process it starts is stopped when it ends.
 """
 
@@ -11,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import yaml
@@ -113,6 +120,35 @@ class Airflow:
         raise SystemExit(f"{what} not ready within {timeout_s:.0f}s; see {self.home / 'standalone.log'}")
 
 
+class SlackButtons:
+    """Clicks Approve on an open approval as Slack would: a signed block_actions request to the callback plugin."""
+
+    def __init__(self, airflow: Airflow, secret: str, user: str) -> None:
+        self.airflow, self.secret, self.user = airflow, secret, user
+        self.answered: set[str] = set()
+
+    def approve_open(self, run_id: str, states: dict[str, str | None], approvals: list[str]) -> list[str]:
+        lines = []
+        for name in approvals:
+            task = next((t for t in states if t.endswith(f".approve_{name}")), None)
+            if name in self.answered or task is None or states[task] != "deferred":
+                continue
+            time.sleep(2)  # let the approval settle in the triggerer before answering
+            value = json.dumps({"release_id": f"{DAG_ID}:{run_id}", "approval": name})
+            payload = {"type": "block_actions", "user": {"id": self.user, "username": "release-manager"},
+                       "actions": [{"action_id": "approve", "value": value}],
+                       "container": {"channel_id": "C0RELEASES", "message_ts": "0"}}
+            body = urlencode({"payload": json.dumps(payload)}).encode()
+            stamp = str(int(time.time()))
+            signature = hmac.new(self.secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+            reply = httpx.post(f"{self.airflow.url}/sap-llm-slack/interactions", content=body, timeout=30, headers={
+                "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={signature}",
+                "Content-Type": "application/x-www-form-urlencoded"})
+            self.answered.add(name)
+            lines.append(f"approval {name}: Slack user {self.user} clicked Approve -> {reply.json()['text']}")
+        return lines
+
+
 def attestations(operator: str) -> dict[str, dict[str, str]]:
     checklist = (ROOT.parent / "shared" / "seed").resolve()
     link = f"file://{checklist}" if checklist.exists() else "file:///docs/checklist"
@@ -166,6 +202,9 @@ def summary(record: dict, release_id: str) -> None:
     for change in record["traffic_changes"]:
         before, after = (f"blue {change[f'blue_{w}']}/green {change[f'green_{w}']}" for w in ("before", "after"))
         print(f"  traffic {change['changed_at']}: {before} -> {after} ({change['reason']})")
+    for approval in record["approvals"]:
+        print(f"  approval {approval['recorded_at']}: {approval['gate']} {approval['decision']} by "
+              f"{approval['decided_by']} ({approval['channel']})")
     for window in record["slo_windows"]:
         seconds = f"{window['window_seconds']:.0f}s"
         print(f"  SLO window {window['step']} ({seconds}): {window['verdict']} - {window['reason']}")
@@ -192,6 +231,7 @@ def main() -> int:
     spec = load_spec(SPEC_FILE)
     say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
     stack = local_stack.up(stack_dir, base_port=args.base_port)
+    signing_secret = secrets.token_hex(16)
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow`
@@ -210,6 +250,7 @@ def main() -> int:
         "AIRFLOW_CONN_SAP_LLM_PROMETHEUS": json.dumps(
             {"conn_type": "http", "host": "127.0.0.1", "port": stack["ports"]["prometheus"]}
         ),
+        "AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING": json.dumps({"conn_type": "generic", "password": signing_secret}),
     }
     airflow = Airflow(home, args.airflow_port, env)
     target = local_target(stack_dir)
@@ -223,12 +264,16 @@ def main() -> int:
         }
         run_id = airflow.trigger(conf)
         say(f"triggered {DAG_ID} run {run_id} through the REST API")
+        buttons = SlackButtons(airflow, signing_secret, user=spec.approvals[0].approvers[0] if spec.approvals else "")
+        approvals = [approval.name for approval in spec.approvals]
         injected = False
         reported: set[str] = set()
         last_split = None
         while (state := airflow.run_state(run_id)) not in ("success", "failed"):
             states = airflow.task_states(run_id)
             for line in group_progress(states, reported):
+                say(line)
+            for line in buttons.approve_open(run_id, states, approvals):
                 say(line)
             split = target.router.get_weights()
             if split != last_split or any(s == "deferred" for s in states.values()):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.approvals import SIGNING_SECRET
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _HOME = Path(tempfile.mkdtemp(prefix="sap-llm-tests-"))
@@ -24,6 +26,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW_CONN_SAP_LLM_LEDGER": f'{{"conn_type": "sqlite", "host": "{_HOME / "ledger.db"}"}}',
         "AIRFLOW__API_AUTH__JWT_SECRET": "release-board-tests-only-" + "x" * 48,
+        "AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING": f'{{"conn_type": "generic", "password": "{SIGNING_SECRET}"}}',
     }
 )
 

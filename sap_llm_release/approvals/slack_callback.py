@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from sap_llm_release.spec import Approval
+from sap_llm_release.ledger import Writer
+from sap_llm_release.spec import Approval, ReleaseSpec
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_AGE_S = 5 * 60
@@ -47,8 +52,8 @@ def request_digest(body: bytes, headers: Mapping[str, str]) -> str:
     return hashlib.sha256(signed + body).hexdigest()
 
 
-def verify(body: bytes, headers: Mapping[str, str], signing_secret: str, now: float | None = None) -> str:
-    """Refuse an oversized body, a missing or stale timestamp, a bad signature; return the Slack timestamp."""
+def verify(body: bytes, headers: Mapping[str, str], signing_secret: str, now: float | None = None) -> None:
+    """Refuse an oversized body, a missing or stale timestamp, a bad signature."""
     from slack_sdk.signature import SignatureVerifier
 
     if len(body) > MAX_BODY_BYTES:
@@ -62,7 +67,6 @@ def verify(body: bytes, headers: Mapping[str, str], signing_secret: str, now: fl
     verifier = SignatureVerifier(signing_secret)
     if not verifier.is_valid(body=body, timestamp=timestamp, signature=lowered.get("x-slack-signature")):
         raise Refusal(401, "invalid Slack signature")
-    return timestamp
 
 
 def parse(body: bytes) -> Interaction:
@@ -93,3 +97,110 @@ def authorise(interaction: Interaction, approval: Approval, group_members: set[s
         raise Refusal(403, f"<@{interaction.slack_user}> may not answer {approval.name}")
     if interaction.decision == "approved" and interaction.slack_user == triggered_by_slack:
         raise Refusal(403, f"<@{interaction.slack_user}> triggered this release and may not approve it (four eyes)")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the endpoint answers: the HTTP status, and the text shown to the clicking user (ephemeral)."""
+
+    status: int
+    text: str
+    interaction: Interaction | None = None
+
+
+class Airflow(Protocol):
+    """The HITL task behind an approval request, as the callback sees it."""
+
+    def answer(self, request: Mapping[str, Any]) -> str | None:
+        """The answer already recorded for the request's task instance, or None while it waits."""
+
+    def resolve(self, request: Mapping[str, Any], interaction: Interaction) -> None:
+        """Record the decision on the task instance (Airflow's HITL PATCH); raise :class:`Refusal` when Airflow
+        refuses it."""
+
+
+@dataclass
+class CallbackDesk:
+    """Checks each Slack callback in order and resolves the approval only when every check passed. Every request
+    is recorded once in ``slack_interactions`` (its digest is the replay key); a replay and a refusal from Airflow
+    itself are recorded in ``approvals``."""
+
+    ledger: Any
+    spec: ReleaseSpec
+    signing_secret: str
+    airflow: Airflow
+    group_members: Callable[[str], set[str]]
+    now: Callable[[], float] = time.time
+
+    def handle(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        digest = request_digest(body, headers)
+        interaction: Interaction | None = None
+        try:
+            verify(body, headers, self.signing_secret, now=self.now())
+            interaction = parse(body)
+            if self.ledger.rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=digest):
+                self._record_refusal(interaction, "replayed request: this exact request was received before")
+                return Reply(409, "replayed request: this exact request was received before", interaction)
+            request = self._check(interaction)
+        except Refusal as refusal:
+            log.warning("slack callback refused (%s): %s", refusal.status, refusal.message)
+            self._record(digest, headers, "refused", refusal.message, interaction)
+            return Reply(refusal.status, refusal.message, interaction)
+        if not self._record(digest, headers, "accepted", f"{interaction.decision} by {interaction.slack_user}",
+                            interaction):
+            return Reply(409, "replayed request: this exact request was received before", interaction)
+        try:
+            self.airflow.resolve(request, interaction)
+        except Refusal as refusal:
+            self._record_refusal(interaction, refusal.message, request)
+            return Reply(refusal.status, refusal.message, interaction)
+        verb = "Approved" if interaction.decision == "approved" else "Rejected"
+        return Reply(200, f"{verb}: {interaction.approval} of {interaction.release_id}", interaction)
+
+    def _check(self, interaction: Interaction) -> Mapping[str, Any]:
+        request = self.ledger.approval_request(interaction.release_id, interaction.approval)
+        if request is None:
+            raise Refusal(404, f"no approval {interaction.approval} was opened for release {interaction.release_id}")
+        try:
+            approval = self.spec.approval(interaction.approval)
+        except KeyError:
+            raise Refusal(404, f"approval {interaction.approval} is not in the release spec") from None
+        members = set()
+        if approval.approver_group and interaction.slack_user not in approval.approvers:
+            try:
+                members = self.group_members(approval.approver_group)
+            except Exception as exc:  # noqa: BLE001 - any Slack failure: membership unknown, nobody is let in
+                raise Refusal(503, f"cannot read Slack user group {approval.approver_group}: {exc}") from None
+        triggered_by = self._triggered_by(interaction.release_id)
+        trigger_slack = self.spec.people.get(triggered_by)
+        if interaction.decision == "approved" and trigger_slack is None:
+            raise Refusal(403, f"four eyes cannot be checked: the release was triggered by {triggered_by!r}, who has "
+                               "no Slack user in the spec's people; approve in the Airflow UI")
+        authorise(interaction, approval, members, trigger_slack, self.airflow.answer(request))
+        return request
+
+    def _triggered_by(self, release_id: str) -> str:
+        rows = self.ledger.rows("SELECT triggered_by FROM releases WHERE release_id = :r", r=release_id)
+        return rows[0]["triggered_by"] if rows else ""
+
+    def _record(self, digest: str, headers: Mapping[str, str], outcome: str, detail: str,
+                interaction: Interaction | None) -> bool:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return self.ledger.record_slack_interaction(
+            request_sha256=digest, slack_timestamp=lowered.get("x-slack-request-timestamp", "")[:32],
+            outcome=outcome, detail=detail[:2000],
+            release_id=interaction.release_id if interaction else None,
+            approval=interaction.approval if interaction else None,
+            slack_user=interaction.slack_user if interaction else None,
+        )
+
+    def _record_refusal(self, interaction: Interaction, detail: str,
+                        request: Mapping[str, Any] | None = None) -> None:
+        request = request or self.ledger.approval_request(interaction.release_id, interaction.approval)
+        if request is None:
+            return
+        self.ledger.record_approval(
+            interaction.release_id, gate=interaction.approval, decision="refused",
+            decided_by=f"slack:{interaction.slack_user}", channel="slack", detail=detail,
+            writer=Writer(request["dag_id"], request["run_id"], request["task_id"], request["try_number"]),
+        )

@@ -8,7 +8,13 @@ import json
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.notify.delivery import Delivery, deliver
 from sap_llm_release.notify.pagerduty import Pager, dedup_key
-from sap_llm_release.notify.slack import SlackChannel, SlackMessage, release_started_blocks
+from sap_llm_release.notify.slack import (
+    SlackChannel,
+    SlackMessage,
+    approval_blocks,
+    approval_closed_blocks,
+    release_started_blocks,
+)
 
 THREAD_KIND = "release_started"
 
@@ -50,6 +56,30 @@ class ReleaseNotifier:
         delivery = deliver(lambda: self.slack.post(text, thread_ts=thread.ts if thread else None),
                            f"slack {kind}", backoff_s=self.backoff_s)
         self._record("slack", kind, delivery, text)
+
+    def request_approval(self, approval: str, description: str, version: str, evidence: list[str],
+                         run_url: str) -> SlackMessage | None:
+        """Post the approval's Approve / Reject message to the channel (not the thread: it needs eyes); None when
+        it could not be posted (the approval stays answerable in the Airflow UI)."""
+        if self.slack is None:
+            return None
+        kind = f"approval_requested:{approval}"
+        text = f"Approval needed: {description} ({version})"
+        blocks = approval_blocks(self.release_id, approval, description, version, evidence, run_url)
+        delivery = deliver(lambda: self.slack.post(text, blocks), f"slack {kind}", backoff_s=self.backoff_s)
+        self._record("slack", kind, delivery, json.dumps(delivery.value.__dict__) if delivery.ok else text)
+        return delivery.value if delivery.ok else None
+
+    def close_approval(self, approval: str, message: SlackMessage | None, text: str) -> None:
+        """Replace the approval message's buttons with the decision (``chat.update``), and tell the thread."""
+        if self.slack is None:
+            return
+        if message is not None:
+            kind = f"approval_closed:{approval}"
+            delivery = deliver(lambda: self.slack.update(message, text, approval_closed_blocks(text)),
+                               f"slack {kind}", backoff_s=self.backoff_s)
+            self._record("slack", kind, delivery, text)
+        self.say(f"approval:{approval}", text)
 
     def _pages_sent(self) -> set[str]:
         rows = self.ledger.rows("SELECT kind FROM notifications WHERE release_id = :r AND channel = 'pagerduty' "

@@ -56,3 +56,8 @@ def approval_blocks(release_id: str, approval: str, description: str, version: s
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{release_id}` · <{run_url}|Airflow run>"}]},
     ]
 
+
+
+def approval_closed_blocks(text: str) -> list[dict]:
+    """The approval message once decided: the decision, no buttons left to click."""
+    return [section(text)]

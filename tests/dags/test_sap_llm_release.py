@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
 
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import load_spec
+from tests.support.approvals import Approver, SlackClicker, click_body, signed
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 SPEC = load_spec(SPEC_FILE)
 STEPS = [step.weight for step in SPEC.traffic.steps]
+APPROVALS = [approval.name for approval in SPEC.approvals]
 
 
 @pytest.fixture
@@ -77,7 +81,17 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     shifts = zip([0, *STEPS], STEPS, strict=False)
     assert [t for t in thread if t.startswith("traffic:")] == [
         f"traffic: {after} % on green 1.1.0 (was {before} %)" for before, after in shifts]
-    assert thread[1].startswith("every gate before traffic let the release through:\nmodel_validation: ")
+    assert thread[1].startswith("*first_shift_go: approved* by <@U0RELMGR01> (slack)")
+    assert thread[2].startswith("every gate before traffic let the release through:\nmodel_validation: ")
+    approvals = [(a["gate"], a["decision"], a["decided_by"], a["channel"]) for a in record["approvals"]]
+    assert approvals == [(name, "approved", "slack:U0RELMGR01", "slack") for name in APPROVALS]
+    requests = record["approval_requests"]
+    assert [r["approval"] for r in requests] == APPROVALS and all(r["slack_ts"] for r in requests)
+    assert "green serves 50 % of traffic" in requests[1]["evidence"]  # the evidence shown with the buttons
+    asked = [p for p in slack.calls("chat.postMessage") if "approval:" in str(p.get("blocks"))]
+    assert [p["text"].split(":")[0] for p in asked[-3:]] == ["Approval needed"] * 3
+    updates = [u for u in slack.calls("chat.update") if u["ts"] in {r["slack_ts"] for r in requests}]
+    assert [u["text"].split(":")[0] for u in updates] == [f"*{name}" for name in APPROVALS]
     assert thread[-2].startswith("post-deployment validation: post_deployment: ")
     assert thread[-1].startswith("release promoted: 1.1.0 serves 100% of rehearsal")
     assert pages(pagerduty, dag_run.run_id) == []  # nobody is paged for a good release
@@ -209,3 +223,122 @@ def test_one_release_per_environment(fresh_stack, ledger):
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
     events = ledger.release_record(release_id(dag_run))["release_events"]
     assert events[0]["event"] == "refused" and holder in events[0]["detail"]
+
+
+def _hitl_answer(row: dict) -> str | None:
+    from tests.support.approvals import load_plugin
+
+    return load_plugin().AirflowHITL().answer(row)
+
+
+def _answer_in_airflow_ui(row: dict, user: str) -> None:
+    """The Required Actions page's call: Airflow's public REST API, as an Airflow user with a JWT."""
+    from airflow.api_fastapi.app import create_app, init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from fastapi.testclient import TestClient
+
+    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username=user, role="admin"))
+    response = TestClient(create_app("core")).patch(
+        f"/api/v2/dags/{row['dag_id']}/dagRuns/{row['run_id']}/taskInstances/{row['task_id']}/-1/hitlDetails",
+        json={"chosen_options": ["Approve"], "params_input": {}}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+
+
+def test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer(quiet_stack, ledger, notifications):
+    slack, pagerduty = notifications
+    approver = Approver(
+        ledger, SlackClicker(), answers={},  # nobody answers full_traffic_go
+        on_open={"first_shift_go": lambda row: _answer_in_airflow_ui(row, "release-manager"),
+                 "full_traffic_go": lambda row: quiet_stack.set_faults("green", error_rate=1.0)},
+    )
+    dag_run, states = run_release(release_conf(), approver)
+
+    assert approver.errors == [] and approver.opened == ["first_shift_go", "full_traffic_go"]
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.approve_first_shift_go"] == "success"  # answered in the UI
+    assert states["traffic_shift.approve_full_traffic_go"] == "failed"
+    assert states["traffic_shift.shift_to_100"] == "upstream_failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == ALL_BLUE
+    assert quiet_stack.target.deployer.running_version("green") is None
+
+    record = ledger.release_record(release_id(dag_run))
+    decisions = [(a["gate"], a["decision"], a["decided_by"], a["channel"]) for a in record["approvals"]]
+    assert decisions == [("first_shift_go", "approved", "release-manager", "airflow"),
+                         ("full_traffic_go", "superseded", "system", "system")]
+    assert "error_rate" in record["approvals"][1]["detail"]
+    guard = next(w for w in record["slo_windows"] if w["step"] == "approval_full_traffic_go")
+    assert (guard["green_weight"], guard["verdict"]) == (50, "failed")
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5, 20, 50, 0]
+    request = ledger.approval_request(release_id(dag_run), "full_traffic_go")
+    assert _hitl_answer(request) == "Reject by the timeout"  # closed in Airflow: nobody can answer it any more
+    update = next(u for u in slack.calls("chat.update") if u["ts"] == request["slack_ts"])
+    assert update["text"].startswith("*full_traffic_go: superseded* by system (system)")
+    key = f"sap-llm-release/{release_id(dag_run)}"
+    assert pages(pagerduty, dag_run.run_id) == [("trigger", key), ("resolve", key)]
+
+
+def test_slack_callbacks_are_checked_before_anything_is_resolved(fresh_stack, ledger, notifications):
+    """Each bad request is refused with nothing resolved and a ledger record; then a group member rejects, and the
+    release ends without touching traffic."""
+    slack, _ = notifications
+    slack.user_groups = {"S0RELENG01": ["U0GROUPMEM1", "U0DAGTEST1"]}  # the trigger is an approver, too
+    clicker = SlackClicker(response_url=slack.response_url)
+    seen: list[tuple[str, int, str, str | None]] = []
+
+    def refuse_then_reject(row: dict) -> None:
+        release, name = row["release_id"], row["approval"]
+        approve = click_body(release, name, user="U0STRANGER", response_url=slack.response_url)
+        oversized = click_body(release, name, response_url="x" * 70_000)
+        cases = {
+            "bad signature": (approve, signed(approve, secret="not-the-signing-secret")),
+            "stale timestamp": (approve, signed(approve, timestamp=int(time.time()) - 301)),
+            "malformed payload": (b"payload=%7Bnot-json", signed(b"payload=%7Bnot-json")),
+            "oversized body": (oversized, signed(oversized)),
+            "unknown user": (approve, signed(approve)),
+            "self-approval": (click_body(release, name, user="U0DAGTEST1", response_url=slack.response_url), None),
+        }
+        for case, (body, headers) in cases.items():
+            reply = clicker.post(body, headers or signed(body))
+            seen.append((case, reply.json()["status"], reply.json()["text"], _hitl_answer(row)))
+        reject = click_body(release, name, "reject", user="U0GROUPMEM1", response_url=slack.response_url)
+        headers = signed(reject)
+        seen.append(("reject", *(lambda r: (r["status"], r["text"]))(clicker.post(reject, headers).json()),
+                     _hitl_answer(row)))
+        reply = clicker.post(reject, headers).json()
+        seen.append(("replay", reply["status"], reply["text"], None))
+        reply = clicker.click(release, name, "approve", "U0RELMGR01").json()
+        seen.append(("second answer", reply["status"], reply["text"], None))
+
+    approver = Approver(ledger, clicker, answers={}, on_open={"first_shift_go": refuse_then_reject})
+    dag_run, states = run_release(release_conf(), approver)
+
+    assert approver.errors == []
+    assert [(case, status) for case, status, _, _ in seen] == [
+        ("bad signature", 401), ("stale timestamp", 401), ("malformed payload", 400), ("oversized body", 413),
+        ("unknown user", 403), ("self-approval", 403), ("reject", 200), ("replay", 409), ("second answer", 409)]
+    assert all(answer is None for case, _, _, answer in seen[:6]), "a refused request resolved the approval"
+    texts = {case: text for case, _, text, _ in seen}
+    assert texts["unknown user"] == "<@U0STRANGER> may not answer first_shift_go"
+    assert "triggered this release and may not approve it (four eyes)" in texts["self-approval"]
+    assert texts["replay"].startswith("replayed request")
+    assert texts["second answer"].startswith("first_shift_go was already answered: Reject by u0groupmem1")
+    assert seen[6][3] == "Reject by u0groupmem1 (Slack U0GROUPMEM1)"
+    ephemeral = [r["body"]["text"] for r in slack.requests if r["path"].startswith("/actions/")]
+    assert texts["unknown user"] in ephemeral and texts["self-approval"] in ephemeral
+
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.approve_first_shift_go"] == "failed"
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    assert states["rollback.rollback_to_blue"] == "skipped"  # nothing was touched: nothing to roll back
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
+
+    release = release_id(dag_run)
+    interactions = ledger.rows("SELECT outcome, slack_user, detail FROM slack_interactions WHERE release_id = :r "
+                               "OR release_id IS NULL ORDER BY received_at", r=release)
+    refused = [row["detail"] for row in interactions if row["outcome"] == "refused"]
+    for expected in ("invalid Slack signature", "stale request", "malformed interaction payload",
+                     "request body over 65536 bytes", "may not answer", "four eyes", "already answered"):
+        assert any(expected in detail for detail in refused), expected
+    decisions = [(a["decision"], a["decided_by"]) for a in ledger.release_record(release)["approvals"]]
+    assert ("rejected", "slack:U0GROUPMEM1") in decisions and ("refused", "slack:U0GROUPMEM1") in decisions

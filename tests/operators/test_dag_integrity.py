@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 
+from operators.approvals import ReleaseApprovalOperator
 from operators.sensors import SLOWindowSensor
 from operators.traffic import ShiftTrafficOperator
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
@@ -71,8 +73,32 @@ def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
     kinds = [(type(t), getattr(t, "weight", None)) for t in chain]
     expected = []
     for step in spec.traffic.steps:
+        if step.weight == 100:
+            expected.append((ReleaseApprovalOperator, None))
         expected += [(ShiftTrafficOperator, step.weight), (SLOWindowSensor, step.weight)]
     assert kinds == expected
+
+
+def test_approvals_sit_where_the_spec_puts_them_on_airflows_hitl_operator(dag, spec):
+    places = {"first_shift": ("smoke_green", "traffic_shift.shift_to_005", 0),
+              "full_traffic": ("traffic_shift.watch_050", "traffic_shift.shift_to_100", 50),
+              "decommission_blue": ("post_deployment.", "decide_promote_or_rollback", 100)}
+    approvals = [t for t in dag.tasks if isinstance(t, ReleaseApprovalOperator)]
+    assert len(approvals) == len(spec.approvals) == 3
+    for approval in spec.approvals:
+        task = next(t for t in approvals if t.approval == approval.name)
+        after, before, guard_weight = places[approval.before.value]
+        assert isinstance(task, ApprovalOperator) and task.options == ["Approve", "Reject"]
+        assert task.defaults == ["Reject"]  # no answer in time counts as Reject
+        assert all(upstream.startswith(after) for upstream in task.upstream_task_ids)
+        assert task.downstream_task_ids == {before}
+        assert task.guard_weight == guard_weight  # green's SLOs watched while it waits, once green has traffic
+
+
+def test_a_release_running_past_the_spec_deadline_pages(dag, spec):
+    (alert,) = dag.deadline
+    assert alert.interval == spec.deadline
+    assert alert.callback.path == "operators.deadline.page_stuck_release"
 
 
 def test_deploy_group_deploys_after_its_preconditions(dag):

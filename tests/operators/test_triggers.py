@@ -1,12 +1,16 @@
-"""The SLO window trigger serializes for the triggerer and decides on its own, with no side effects."""
+"""The release's triggers serialize for the triggerer and decide on their own: the SLO window trigger with no side
+effects, the approval trigger closing Airflow's HITL record only on a breach or at its deadline."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import uuid
 from datetime import datetime, timedelta, timezone
 
-from operators.triggers import SLOWindowTrigger
+import pytest
+
+from operators.triggers import ApprovalGuardTrigger, SLOWindowTrigger
 
 
 def _dead_url() -> str:
@@ -54,3 +58,70 @@ def test_inconclusive_no_data_still_fails_the_window_at_its_end():
     assert event["status"] == "failed"
     assert "had no data in the whole window" in event["reason"]
     assert event["checks"][0]["failures"] == 0 and event["checks"][0]["no_data"] >= 1
+
+
+class FakeHITLRecord:
+    """Airflow's HITL record as the triggerer's supervisor answers for it: pending until ``answer`` is set."""
+
+    def __init__(self) -> None:
+        self.answer = None
+        self.updates: list[list[str]] = []
+
+    def send(self, msg):
+        from airflow.sdk.api.datamodels._generated import HITLDetailResponse, HITLUser
+        from airflow.sdk.execution_time.comms import UpdateHITLDetail
+
+        if isinstance(msg, UpdateHITLDetail):
+            self.updates.append(msg.chosen_options)
+            self.answer = (msg.chosen_options, None)
+        if self.answer is None:
+            return HITLDetailResponse(response_received=False, responded_at=None, chosen_options=None)
+        options, user = self.answer
+        return HITLDetailResponse(response_received=True, responded_at=datetime.now(timezone.utc),
+                                  chosen_options=options, responded_by_user=HITLUser(**user) if user else None)
+
+
+def _approval_trigger(url: str, slos: bool = True, timeout_s: float = 30) -> ApprovalGuardTrigger:
+    return ApprovalGuardTrigger(
+        ti_id=uuid.uuid4(), options=["Approve", "Reject"], params={}, defaults=["Reject"],
+        timeout_datetime=datetime.now(timezone.utc) + timedelta(seconds=timeout_s), poke_interval=0.05,
+        prometheus_url=url, failure_limit=2, interval_s=0.05,
+        slos=[{"name": "error_rate", "promql": "vector(0)", "op": "<", "threshold": 0.01, "no_data": "fail"}]
+        if slos else [],
+    )
+
+
+@pytest.fixture
+def hitl_record(monkeypatch):
+    from airflow.sdk.execution_time import task_runner
+
+    record = FakeHITLRecord()
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", record, raising=False)
+    return record
+
+
+def test_approval_trigger_serializes_with_its_guard():
+    trigger = _approval_trigger("http://127.0.0.1:9090")
+    path, kwargs = trigger.serialize()
+    assert path == "operators.triggers.ApprovalGuardTrigger"
+    assert ApprovalGuardTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_breach_while_waiting_supersedes_the_approval_and_closes_it(hitl_record):
+    event = asyncio.run(_first_event(_approval_trigger(_dead_url())))
+    assert "error_rate failed 2 of 2 checks" in event["superseded"]
+    assert event["guard_checks"][0]["failures"] == 2
+    assert hitl_record.updates == [["Reject"]]  # nobody can answer it any more
+
+
+def test_an_answer_ends_the_wait_with_what_the_guard_saw(hitl_record):
+    hitl_record.answer = (["Approve"], {"id": "slack:U0RELMGR01", "name": "sam (Slack U0RELMGR01)"})
+    event = asyncio.run(_first_event(_approval_trigger(_dead_url())))
+    assert event["chosen_options"] == ["Approve"] and event["responded_by_user"]["id"] == "slack:U0RELMGR01"
+    assert "superseded" not in event and hitl_record.updates == []
+
+
+def test_no_answer_by_the_deadline_records_the_default_reject(hitl_record):
+    event = asyncio.run(_first_event(_approval_trigger(_dead_url(), slos=False, timeout_s=0.2)))
+    assert event["chosen_options"] == ["Reject"] and event["timedout"] is True
+    assert hitl_record.updates == [["Reject"]]

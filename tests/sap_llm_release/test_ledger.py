@@ -16,12 +16,14 @@ from sap_llm_release.jobs.base import JobOutcome
 from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Writer, migrations
 
 MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
-              "005_slack_interactions", "006_slack_interactions_append_only"]
+              "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
+              "008_approval_requests_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
     "gate_results",
     "slo_windows",
+    "approval_requests",
     "approvals",
     "traffic_changes",
     "rollbacks",
@@ -119,6 +121,10 @@ def record_each(ledger: Ledger, release_id: str, writer: Writer) -> None:
         detail="rolled back",
         started_at=STARTED,
         writer=writer,
+    )
+    ledger.record_approval_request(
+        release_id, approval="go_live", point="full_traffic", map_index=-1, slack_channel="C0RELEASES",
+        slack_ts="1700000000.000001", evidence=["smoke_green: 4 passed"], deadline=STARTED, writer=writer,
     )
     ledger.record_approval(
         release_id,
@@ -361,3 +367,12 @@ def test_each_test_has_its_own_database(request, ledger):
 def test_blue_slot_of_an_unknown_release_is_an_error(ledger):
     with pytest.raises(LedgerError, match="release nowhere is not in the ledger"):
         ledger.blue_slot("nowhere")
+
+
+def test_approval_request_is_the_latest_try(ledger, release_id):
+    assert ledger.approval_request(release_id, "go_live") is None
+    record_each(ledger, release_id, WRITER)
+    record_each(ledger, release_id, Writer(WRITER.dag_id, WRITER.run_id, WRITER.task_id, WRITER.try_number + 1))
+    request = ledger.approval_request(release_id, "go_live")
+    assert (request["try_number"], request["slack_ts"], json.loads(request["evidence"])) == (
+        WRITER.try_number + 1, "1700000000.000001", ["smoke_green: 4 passed"])

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from sap_llm_release.evidence import Threshold
-from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, SpecError, load_spec, parse_spec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, SpecError, load_spec, parse_spec
 
 # Checklist sections 1-8 and the phases their items are gates of.
 CHECKLIST_SECTIONS = {
@@ -358,3 +358,28 @@ def test_approvals_name_who_may_answer_and_one_per_point(spec_data):
                                    "approvers": ["sam@example.com"]}]
     with pytest.raises(SpecError, match=r"approvals.1.approvers: Value error, 0: 'sam@example.com' is not a Slack"):
         parse_spec(spec_data)
+
+
+def test_approvals_one_per_point_with_people_for_four_eyes(spec):
+    assert [(a.name, a.before.value) for a in spec.approvals] == [
+        ("first_shift_go", "first_shift"), ("full_traffic_go", "full_traffic"),
+        ("decommission_blue_go", "decommission_blue")]
+    assert spec.approval_before(ApprovalPoint.FULL_TRAFFIC).approvers == ["U0RELMGR01"]
+    assert spec.approval_timeout(spec.approval("full_traffic_go"), "production") == timedelta(hours=2)
+    assert spec.approval_timeout(spec.approval("full_traffic_go"), "rehearsal") == timedelta(seconds=45)
+    assert spec.people["dag_test"] == "U0DAGTEST1" and spec.deadline == timedelta(hours=14)
+
+
+def test_people_must_map_to_slack_user_ids(spec_data):
+    spec_data["people"] = {"alice": "alice@example.com"}
+    assert "people: Value error, alice: 'alice@example.com' is not a Slack user ID" in _error(spec_data)
+
+
+def test_two_approvals_at_one_point(spec_data):
+    spec_data["approvals"][1]["before"] = "first_shift"
+    assert "duplicate approval point name 'first_shift'" in _error(spec_data)
+
+
+def test_an_approval_nobody_may_answer(spec_data):
+    spec_data["approvals"][2]["approvers"] = []
+    assert "approvers or approver_group: name who may answer" in _error(spec_data)

@@ -7,6 +7,9 @@ from typing import Any
 
 import yaml
 
+from sap_llm_release.ledger import Ledger
+from tests.support.approvals import RELEASE_MANAGER, Approver, SlackClicker
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "specs" / "sap_llm.yaml"
 
@@ -40,12 +43,76 @@ def release_dag():
     return bag.dags["sap_llm_release"]
 
 
-def run_release(conf: dict[str, Any]) -> tuple[Any, dict[str, str]]:
-    """Run one release; return the DagRun and ``task_id -> state``."""
-    dag_run = release_dag().test(run_conf=conf)
+def approving(**overrides: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    """Every approval of the spec answered Approve by the release manager, unless ``overrides`` says otherwise."""
+    spec = yaml.safe_load(SPEC_FILE.read_text())
+    return {approval["name"]: ("approve", RELEASE_MANAGER) for approval in spec["approvals"]} | overrides
+
+
+def run_release(conf: dict[str, Any], approver: Approver | None = None) -> tuple[Any, dict[str, str]]:
+    """Run one release, its approvals answered from Slack by ``approver`` (by default, all approved); return the
+    DagRun and ``task_id -> state``."""
+    complete_dag_test_harness()
+    approver = approver or Approver(ledger(), SlackClicker(), approving())
+    approver.ledger.migrate()
+    approver.start()
+    try:
+        dag_run = release_dag().test(run_conf=conf)
+    finally:
+        approver.stop()
     states = {ti.task_id: getattr(ti.state, "value", ti.state) for ti in dag_run.get_task_instances()}
     return dag_run, states
 
 
+def ledger() -> Ledger:
+    import json
+    import os
+
+    return Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+
+
 def release_id(dag_run: Any) -> str:
     return f"{dag_run.dag_id}:{dag_run.run_id}"
+
+
+def complete_dag_test_harness() -> None:
+    """Two gaps of Airflow 3.3.2's ``dag.test()`` harness, filled the way the real components behave; the DAG and
+    its operators and triggers are unchanged:
+
+    - its in-process trigger runner does not answer the HITL requests a trigger sends (Airflow's own HITL operators
+      no longer defer); Airflow's triggerer answers them with these two client calls, so this runner does too;
+    - it builds its scheduler DAG straight from the serializer, whose deadline alerts are still encoded dicts where
+      the scheduler's DAG (read from the database) holds their ids, so a successful run crashed looking them up.
+      ``dag.test()`` evaluates no deadlines (it has no scheduler), so its scheduler DAG goes without them.
+    """
+    from airflow.jobs.triggerer_job_runner import HITLDetailResponseResult
+    from airflow.sdk.execution_time.comms import GetHITLDetailResponse, UpdateHITLDetail
+    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    if getattr(InProcessTestSupervisor, "_serves_hitl", False):
+        return
+    handle = InProcessTestSupervisor._handle_request
+
+    def _handle_request(self, msg, log, req_id):
+        if isinstance(msg, UpdateHITLDetail):
+            response = self.client.hitl.update_response(ti_id=msg.ti_id, chosen_options=msg.chosen_options,
+                                                        params_input=msg.params_input)
+        elif isinstance(msg, GetHITLDetailResponse):
+            response = self.client.hitl.get_detail_response(ti_id=msg.ti_id)
+        else:
+            return handle(self, msg, log, req_id)
+        return self.send_msg(HITLDetailResponseResult.from_api_response(response=response), request_id=req_id)
+
+    InProcessTestSupervisor._handle_request = _handle_request
+    InProcessTestSupervisor._serves_hitl = True
+
+    deserialize = DagSerialization.deserialize_dag.__func__
+
+    def deserialize_dag(cls, *args, **kwargs):
+        dag = deserialize(cls, *args, **kwargs)
+        if dag.deadline and any(isinstance(alert, dict) for alert in dag.deadline):
+            dag.deadline = None
+        return dag
+
+    DagSerialization.deserialize_dag = classmethod(deserialize_dag)

@@ -28,15 +28,22 @@ class _StandIn:
             def log_message(self, *_args) -> None:
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                path, _, query = self.path.partition("?")
+                self._respond(path, {key: values[0] for key, values in parse_qs(query).items()})
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     body = json.loads(raw or "{}")
                 else:
                     body = {key: values[0] for key, values in parse_qs(raw).items()}
-                stand_in.requests.append({"path": self.path, "body": body,
+                self._respond(self.path, body)
+
+            def _respond(self, path: str, body: dict) -> None:
+                stand_in.requests.append({"path": path, "body": body,
                                           "authorization": self.headers.get("Authorization")})
-                status, answer = stand_in.answer(self.path, body)
+                status, answer = stand_in.answer(path, body)
                 encoded = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -58,18 +65,27 @@ class _StandIn:
 
 
 class SlackWebApi(_StandIn):
-    """``chat.postMessage`` and ``chat.update``; ``WebClient(base_url=stand_in.url)``."""
+    """``chat.postMessage``, ``chat.update`` and ``usergroups.users.list`` (``WebClient(base_url=stand_in.url)``),
+    and the ``response_url`` of interactions (``stand_in.response_url``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.url = f"http://127.0.0.1:{self.port}/api/"
+        self.response_url = f"http://127.0.0.1:{self.port}/actions/T0/1/answer"
+        self.user_groups: dict[str, list[str]] = {}
         self._ts = 0
 
     def answer(self, path: str, body: dict) -> tuple[int, dict]:
         if self.fail_next:
             self.fail_next -= 1
             return 500, {"ok": False, "error": "internal_error"}
+        if path.startswith("/actions/"):
+            return 200, {"ok": True}
         method = path.rsplit("/", 1)[-1]
+        if method == "usergroups.users.list":
+            if body.get("usergroup") not in self.user_groups:
+                return 200, {"ok": False, "error": "no_such_subteam"}
+            return 200, {"ok": True, "users": self.user_groups[body["usergroup"]]}
         if method == "chat.postMessage":
             self._ts += 1
             return 200, {"ok": True, "channel": body.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
