@@ -8,7 +8,8 @@ LOADTEST_VENV := .venv-loadtest
 VALIDATOR_VENV := .venv-validator
 VALIDATOR := PYTHONPATH=inference_images:inference_images/validator $(VALIDATOR_VENV)/bin/python
 # The rehearsal's model: SAP_LLM's three components at the tiny size, trained for seconds on synthetic documents,
-# with its manifest and its labelled test and held-out sets (the rehearsal profile's job inputs point here).
+# with its manifest, its labelled train / test / held-out sets (70/15/15) and their dataset manifest (the rehearsal
+# profile's job inputs point here).
 REHEARSAL_MODEL := .models/rehearsal
 
 .PHONY: setup demo demo-rollback test lint benchmarks clean
@@ -38,11 +39,14 @@ $(VALIDATOR_VENV)/.installed: inference_images/validator/requirements.txt
 	touch $@
 
 $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_model/*.py) \
-		inference_images/validator/sap_llm_validator/train.py
+		inference_images/validator/sap_llm_validator/train.py Makefile
 	rm -rf $(REHEARSAL_MODEL) && mkdir -p $(REHEARSAL_MODEL)
-	$(VALIDATOR) -m sap_llm_model.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl
-	$(VALIDATOR) -m sap_llm_model.documents --count 140 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl
-	$(VALIDATOR) -m sap_llm_model.documents --count 140 --seed 3 --split heldout --out $(REHEARSAL_MODEL)/heldout.jsonl
+	$(VALIDATOR) -m sap_llm_model.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl \
+		--manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
+	$(VALIDATOR) -m sap_llm_model.documents --count 150 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl \
+		--manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
+	$(VALIDATOR) -m sap_llm_model.documents --count 150 --seed 3 --split heldout \
+		--out $(REHEARSAL_MODEL)/heldout.jsonl --manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@

@@ -10,9 +10,11 @@ Splits draw party names from separate pools, so a model evaluated on ``heldout``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sap_llm_model.taxonomy import COUNTRIES, CURRENCIES, DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
@@ -107,14 +109,35 @@ def write_jsonl(path: Path, documents: Iterator[dict]) -> int:
     return count
 
 
+def manifest_entry(document: dict, split: str, source: str, created_at: str) -> dict:
+    """A dataset manifest line: the document's content hash, its split and where it came from."""
+    return {
+        "document_id": document["document_id"],
+        "sha256": hashlib.sha256(document["content"].encode()).hexdigest(),
+        "split": split,
+        "source": source,
+        "labelled_by": "generator (labels exact by construction)",
+        "created_at": created_at,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write synthetic labelled SAP documents as JSON lines.")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=SPLITS, default="train")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--manifest", type=Path, help="append each document's manifest line (hash, split, "
+                                                        "provenance) to this dataset manifest")
     args = parser.parse_args(argv)
-    write_jsonl(args.out, synthetic_documents(args.count, args.seed, args.split))
+    documents = list(synthetic_documents(args.count, args.seed, args.split))
+    write_jsonl(args.out, iter(documents))
+    if args.manifest:
+        source = f"synthetic: sap_llm_model.documents --seed {args.seed} --split {args.split}"
+        created_at = datetime.now(timezone.utc).isoformat()
+        with args.manifest.open("a") as out:
+            for document in documents:
+                out.write(json.dumps(manifest_entry(document, args.split, source, created_at)) + "\n")
 
 
 if __name__ == "__main__":

@@ -108,9 +108,12 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     assert [c["green_after"] for c in second_record["traffic_changes"]] == STEPS
     assert {row["verdict"] for row in second_record["gate_results"]} == {"passed", "waived", "attested"}
     jobs = {row["job"]: row for row in second_record["job_results"]}
-    assert set(jobs) == {"model_evaluation", "weights_verification", "green_smoke", "load_test"}
+    assert set(jobs) == {"dataset_audit", "model_evaluation", "weights_verification", "green_smoke", "load_test"}
     assert all(row["exit_code"] == 0 and row["passed"] for row in jobs.values())
     assert verdicts["language_decoder_json_schema_compliance"] == "passed"  # measured, not waived
+    assert {gate: verdicts[gate] for gate in ("training_data_split_70_15_15", "training_data_no_leakage",
+                                              "training_data_provenance_tracked")} == dict.fromkeys(
+        ("training_data_split_70_15_15", "training_data_no_leakage", "training_data_provenance_tracked"), "passed")
 
 
 @pytest.mark.parametrize("breach_at", STEPS)

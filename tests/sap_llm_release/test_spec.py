@@ -308,7 +308,8 @@ def test_load_spec_unreadable_file(tmp_path):
 
 
 def test_jobs_and_the_gates_that_read_them(spec):
-    assert [job.name for job in spec.jobs] == ["model_evaluation", "weights_verification", "green_smoke", "load_test"]
+    assert [job.name for job in spec.jobs] == [
+        "dataset_audit", "model_evaluation", "weights_verification", "green_smoke", "load_test"]
     readers = {gate.params["job"] for gate in spec.gates if gate.kind == "job_result"}
     assert readers == {job.name for job in spec.jobs}
     evaluation = spec.job("model_evaluation")
@@ -317,6 +318,7 @@ def test_jobs_and_the_gates_that_read_them(spec):
         {"version": "2.0.0", "blue_url": "b", "green_url": "http://green", "router_url": "r"})
     assert evaluation.render_args(variables)[:2] == ["--artifacts", "/models/sap-llm/2.0.0"]
     assert spec.job("load_test").render_args(variables)[:2] == ["--url", "http://green"]
+    assert spec.job("dataset_audit").render_args(variables)[:2] == ["--manifest", "/datasets/sap-llm/manifest.jsonl"]
 
 
 def test_job_result_gate_must_name_a_job_that_runs_no_later(spec_data):

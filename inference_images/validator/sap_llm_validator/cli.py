@@ -5,6 +5,7 @@
     python -m sap_llm_validator smoke --artifacts DIR [--documents docs.jsonl] --result r.json
     python -m sap_llm_validator benchmark (--artifacts DIR | --build 7b) --result r.json
     python -m sap_llm_validator train --train train.jsonl --out DIR [--manifest manifest.json] --result r.json
+    python -m sap_llm_validator audit-dataset --manifest dataset_manifest.jsonl --result r.json
 
 Exit status: 0 when every check passed, 1 when one failed, 2 on bad arguments or unusable input.
 """
@@ -54,9 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-seconds", type=float, default=600)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--manifest", type=Path, help="write the artifacts' manifest here")
+    data = commands.add_parser("audit-dataset", help="split ratios, leakage and provenance from a dataset manifest")
+    data.add_argument("--manifest", type=Path, required=True)
+    data.add_argument("--expected-split", default="train=0.70,test=0.15,heldout=0.15")
+    data.add_argument("--max-deviation", type=float, default=0.01, help="largest tolerated ratio deviation")
     for command in commands.choices.values():
         command.add_argument("--result", type=Path, required=True)
-        if command is not verify:
+        if command not in (verify, data):
             command.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
             command.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
             command.add_argument("--batch-size", type=int, default=32)
@@ -74,6 +79,10 @@ def _run(args) -> dict:
         from sap_llm_validator.weights import verify
 
         return verify(args.artifacts, args.manifest)
+    if args.command == "audit-dataset":
+        from sap_llm_validator.dataset_audit import audit, parse_split_plan
+
+        return audit(args.manifest, parse_split_plan(args.expected_split), args.max_deviation)
     from sap_llm_validator.datasets import read_dataset
 
     if args.command == "evaluate":
