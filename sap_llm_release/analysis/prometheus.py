@@ -30,12 +30,24 @@ class PrometheusProvider:
 
     def flags(self) -> dict[str, str]:
         """The server's command-line flags (``/api/v1/status/flags``)."""
+        return self._api("status/flags", "flags")
+
+    def rules(self) -> list[dict]:
+        """Every loaded rule (``/api/v1/rules``): ``name``, ``type`` (alerting / recording), ``health``,
+        ``lastError``, and its group's name as ``group``."""
+        data = self._api("rules", "rules")
         try:
-            response = requests.get(f"{self.url}/api/v1/status/flags", timeout=self._timeout_s)
+            return [{**rule, "group": group["name"]} for group in data["groups"] for rule in group["rules"]]
+        except (KeyError, TypeError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} rules are malformed: {exc!r}") from exc
+
+    def _api(self, path: str, what: str):
+        try:
+            response = requests.get(f"{self.url}/api/v1/{path}", timeout=self._timeout_s)
             response.raise_for_status()
             return response.json()["data"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
-            raise MetricsUnavailable(f"Prometheus {self.url} flags could not be read: {exc}") from exc
+            raise MetricsUnavailable(f"Prometheus {self.url} {what} could not be read: {exc}") from exc
 
 
 def _single_value(result: list | tuple, promql: str) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -69,3 +70,33 @@ class PrometheusFlag(Check):
         except ValueError:
             return Evidence(Verdict.FAILED, None, str(threshold), f"flag {params.flag} is {raw!r}, not a duration")
         return Evidence.compare(round(days, 3), threshold, f"--{params.flag}={raw}")
+
+
+class PrometheusRulesParams(Params):
+    names: list[str] = Field(min_length=1, description="rules that must be loaded and healthy")
+    type: Literal["alerting", "recording"] = "alerting"
+
+
+class PrometheusRules(Check):
+    """The named rules are loaded in Prometheus (``/api/v1/rules``) with the right type and health ``ok``;
+    measured: how many are missing or unhealthy."""
+
+    Params = PrometheusRulesParams
+
+    def run(self, params: PrometheusRulesParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        try:
+            loaded = context.require("metrics").rules()
+        except MetricsUnavailable as exc:
+            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+        found = {rule.get("name"): rule for rule in loaded if rule.get("type") == params.type}
+        problems = []
+        for name in params.names:
+            rule = found.get(name)
+            if rule is None:
+                problems.append(f"{name} not loaded")
+            elif rule.get("health") != "ok":
+                problems.append(f"{name} health {rule.get('health')!r} ({rule.get('lastError') or 'no error text'})")
+        healthy = len(params.names) - len(problems)
+        detail = f"{healthy} of {len(params.names)} {params.type} rules loaded and healthy" + (
+            f"; {'; '.join(problems)}" if problems else "")
+        return Evidence.compare(len(problems), threshold, detail)

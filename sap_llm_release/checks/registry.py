@@ -6,7 +6,7 @@ from sap_llm_release.checks.attestation import Attestation
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
-from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery
+from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules
 from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 
@@ -18,6 +18,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "log_scan": LogScan,
     "prometheus_flag": PrometheusFlag,
     "prometheus_query": PrometheusQuery,
+    "prometheus_rules": PrometheusRules,
     "report_metric": ReportMetric,
     "router_weight": RouterWeight,
     "smoke_documents": SmokeDocuments,

@@ -98,11 +98,13 @@ def reference_server(serve_app, server_module) -> str:
 
 
 class CannedPrometheus:
-    """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)) and ``/api/v1/status/flags``."""
+    """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)), ``/api/v1/status/flags`` and
+    ``/api/v1/rules``."""
 
     def __init__(self) -> None:
         self.queries: dict[str, tuple[int, object]] = {}
         self.flags: tuple[int, object] = (200, {"status": "success", "data": {}})
+        self.rules: tuple[int, object] = (200, {"status": "success", "data": {"groups": []}})
         self.seen: list[str] = []
         canned = self
 
@@ -115,6 +117,8 @@ class CannedPrometheus:
                     status, body = canned.queries.get(promql, (400, {"status": "error", "error": "unknown"}))
                 elif url.path == "/api/v1/status/flags":
                     status, body = canned.flags
+                elif url.path == "/api/v1/rules":
+                    status, body = canned.rules
                 else:
                     status, body = 404, {"status": "error", "error": "not found"}
                 payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -142,6 +146,9 @@ class CannedPrometheus:
 
     def set_flags(self, flags: dict[str, str]) -> None:
         self.flags = (200, {"status": "success", "data": flags})
+
+    def set_rules(self, *rules: dict) -> None:
+        self.rules = (200, {"status": "success", "data": {"groups": [{"name": "sap-llm-slo", "rules": list(rules)}]}})
 
     def close(self) -> None:
         self._server.shutdown()

@@ -14,6 +14,8 @@ from sap_llm_release.checks.prometheus import (
     PrometheusFlagParams,
     PrometheusQuery,
     PrometheusQueryParams,
+    PrometheusRules,
+    PrometheusRulesParams,
 )
 from sap_llm_release.evidence import Threshold, Verdict
 
@@ -154,3 +156,57 @@ def test_flag_prometheus_down(free_port):
     evidence = PrometheusFlag().run(PrometheusFlagParams(flag=RETENTION), AT_LEAST_30_DAYS, context)
     assert evidence.verdict is Verdict.FAILED
     assert evidence.detail.startswith(f"Prometheus http://127.0.0.1:{free_port} flags could not be read")
+
+
+SLO_RULES = ["SapLlmHighErrorRate", "SapLlmHighLatency"]
+NONE_MISSING = Threshold(op="==", value=0)
+
+
+def rules_check(url: str, names=SLO_RULES):
+    context = CheckContext(service="sap-llm", metrics=PrometheusProvider(url))
+    return PrometheusRules().run(PrometheusRulesParams(names=names), NONE_MISSING, context)
+
+
+def rule(name: str, health: str = "ok", kind: str = "alerting", error: str = "") -> dict:
+    return {"name": name, "type": kind, "health": health, "lastError": error}
+
+
+def test_rules_loaded_and_healthy_pass(canned_prometheus):
+    canned_prometheus.set_rules(rule("SapLlmHighErrorRate"), rule("SapLlmHighLatency"), rule("Other"))
+    evidence = rules_check(canned_prometheus.url)
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0)
+    assert evidence.detail == "2 of 2 alerting rules loaded and healthy"
+
+
+def test_a_missing_unhealthy_or_wrong_type_rule_fails_naming_it(canned_prometheus):
+    canned_prometheus.set_rules(rule("SapLlmHighErrorRate", health="err", error="vector contains metrics with the "
+                                     "same labelset"), rule("SapLlmHighLatency", kind="recording"))
+    evidence = rules_check(canned_prometheus.url)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 2)
+    assert "SapLlmHighErrorRate health 'err' (vector contains" in evidence.detail
+    assert "SapLlmHighLatency not loaded" in evidence.detail
+
+
+@pytest.mark.parametrize("answer", [(503, {"status": "error"}), (200, {"status": "success", "data": {}}),
+                                    (200, {"status": "success", "data": {"groups": [{"name": "g"}]}}),
+                                    (200, "not json")])
+def test_rules_that_cannot_be_read_fail(canned_prometheus, answer):
+    canned_prometheus.rules = answer
+    evidence = rules_check(canned_prometheus.url)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+    assert f"Prometheus {canned_prometheus.url} rules" in evidence.detail
+
+
+def test_rules_prometheus_down(free_port):
+    evidence = rules_check(f"http://127.0.0.1:{free_port}")
+    assert evidence.verdict is Verdict.FAILED and "rules could not be read" in evidence.detail
+
+
+@pytest.mark.stack
+def test_the_stacks_prometheus_has_the_slo_rules_loaded(local_stack):
+    names = ["SapLlmHighErrorRate", "SapLlmHighLatency", "SapLlmModelInferenceFailures", "SapLlmLowThroughput"]
+    deadline = time.monotonic() + 15  # a rule's health is "unknown" until its first evaluation (every second)
+    while (evidence := rules_check(local_stack.prometheus_url, names)).measured and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0), evidence.detail
+    assert rules_check(local_stack.prometheus_url, ["NoSuchRule"]).measured == 1
