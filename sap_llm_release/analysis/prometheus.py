@@ -41,6 +41,15 @@ class PrometheusProvider:
         except (KeyError, TypeError) as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} rules are malformed: {exc!r}") from exc
 
+    def targets(self) -> list[dict]:
+        """The active scrape targets (``/api/v1/targets``): ``labels`` (``job`` among them), ``health``,
+        ``lastError``, ``scrapeUrl``."""
+        data = self._api("targets?state=active", "targets")
+        try:
+            return [dict(target) for target in data["activeTargets"]]
+        except (KeyError, TypeError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} targets are malformed: {exc!r}") from exc
+
     def _api(self, path: str, what: str):
         try:
             response = requests.get(f"{self.url}/api/v1/{path}", timeout=self._timeout_s)

@@ -100,3 +100,33 @@ class PrometheusRules(Check):
         detail = f"{healthy} of {len(params.names)} {params.type} rules loaded and healthy" + (
             f"; {'; '.join(problems)}" if problems else "")
         return Evidence.compare(len(problems), threshold, detail)
+
+
+class PrometheusTargetsParams(Params):
+    job: str = Field(min_length=1, description="scrape job; $service is filled in")
+    labels: dict[str, str] = Field(default_factory=dict,
+                                   description="only targets with these labels; $blue / $green name the slots")
+
+
+class PrometheusTargets(Check):
+    """Every active scrape target of ``job`` (with ``labels``) is up (``/api/v1/targets``); measured: how many are
+    not. A job with no such target fails: nothing is scraped."""
+
+    Params = PrometheusTargetsParams
+
+    def run(self, params: PrometheusTargetsParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        job = render(params.job, service=context.service)
+        labels = {name: render(value, **context.slots) for name, value in params.labels.items()}
+        try:
+            targets = context.require("metrics").targets()
+        except MetricsUnavailable as exc:
+            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+        chosen = [t for t in targets if (t.get("labels") or {}).get("job") == job
+                  and all((t.get("labels") or {}).get(k) == v for k, v in labels.items())]
+        selector = ", ".join(f"{k}={v}" for k, v in {"job": job, **labels}.items())
+        if not chosen:
+            return Evidence(Verdict.FAILED, None, str(threshold), f"no active scrape target with {selector}")
+        down = [t for t in chosen if t.get("health") != "up"]
+        detail = f"{len(chosen) - len(down)} of {len(chosen)} targets with {selector} up" + "".join(
+            f"; {t.get('scrapeUrl')} {t.get('health')}: {t.get('lastError') or 'no error text'}" for t in down)
+        return Evidence.compare(len(down), threshold, detail)

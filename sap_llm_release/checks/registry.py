@@ -6,7 +6,7 @@ from sap_llm_release.checks.attestation import Attestation
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
-from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules
+from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules, PrometheusTargets
 from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings
@@ -20,6 +20,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "prometheus_flag": PrometheusFlag,
     "prometheus_query": PrometheusQuery,
     "prometheus_rules": PrometheusRules,
+    "prometheus_targets": PrometheusTargets,
     "report_metric": ReportMetric,
     "router_weight": RouterWeight,
     "smoke_documents": SmokeDocuments,

@@ -99,12 +99,13 @@ def reference_server(serve_app, server_module) -> str:
 
 class CannedPrometheus:
     """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)), ``/api/v1/status/flags`` and
-    ``/api/v1/rules``."""
+    ``/api/v1/rules`` and ``/api/v1/targets``."""
 
     def __init__(self) -> None:
         self.queries: dict[str, tuple[int, object]] = {}
         self.flags: tuple[int, object] = (200, {"status": "success", "data": {}})
         self.rules: tuple[int, object] = (200, {"status": "success", "data": {"groups": []}})
+        self.targets: tuple[int, object] = (200, {"status": "success", "data": {"activeTargets": []}})
         self.seen: list[str] = []
         canned = self
 
@@ -119,6 +120,8 @@ class CannedPrometheus:
                     status, body = canned.flags
                 elif url.path == "/api/v1/rules":
                     status, body = canned.rules
+                elif url.path == "/api/v1/targets":
+                    status, body = canned.targets
                 else:
                     status, body = 404, {"status": "error", "error": "not found"}
                 payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -149,6 +152,9 @@ class CannedPrometheus:
 
     def set_rules(self, *rules: dict) -> None:
         self.rules = (200, {"status": "success", "data": {"groups": [{"name": "sap-llm-slo", "rules": list(rules)}]}})
+
+    def set_targets(self, *targets: dict) -> None:
+        self.targets = (200, {"status": "success", "data": {"activeTargets": list(targets)}})
 
     def close(self) -> None:
         self._server.shutdown()

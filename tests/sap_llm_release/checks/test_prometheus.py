@@ -16,6 +16,8 @@ from sap_llm_release.checks.prometheus import (
     PrometheusQueryParams,
     PrometheusRules,
     PrometheusRulesParams,
+    PrometheusTargets,
+    PrometheusTargetsParams,
 )
 from sap_llm_release.evidence import Threshold, Verdict
 
@@ -210,3 +212,53 @@ def test_the_stacks_prometheus_has_the_slo_rules_loaded(local_stack):
         time.sleep(0.5)
     assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0), evidence.detail
     assert rules_check(local_stack.prometheus_url, ["NoSuchRule"]).measured == 1
+
+
+def targets_check(url: str, job: str = "$service", **labels: str):
+    context = CheckContext(service="sap-llm", metrics=PrometheusProvider(url), slots={"blue": "green", "green": "blue"})
+    return PrometheusTargets().run(PrometheusTargetsParams(job=job, labels=labels), NONE_MISSING, context)
+
+
+def target(job: str, colour: str, health: str = "up", error: str = "") -> dict:
+    return {"labels": {"job": job, "colour": colour, "instance": f"{colour}:9000"}, "health": health,
+            "lastError": error, "scrapeUrl": f"http://{colour}:9000/metrics"}
+
+
+def test_targets_of_the_job_and_slot_up_pass(canned_prometheus):
+    canned_prometheus.set_targets(target("sap-llm", "green"), target("sap-llm", "blue", "down"), target("x", "green"))
+    evidence = targets_check(canned_prometheus.url, colour="$blue")  # the slot serving as blue is "green" here
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0)
+    assert evidence.detail == "1 of 1 targets with job=sap-llm, colour=green up"
+
+
+def test_a_target_down_fails_with_its_scrape_error(canned_prometheus):
+    canned_prometheus.set_targets(target("sap-llm", "green", "down", "connection refused"), target("sap-llm", "blue"))
+    evidence = targets_check(canned_prometheus.url)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1)
+    assert "1 of 2 targets with job=sap-llm up; http://green:9000/metrics down: connection refused" == evidence.detail
+
+
+@pytest.mark.parametrize("answer", [(200, {"status": "success", "data": {"activeTargets": []}}),
+                                    (200, {"status": "success", "data": {}}), (500, "oops")])
+def test_no_target_or_no_answer_fails(canned_prometheus, answer):
+    canned_prometheus.targets = answer
+    evidence = targets_check(canned_prometheus.url)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+
+
+@pytest.mark.stack
+def test_the_stacks_prometheus_scrapes_itself_and_blue(fresh_stack):
+    context = CheckContext(service="sap-llm", metrics=PrometheusProvider(fresh_stack.prometheus_url))
+
+    def up(job: str, **labels: str):
+        deadline = time.monotonic() + 15  # a restarted target's health is "unknown" until its next scrape
+        while True:
+            evidence = PrometheusTargets().run(PrometheusTargetsParams(job=job, labels=labels), NONE_MISSING, context)
+            if evidence.measured == 0 or time.monotonic() > deadline:
+                return evidence
+            time.sleep(0.5)
+
+    assert up("prometheus").verdict is Verdict.PASSED
+    assert up("$service", colour="$blue").verdict is Verdict.PASSED
+    green = up("$service", colour="$green")
+    assert (green.verdict, green.measured) == (Verdict.FAILED, 1)  # no green deployed: its target is down
