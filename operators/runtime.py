@@ -114,7 +114,7 @@ class ReleaseRun:
             context.unavailable_reason = str(exc)
             return context
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
-        context.slots = target.slots
+        context.slots, context.ca_file = target.slots, target.ca_file
         context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context

@@ -79,7 +79,9 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     stack_dir = stack_dir.resolve()
     for sub in ("reports", "nginx-tmp", "prometheus-data"):
         (stack_dir / sub).mkdir(parents=True, exist_ok=True)
-    ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3}
+    ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3,
+             "router_tls": base_port + 4}
+    tls = make_tls_material(stack_dir / "tls")
     stack = {
         "ports": ports,
         "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection"],
@@ -88,6 +90,8 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "job_env": JOB_ENV,
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
+        "public_url": f"https://127.0.0.1:{ports['router_tls']}",
+        "ca_file": str(tls["ca"]),
     }
     (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
     target = local_target(stack_dir)
@@ -102,6 +106,9 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         stack_dir / "nginx.conf",
         dir=str(stack_dir),
         router_port=str(ports["router"]),
+        router_tls_port=str(ports["router_tls"]),
+        certificate=str(tls["certificate"]),
+        key=str(tls["key"]),
         user="user root;" if os.geteuid() == 0 else "",
     )
     target.router.set_weights(ALL_BLUE)
@@ -127,6 +134,46 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         stack_dir,
     )
     return stack
+
+
+def make_tls_material(directory: Path, days: int = 90) -> dict[str, Path]:
+    """A CA of the stack's own and a server certificate it signed for 127.0.0.1 / localhost, valid ``days``: the
+    router's public (TLS) listener presents it, and the TLS checks verify it against that CA."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def certificate(subject: str, public_key, issuer: x509.Name, signing_key, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer).public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sap-llm local stack CA")])
+    ca_cert = certificate("sap-llm local stack CA", ca_key.public_key(), ca_name, ca_key, ca=True)
+    server_cert = certificate("127.0.0.1", server_key.public_key(), ca_name, ca_key, ca=False)
+    paths = {"ca": directory / "ca.pem", "certificate": directory / "router.pem", "key": directory / "router-key.pem"}
+    paths["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    paths["certificate"].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    paths["key"].chmod(0o600)
+    return paths
 
 
 def start_prometheus(stack_dir: Path, port: int) -> None:

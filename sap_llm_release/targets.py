@@ -57,6 +57,7 @@ class Target:
     reports_dir: Path
     slots: dict[str, str]
     job_runner: JobRunner | None = None
+    ca_file: str | None = None  # the CA that signed the public endpoint's certificate, when not a public CA
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -84,7 +85,9 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
             slots=slots,
             server_command=stack["server_command"],
         ),
-        urls={"router": f"http://127.0.0.1:{ports['router']}", **{r: f"http://{a}" for r, a in addresses.items()}},
+        urls={"router": f"http://127.0.0.1:{ports['router']}", **{r: f"http://{a}" for r, a in addresses.items()},
+              **({"public": stack["public_url"]} if "public_url" in stack else {})},
+        ca_file=stack.get("ca_file"),
         reports_dir=stack_dir / "reports",
         slots=slots,
         job_runner=LocalProcessJobRunner(

@@ -29,6 +29,7 @@ class CheckContext:
     router: Any = None
     deployer: Any = None
     reports_dir: Path | None = None
+    ca_file: str | None = None
     job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"

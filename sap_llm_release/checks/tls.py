@@ -20,11 +20,12 @@ LEGACY = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
 
 
 class TlsEndpointParams(Params):
-    endpoint: Literal["blue", "green", "router"]
+    endpoint: Literal["blue", "green", "router", "public"]
     metric: Literal["protocol", "legacy_accepted", "certificate_days_left"] = Field(
         description="protocol: negotiated version as a number (1.3); legacy_accepted: how many of TLS 1.0 / 1.1 "
                     "the endpoint accepted; certificate_days_left: days until the verified certificate expires")
-    ca_file: str | None = Field(default=None, description="CA bundle for a private CA; default: the system's")
+    ca_file: str | None = Field(default=None, description="CA bundle for a private CA; default: the target's CA, "
+                                                           "else the system's trust store")
     timeout_s: float = Field(default=5.0, gt=0)
 
 
@@ -86,7 +87,8 @@ class TlsEndpoint(Check):
             return Evidence(Verdict.FAILED, None, str(threshold), f"{params.endpoint} {url} does not serve TLS", url)
         host, port = parts.hostname or "", parts.port or 443
         try:
-            protocol, cipher, days_left = verified_session(host, port, params.ca_file, params.timeout_s)
+            protocol, cipher, days_left = verified_session(host, port, params.ca_file or context.ca_file,
+                                                           params.timeout_s)
             if params.metric == "legacy_accepted":
                 accepted = legacy_accepted(host, port, params.timeout_s)
                 detail = f"{host}:{port} accepted {', '.join(accepted) or 'neither TLS 1.0 nor TLS 1.1'}"

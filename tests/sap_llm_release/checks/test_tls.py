@@ -117,3 +117,17 @@ def test_an_endpoint_accepting_legacy_protocols_fails_or_cannot_be_probed(tmp_pa
         server.close()
     assert evidence.verdict is Verdict.FAILED  # accepted (measured 1 or 2), or this OpenSSL cannot offer them
     assert evidence.measured in (1, 2) or "cannot offer" in evidence.detail, evidence.detail
+
+
+@pytest.mark.stack
+def test_the_stacks_public_endpoint_serves_tls13_only_with_a_certificate_of_its_own_ca(local_stack):
+    target = local_stack.target
+    context = CheckContext(service="sap-llm", endpoints=target, ca_file=target.ca_file)
+
+    def measure(metric: str, threshold: Threshold):
+        return TlsEndpoint().run(TlsEndpointParams(endpoint="public", metric=metric), threshold, context)
+
+    assert measure("protocol", TLS13).measured == 1.3
+    assert measure("legacy_accepted", NO_LEGACY).measured == 0
+    assert measure("certificate_days_left", FOURTEEN_DAYS).verdict is Verdict.PASSED
+    assert target.url("public").startswith("https://") and target.url("router").startswith("http://")
