@@ -36,7 +36,7 @@ JOB_COMMANDS = {
                  str(PROJECT_DIR / "inference_images" / "loadtest" / "loadtest.py")],
 }
 JOB_ENV = {"PYTHONPATH": f"{PROJECT_DIR / 'inference_images'}:{PROJECT_DIR / 'inference_images' / 'validator'}"}
-BACKGROUND = ("traffic", "prometheus")
+BACKGROUND = ("traffic", "prometheus", "alertmanager")
 
 
 class StackError(RuntimeError):
@@ -72,15 +72,15 @@ def _wait_http(url: str, timeout_s: float, what: str) -> None:
 
 def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0) -> dict:
     """Start the stack in ``stack_dir``; return what ``stack.json`` holds."""
-    for tool in ("nginx", "prometheus"):
+    for tool in ("nginx", "prometheus", "prometheus-alertmanager"):
         if shutil.which(tool) is None:
             raise StackError(f"{tool} is not installed (make setup installs it)")
     down(stack_dir)
     stack_dir = stack_dir.resolve()
-    for sub in ("reports", "nginx-tmp", "prometheus-data"):
+    for sub in ("reports", "nginx-tmp", "prometheus-data", "alertmanager-data"):
         (stack_dir / sub).mkdir(parents=True, exist_ok=True)
     ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3,
-             "router_tls": base_port + 4}
+             "router_tls": base_port + 4, "alertmanager": base_port + 5}
     tls = make_tls_material(stack_dir / "tls")
     stack = {
         "ports": ports,
@@ -89,6 +89,7 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "job_commands": JOB_COMMANDS,
         "job_env": JOB_ENV,
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
+        "alertmanager_url": f"http://127.0.0.1:{ports['alertmanager']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
         "public_url": f"https://127.0.0.1:{ports['router_tls']}",
         "ca_file": str(tls["ca"]),
@@ -125,7 +126,23 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         blue_port=str(ports["blue"]),
         green_port=str(ports["green"]),
         prometheus_port=str(ports["prometheus"]),
+        alertmanager_port=str(ports["alertmanager"]),
     )
+    nowhere = f"http://127.0.0.1:{base_port + 6}"  # no PagerDuty or Slack on loopback: deliveries fail, logged
+    _render("alertmanager.yml.tmpl", stack_dir / "alertmanager.yml", pagerduty_url=f"{nowhere}/v2/enqueue",
+            slack_url=f"{nowhere}/slack")
+    _start(
+        "alertmanager",
+        [
+            "prometheus-alertmanager",
+            f"--config.file={stack_dir / 'alertmanager.yml'}",
+            f"--storage.path={stack_dir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+            "--cluster.listen-address=",  # one instance: no gossip port
+        ],
+        stack_dir,
+    )
+    _wait_http(f"{stack['alertmanager_url']}/-/ready", 30, "Alertmanager")
     start_prometheus(stack_dir, ports["prometheus"])
     _wait_http(f"{stack['router_url']}/health", 10, "nginx")
     _start(

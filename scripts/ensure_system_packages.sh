@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need, when they are missing:
-# nginx (the local traffic router), prometheus (metrics), postgresql (the ledger tests' second backend).
+# nginx (the local traffic router), prometheus (metrics), prometheus-alertmanager (alert routing), postgresql (the
+# ledger tests' second backend).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -15,6 +17,6 @@ SUDO=""
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the project runs its own instances on loopback ports instead.
-for service in nginx prometheus postgresql; do
+for service in nginx prometheus prometheus-alertmanager postgresql; do
   $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import requests
+import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -49,6 +50,26 @@ class PrometheusProvider:
             return [dict(target) for target in data["activeTargets"]]
         except (KeyError, TypeError) as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} targets are malformed: {exc!r}") from exc
+
+    def alertmanagers(self) -> list[str]:
+        """Base URLs of the Alertmanagers this Prometheus sends alerts to (``/api/v1/alertmanagers``)."""
+        data = self._api("alertmanagers", "alertmanagers")
+        try:
+            return [entry["url"].split("/api/")[0] for entry in data["activeAlertmanagers"]]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} alertmanagers are malformed: {exc!r}") from exc
+
+    def alertmanager_config(self, base_url: str) -> dict:
+        """The configuration an Alertmanager runs (``/api/v2/status``, ``config.original``), parsed."""
+        try:
+            response = requests.get(f"{base_url}/api/v2/status", timeout=self._timeout_s)
+            response.raise_for_status()
+            config = yaml.safe_load(response.json()["config"]["original"])
+        except (requests.RequestException, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+            raise MetricsUnavailable(f"Alertmanager {base_url} status could not be read: {exc}") from exc
+        if not isinstance(config, dict):
+            raise MetricsUnavailable(f"Alertmanager {base_url} runs no readable configuration")
+        return config
 
     def _api(self, path: str, what: str):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sap_llm_release.checks.alertmanager import AlertmanagerReceivers
 from sap_llm_release.checks.attestation import Attestation
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
@@ -13,6 +14,7 @@ from sap_llm_release.checks.tls import TlsEndpoint
 from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings
 
 CHECK_KINDS: dict[str, type[Check]] = {
+    "alertmanager_receivers": AlertmanagerReceivers,
     "attestation": Attestation,
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,

@@ -99,13 +99,15 @@ def reference_server(serve_app, server_module) -> str:
 
 class CannedPrometheus:
     """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)), ``/api/v1/status/flags`` and
-    ``/api/v1/rules`` and ``/api/v1/targets``."""
+    ``/api/v1/rules``, ``/api/v1/targets``, ``/api/v1/alertmanagers``, and an Alertmanager's ``/api/v2/status``."""
 
     def __init__(self) -> None:
         self.queries: dict[str, tuple[int, object]] = {}
         self.flags: tuple[int, object] = (200, {"status": "success", "data": {}})
         self.rules: tuple[int, object] = (200, {"status": "success", "data": {"groups": []}})
         self.targets: tuple[int, object] = (200, {"status": "success", "data": {"activeTargets": []}})
+        self.alertmanagers: tuple[int, object] = (200, {"status": "success", "data": {"activeAlertmanagers": []}})
+        self.alertmanager_status: tuple[int, object] = (404, {})
         self.seen: list[str] = []
         canned = self
 
@@ -122,6 +124,10 @@ class CannedPrometheus:
                     status, body = canned.rules
                 elif url.path == "/api/v1/targets":
                     status, body = canned.targets
+                elif url.path == "/api/v1/alertmanagers":
+                    status, body = canned.alertmanagers
+                elif url.path == "/api/v2/status":  # this server plays the Alertmanager too
+                    status, body = canned.alertmanager_status
                 else:
                     status, body = 404, {"status": "error", "error": "not found"}
                 payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -155,6 +161,12 @@ class CannedPrometheus:
 
     def set_targets(self, *targets: dict) -> None:
         self.targets = (200, {"status": "success", "data": {"activeTargets": list(targets)}})
+
+    def set_alertmanager_config(self, config: str) -> None:
+        """Prometheus sends alerts to this same server, whose Alertmanager runs ``config`` (YAML)."""
+        self.alertmanagers = (200, {"status": "success", "data": {"activeAlertmanagers": [
+            {"url": f"{self.url}/api/v2/alerts"}]}})
+        self.alertmanager_status = (200, {"config": {"original": config}, "cluster": {"status": "disabled"}})
 
     def close(self) -> None:
         self._server.shutdown()
