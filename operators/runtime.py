@@ -38,11 +38,30 @@ def connection_url(conn_id: str) -> str:
         return url
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.host}"
+    if conn.conn_type == "redis":
+        auth = f":{conn.password}@" if conn.password else ""
+        return f"redis://{auth}{conn.host}:{conn.port or 6379}/{conn.extra_dejson.get('db', 0)}"
     if conn.conn_type in ("postgres", "postgresql"):
         auth = f"{conn.login}:{conn.password}@" if conn.login else ""
         return f"postgresql+psycopg://{auth}{conn.host}:{conn.port or 5432}/{conn.schema}"
     scheme = conn.schema if conn.schema in ("http", "https") else "http"
     return f"{scheme}://{conn.host}:{conn.port}" if conn.port else f"{scheme}://{conn.host}"
+
+
+SERVICE_CONN_IDS = {"redis": "sap_llm_redis"}
+
+
+def configured_services() -> dict[str, str]:
+    """Backing services with an Airflow connection: they replace what the target says."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    urls = {}
+    for service, conn_id in SERVICE_CONN_IDS.items():
+        try:
+            urls[service] = connection_url(conn_id)
+        except AirflowNotFoundException:
+            continue
+    return urls
 
 
 @lru_cache(maxsize=4)
@@ -115,6 +134,7 @@ class ReleaseRun:
             return context
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
         context.slots, context.ca_file = target.slots, target.ca_file
+        context.services = {**target.services, **configured_services()}
         context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context

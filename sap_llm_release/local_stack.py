@@ -36,7 +36,7 @@ JOB_COMMANDS = {
                  str(PROJECT_DIR / "inference_images" / "loadtest" / "loadtest.py")],
 }
 JOB_ENV = {"PYTHONPATH": f"{PROJECT_DIR / 'inference_images'}:{PROJECT_DIR / 'inference_images' / 'validator'}"}
-BACKGROUND = ("traffic", "prometheus", "alertmanager")
+BACKGROUND = ("traffic", "prometheus", "alertmanager", "redis")
 
 
 class StackError(RuntimeError):
@@ -72,7 +72,7 @@ def _wait_http(url: str, timeout_s: float, what: str) -> None:
 
 def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0) -> dict:
     """Start the stack in ``stack_dir``; return what ``stack.json`` holds."""
-    for tool in ("nginx", "prometheus", "prometheus-alertmanager"):
+    for tool in ("nginx", "prometheus", "prometheus-alertmanager", "redis-server"):
         if shutil.which(tool) is None:
             raise StackError(f"{tool} is not installed (make setup installs it)")
     down(stack_dir)
@@ -80,7 +80,7 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     for sub in ("reports", "nginx-tmp", "prometheus-data", "alertmanager-data"):
         (stack_dir / sub).mkdir(parents=True, exist_ok=True)
     ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3,
-             "router_tls": base_port + 4, "alertmanager": base_port + 5}
+             "router_tls": base_port + 4, "alertmanager": base_port + 5, "redis": base_port + 7}
     tls = make_tls_material(stack_dir / "tls")
     stack = {
         "ports": ports,
@@ -93,6 +93,7 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "router_url": f"http://127.0.0.1:{ports['router']}",
         "public_url": f"https://127.0.0.1:{ports['router_tls']}",
         "ca_file": str(tls["ca"]),
+        "services": {"redis": f"redis://127.0.0.1:{ports['redis']}/0"},
     }
     (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
     target = local_target(stack_dir)
@@ -143,6 +144,8 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         stack_dir,
     )
     _wait_http(f"{stack['alertmanager_url']}/-/ready", 30, "Alertmanager")
+    _start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]), "--save", "",
+                     "--appendonly", "no", "--protected-mode", "yes"], stack_dir)
     start_prometheus(stack_dir, ports["prometheus"])
     _wait_http(f"{stack['router_url']}/health", 10, "nginx")
     _start(

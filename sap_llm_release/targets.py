@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sap_llm_release.deployers.base import Deployer
@@ -58,6 +58,7 @@ class Target:
     slots: dict[str, str]
     job_runner: JobRunner | None = None
     ca_file: str | None = None  # the CA that signed the public endpoint's certificate, when not a public CA
+    services: dict[str, str] = field(default_factory=dict)  # backing services by name (redis, ...) -> URL
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -88,6 +89,7 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
         urls={"router": f"http://127.0.0.1:{ports['router']}", **{r: f"http://{a}" for r, a in addresses.items()},
               **({"public": stack["public_url"]} if "public_url" in stack else {})},
         ca_file=stack.get("ca_file"),
+        services=stack.get("services", {}),
         reports_dir=stack_dir / "reports",
         slots=slots,
         job_runner=LocalProcessJobRunner(

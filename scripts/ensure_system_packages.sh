@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need, when they are missing:
-# nginx (the local traffic router), prometheus (metrics), prometheus-alertmanager (alert routing), postgresql (the
-# ledger tests' second backend).
+# nginx (the local traffic router), prometheus (metrics), prometheus-alertmanager (alert routing), redis-server (the
+# service's cache), postgresql (the ledger tests' second backend).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -17,6 +18,6 @@ SUDO=""
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts the packaged services; the project runs its own instances on loopback ports instead.
-for service in nginx prometheus prometheus-alertmanager postgresql; do
+for service in nginx prometheus prometheus-alertmanager redis-server postgresql; do
   $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

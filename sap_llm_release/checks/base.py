@@ -30,6 +30,7 @@ class CheckContext:
     deployer: Any = None
     reports_dir: Path | None = None
     ca_file: str | None = None
+    services: dict[str, str] = field(default_factory=dict)
     job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"

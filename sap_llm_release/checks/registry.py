@@ -9,6 +9,7 @@ from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
 from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules, PrometheusTargets
 from sap_llm_release.checks.reports import JobResult, ReportMetric
+from sap_llm_release.checks.services import ServicePing
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 from sap_llm_release.checks.tls import TlsEndpoint
 from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings
@@ -26,6 +27,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "prometheus_targets": PrometheusTargets,
     "report_metric": ReportMetric,
     "router_weight": RouterWeight,
+    "service_ping": ServicePing,
     "smoke_documents": SmokeDocuments,
     "tls_endpoint": TlsEndpoint,
     "vulnerability_findings": VulnerabilityFindings,
