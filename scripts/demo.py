@@ -188,17 +188,31 @@ def slo_line(prometheus: PrometheusProvider, rate_window: str) -> str:
     return ", ".join(parts)
 
 
+def _measured(row: dict) -> str:
+    value = row["measured_value"] if row["measured_value"] is not None else row["measured_text"]
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def summary(record: dict, release_id: str) -> None:
     release = record["releases"][0]
     say(f"ledger (through the release board plugin): release {release_id}")
     print(f"  {release['service']} {release['version']} -> {release['environment']} ({release['profile']}), "
           f"triggered by {release['triggered_by']}")
     verdicts = Counter(row["verdict"] for row in record["gate_results"])
-    print("  gates: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())))
+    print("  gates: " + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()))
+          + "  (passed/failed: verified by a check; attested: a person's word with a link; waived: not on this target)")
+    latest = {row["gate"]: row for row in record["gate_results"]}  # rows come in time order: the last try wins
+    for phase in dict.fromkeys(row["phase"] for row in latest.values()):
+        rows = [row for row in latest.values() if row["phase"] == phase]
+        counts = Counter(row["verdict"] for row in rows)
+        print(f"    {phase:<20} " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+        verified = [f"{row['gate']}={_measured(row)}" for row in rows if row["verdict"] == "passed"]
+        if verified:
+            print(f"      verified: {', '.join(verified)}")
     for row in record["gate_results"]:
         if row["verdict"] == "failed":
-            measured = row["measured_value"] if row["measured_value"] is not None else row["measured_text"]
-            print(f"    FAILED {row['gate']}: measured {measured}, threshold {row['threshold']} ({row['detail']})")
+            print(f"    FAILED {row['gate']}: measured {_measured(row)}, threshold {row['threshold']} "
+                  f"({row['detail']})")
     for change in record["traffic_changes"]:
         before, after = (f"blue {change[f'blue_{w}']}/green {change[f'green_{w}']}" for w in ("before", "after"))
         print(f"  traffic {change['changed_at']}: {before} -> {after} ({change['reason']})")
