@@ -48,7 +48,8 @@ def connection_url(conn_id: str) -> str:
     return f"{scheme}://{conn.host}:{conn.port}" if conn.port else f"{scheme}://{conn.host}"
 
 
-SERVICE_CONN_IDS = {"redis": "sap_llm_redis"}
+SERVICE_CONN_IDS = {"redis": "sap_llm_redis", "otel_collector": "sap_llm_otel_collector", "jaeger": "sap_llm_jaeger",
+                    "loki": "sap_llm_loki"}
 
 
 def configured_services() -> dict[str, str]:

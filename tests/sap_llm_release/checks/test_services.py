@@ -82,3 +82,33 @@ def test_a_target_without_redis_cannot_check():
 def test_the_stacks_redis_answers(local_stack):
     evidence = ping(local_stack.target.services["redis"])
     assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 1), evidence.detail
+
+
+@pytest.mark.parametrize(("service", "path", "body", "ready"), [
+    ("loki", "/ready", "ready\n", 1),
+    ("loki", "/ready", "Ingester not ready: waiting for 15s after being ready\n", 0),
+    ("otel_collector", "/", '{"status":"Server available"}', 1),
+    ("jaeger", "/", "", 1),
+])
+def test_observability_backends_answer_their_readiness_endpoint(serve_app, service, path, body, ready):
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    app = FastAPI()
+    app.get(path)(lambda: PlainTextResponse(body, status_code=200 if ready or service != "loki" else 503))
+    url = serve_app(app)
+    context = CheckContext(service="sap-llm", services={service: url})
+    evidence = ServicePing().run(ServicePingParams(service=service), ANSWERS, context)
+    assert evidence.measured == ready and evidence.detail.startswith(f"GET {url}{path} answered ")
+
+
+def test_an_unconfigured_observability_backend_cannot_be_checked():
+    context = CheckContext(service="sap-llm", services={})
+    with pytest.raises(CheckUnavailable, match="no loki is configured for this target"):
+        ServicePing().run(ServicePingParams(service="loki"), ANSWERS, context)
+
+
+def test_an_observability_backend_that_is_down_fails(free_port):
+    context = CheckContext(service="sap-llm", services={"jaeger": f"http://127.0.0.1:{free_port}"})
+    evidence = ServicePing().run(ServicePingParams(service="jaeger", timeout_s=2), ANSWERS, context)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None) and "failed" in evidence.detail
