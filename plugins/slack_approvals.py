@@ -95,12 +95,20 @@ def _group_members(group: str) -> set[str]:
     return set(_slack_client().usergroups_users_list(usergroup=group)["users"])
 
 
+class NotConfigured(RuntimeError):
+    """The endpoint has no signing secret, so it cannot tell Slack's requests from anyone else's."""
+
+
 def _signing_secret() -> str:
+    from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
 
-    secret = Connection.get_connection_from_secrets(SIGNING_CONN_ID).password
+    try:
+        secret = Connection.get_connection_from_secrets(SIGNING_CONN_ID).password
+    except AirflowNotFoundException:
+        secret = None
     if not secret:
-        raise RuntimeError(f"connection {SIGNING_CONN_ID} has no password (the Slack signing secret)")
+        raise NotConfigured(f"connection {SIGNING_CONN_ID} with the Slack signing secret as password is missing")
     return secret
 
 
@@ -121,7 +129,13 @@ def _tell_the_user(response_url: str, text: str) -> None:
 
 
 def _answer(body: bytes, headers: dict[str, str]) -> JSONResponse:
-    reply = _desk().handle(body, headers)
+    try:
+        desk = _desk()
+    except NotConfigured as exc:
+        log.error("slack callback refused every request: %s", exc)
+        return JSONResponse({"ok": False, "status": 503, "text": f"approvals callback not configured: {exc}"},
+                            status_code=503)
+    reply = desk.handle(body, headers)
     if reply.interaction is None:  # unsigned, stale, oversized or unreadable: not a Slack user to talk to
         return JSONResponse({"ok": False, "status": reply.status, "text": reply.text}, status_code=reply.status)
     if reply.interaction.response_url:
