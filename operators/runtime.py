@@ -65,6 +65,23 @@ def configured_services() -> dict[str, str]:
     return urls
 
 
+API_CONN_ID = "sap_llm_api"
+
+
+def api_credentials(target: Target) -> tuple[str | None, str | None]:
+    """The service's API key and JWT signing key for checks: the ``sap_llm_api`` connection (password: API key,
+    ``extra.jwt_signing_key``) where configured, else what the target holds."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(API_CONN_ID)
+    except AirflowNotFoundException:
+        secret = Path(target.jwt_secret_file).read_text().strip() if target.jwt_secret_file else None
+        return target.api_key, secret
+    return conn.password or None, conn.extra_dejson.get("jwt_signing_key")
+
+
 @lru_cache(maxsize=4)
 def ledger_for(url: str) -> Ledger:
     return Ledger(url)
@@ -136,6 +153,7 @@ class ReleaseRun:
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
         context.slots, context.ca_file = target.slots, target.ca_file
         context.services = {**target.services, **configured_services()}
+        context.api_key, context.jwt_key = api_credentials(target)
         context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context

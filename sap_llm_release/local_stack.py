@@ -10,8 +10,10 @@ both colours every second, and a steady synthetic traffic source.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,7 @@ import httpx
 from sap_llm_release.processes import alive, stop_group
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import local_target
+from sap_llm_release.traffic import API_KEY_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACK_FILES = PROJECT_DIR / "stack"
@@ -47,10 +50,11 @@ def _render(template: str, target: Path, **values: str) -> None:
     target.write_text(Template((STACK_FILES / template).read_text()).substitute(values))
 
 
-def _start(name: str, command: list[str], stack_dir: Path) -> int:
+def _start(name: str, command: list[str], stack_dir: Path, env: dict[str, str] | None = None) -> int:
     log = (stack_dir / f"{name}.log").open("ab")
     process = subprocess.Popen(
-        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, **(env or {})}
     )
     log.close()
     (stack_dir / f"{name}.pid").write_text(str(process.pid))
@@ -82,12 +86,16 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3,
              "router_tls": base_port + 4, "alertmanager": base_port + 5, "redis": base_port + 7}
     tls = make_tls_material(stack_dir / "tls")
+    auth = make_credentials(stack_dir / "auth")
     stack = {
         "ports": ports,
-        "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection"],
+        "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection", "--jwt-secret-file",
+                           str(auth["jwt_secret_file"]), "--api-keys-file", str(auth["api_keys_file"])],
         "project_dir": str(PROJECT_DIR),
         "job_commands": JOB_COMMANDS,
-        "job_env": JOB_ENV,
+        "job_env": {**JOB_ENV, API_KEY_ENV: auth["api_key"]},
+        "api_key": auth["api_key"],
+        "jwt_secret_file": str(auth["jwt_secret_file"]),
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
         "alertmanager_url": f"http://127.0.0.1:{ports['alertmanager']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
@@ -152,8 +160,22 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "traffic",
         [sys.executable, "-m", "sap_llm_release.traffic", "--url", stack["router_url"], "--rps", str(traffic_rps)],
         stack_dir,
+        env={API_KEY_ENV: auth["api_key"]},
     )
     return stack
+
+
+def make_credentials(directory: Path) -> dict:
+    """The service's credentials on the local stack: an HS256 key for JWTs and one API key (the service is given
+    only its SHA-256); clients of the stack read the key from ``stack.json`` or ``SAP_LLM_API_KEY``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    api_key = secrets.token_urlsafe(32)
+    files = {"jwt_secret_file": directory / "jwt-secret", "api_keys_file": directory / "api-keys"}
+    files["jwt_secret_file"].write_text(secrets.token_hex(32))
+    files["api_keys_file"].write_text(hashlib.sha256(api_key.encode()).hexdigest() + "\n")
+    for path in files.values():
+        path.chmod(0o600)
+    return {**files, "api_key": api_key}
 
 
 def make_tls_material(directory: Path, days: int = 90) -> dict[str, Path]:

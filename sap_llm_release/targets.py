@@ -59,6 +59,8 @@ class Target:
     job_runner: JobRunner | None = None
     ca_file: str | None = None  # the CA that signed the public endpoint's certificate, when not a public CA
     services: dict[str, str] = field(default_factory=dict)  # backing services by name (redis, ...) -> URL
+    api_key: str | None = None  # a key the service accepts, for checks that post documents
+    jwt_secret_file: str | None = None  # the key that signs the JWTs the service accepts, where the target holds it
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -90,6 +92,8 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
               **({"public": stack["public_url"]} if "public_url" in stack else {})},
         ca_file=stack.get("ca_file"),
         services=stack.get("services", {}),
+        api_key=stack.get("api_key"),
+        jwt_secret_file=stack.get("jwt_secret_file"),
         reports_dir=stack_dir / "reports",
         slots=slots,
         job_runner=LocalProcessJobRunner(

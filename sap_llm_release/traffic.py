@@ -1,11 +1,12 @@
 """A steady synthetic traffic source: documents through the router at a fixed rate, for a bounded time.
 
-    python -m sap_llm_release.traffic --url http://127.0.0.1:18080 --rps 20 --duration 3600
+    SAP_LLM_API_KEY=... python -m sap_llm_release.traffic --url http://127.0.0.1:18080 --rps 20 --duration 3600
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from collections import Counter
@@ -13,9 +14,11 @@ from collections import Counter
 import httpx
 from sap_llm_model.documents import synthetic_documents
 
+API_KEY_ENV = "SAP_LLM_API_KEY"  # the service's API key, for every client of the local stack
 
-def run(url: str, rps: float, duration_s: float, workers: int = 4) -> Counter:
-    """Send ``rps`` documents a second for ``duration_s``; count answers by ``status/served_by``."""
+def run(url: str, rps: float, duration_s: float, workers: int = 4, api_key: str | None = None) -> Counter:
+    """Send ``rps`` documents a second for ``duration_s`` (with ``api_key`` as ``X-API-Key``); count answers by
+    ``status/served_by``."""
     counts: Counter = Counter()
     lock = threading.Lock()
     stop_at = time.monotonic() + duration_s
@@ -24,7 +27,7 @@ def run(url: str, rps: float, duration_s: float, workers: int = 4) -> Counter:
     def worker(index: int) -> None:
         documents = synthetic_documents(10_000_000, seed=index)
         next_at = time.monotonic() + index * (interval / workers)
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers={"X-API-Key": api_key} if api_key else {}) as client:
             while (now := time.monotonic()) < stop_at:
                 if next_at > now:
                     time.sleep(next_at - now)
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rps", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=3600.0, help="seconds; the source stops by itself")
     args = parser.parse_args(argv)
-    counts = run(args.url, args.rps, args.duration)
+    counts = run(args.url, args.rps, args.duration, api_key=os.environ.get(API_KEY_ENV))
     print(dict(counts), flush=True)
 
 

@@ -13,6 +13,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -68,7 +69,7 @@ def smoke(url: str, documents: list[dict], log_file: Path | None, latency_target
     for document in documents[:10]:
         started = time.perf_counter()
         try:
-            response = requests.post(f"{url}/v1/documents", timeout=30, json={
+            response = requests.post(f"{url}/v1/documents", timeout=30, headers=_auth_headers(), json={
                 "document_id": document["document_id"], "content": document["content"]})
         except requests.RequestException as exc:
             problems.append(f"{document['document_id']}: {exc}")
@@ -159,7 +160,8 @@ def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: floa
         def post_document(self) -> None:
             document = next(cycle)
             body = {"document_id": document["document_id"], "content": document["content"]}
-            with self.client.post("/v1/documents", json=body, catch_response=True) as response:
+            with self.client.post("/v1/documents", json=body, headers=_auth_headers(),
+                                  catch_response=True) as response:
                 if response.status_code != 200:
                     response.failure(f"HTTP {response.status_code}")
 
@@ -217,6 +219,12 @@ def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: floa
         and result["memory_leak_detected"] == 0
     )
     return result
+
+
+def _auth_headers() -> dict[str, str]:
+    """The service's API key from ``SAP_LLM_API_KEY``, as the service expects it."""
+    key = os.environ.get("SAP_LLM_API_KEY")
+    return {"X-API-Key": key} if key else {}
 
 
 def main(argv: list[str] | None = None) -> int:

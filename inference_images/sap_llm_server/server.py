@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import random
 import re
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -147,7 +149,51 @@ async def apply_faults(faults: Faults, colour: str, document_id: str, metrics: S
         raise HTTPException(status_code=500, detail="model inference failed")
 
 
-def create_app(colour: str, version: str, enable_fault_injection: bool = False, model=None) -> FastAPI:
+class Authenticator:
+    """Who may post documents: a JWT (HS256, ``sub`` and ``exp`` required, audience checked) as a Bearer token, or
+    an API key whose SHA-256 is listed. Anything else is 401, before the document is read."""
+
+    def __init__(self, jwt_secret: str | None, api_key_digests: set[str], audience: str = "sap-llm") -> None:
+        self.jwt_secret, self.api_key_digests, self.audience = jwt_secret, api_key_digests, audience
+
+    @classmethod
+    def from_files(cls, jwt_secret_file: str | None, api_keys_file: str | None) -> Authenticator:
+        secret = Path(jwt_secret_file).read_text().strip() if jwt_secret_file else None
+        digests = set(Path(api_keys_file).read_text().split()) if api_keys_file else set()
+        return cls(secret, digests)
+
+    def principal(self, request: Request) -> str:
+        import jwt
+
+        key = request.headers.get("x-api-key")
+        if key is not None:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            if digest in self.api_key_digests:
+                return f"api-key:{digest[:12]}"
+            raise _unauthorised("invalid API key")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorised("missing credentials: a Bearer JWT or an X-API-Key")
+        if not self.jwt_secret:
+            raise _unauthorised("JWTs are not accepted here")
+        try:
+            claims = jwt.decode(token, self.jwt_secret, algorithms=["HS256"], audience=self.audience,
+                                options={"require": ["exp", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise _unauthorised("token expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorised(f"invalid token: {exc}") from None
+        return f"jwt:{claims['sub']}"
+
+
+def _unauthorised(reason: str) -> HTTPException:
+    return HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": 'Bearer realm="sap-llm"'})
+
+
+def create_app(colour: str, version: str, enable_fault_injection: bool = False, model=None,
+               authenticator: Authenticator | None = None) -> FastAPI:
+    """``authenticator`` None leaves ``POST /v1/documents`` open (tests of the model path only); the local stack and
+    production start the service with one."""
     model = model or FallbackModel()
     metrics = ServiceMetrics()
     metrics.start_at_zero(colour)
@@ -172,7 +218,7 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False, 
             response.status_code = 503
         return {"ready": state["ready"], "colour": colour, "version": version}
 
-    @app.post("/v1/documents")
+    @app.post("/v1/documents", dependencies=[Depends(authenticator.principal)] if authenticator else [])
     async def process(document: DocumentIn) -> dict:
         started = time.perf_counter()
         status = "200"
@@ -211,10 +257,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", help="SAP_LLM model artifacts (needs the validator image's environment); "
                                             "without it the deterministic fallback model answers")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--jwt-secret-file", help="HS256 key that signs the accepted JWTs")
+    parser.add_argument("--api-keys-file", help="SHA-256 hex digests of the accepted API keys, one per line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = PipelineModel(args.model_dir, args.device) if args.model_dir else FallbackModel()
-    app = create_app(args.colour, args.version, args.enable_fault_injection, model)
+    authenticator = Authenticator.from_files(args.jwt_secret_file, args.api_keys_file) \
+        if args.jwt_secret_file or args.api_keys_file else None
+    app = create_app(args.colour, args.version, args.enable_fault_injection, model, authenticator)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

@@ -31,6 +31,8 @@ class CheckContext:
     reports_dir: Path | None = None
     ca_file: str | None = None
     services: dict[str, str] = field(default_factory=dict)
+    api_key: str | None = None
+    jwt_key: str | None = None
     job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"

@@ -54,7 +54,8 @@ class SmokeDocuments(Check):
         url = context.require("endpoints").url(params.endpoint) + "/v1/documents"
         problems: list[str] = []
         good = 0
-        with httpx.Client(timeout=params.timeout_s) as client:
+        headers = {"X-API-Key": context.api_key} if context.api_key else {}
+        with httpx.Client(timeout=params.timeout_s, headers=headers) as client:
             for document in synthetic_documents(params.count, seed=params.seed):
                 problem = _document_problem(client, url, document)
                 if problem:

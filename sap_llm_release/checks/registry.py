@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sap_llm_release.checks.alertmanager import AlertmanagerReceivers
 from sap_llm_release.checks.attestation import Attestation
+from sap_llm_release.checks.auth import ApiAuth
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
@@ -16,6 +17,7 @@ from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings
 
 CHECK_KINDS: dict[str, type[Check]] = {
     "alertmanager_receivers": AlertmanagerReceivers,
+    "api_auth": ApiAuth,
     "attestation": Attestation,
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,

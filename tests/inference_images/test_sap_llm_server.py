@@ -199,3 +199,45 @@ def test_serves_the_trained_model_through_the_validators_pipeline(tmp_path):
         assert "model=sap-llm-pipeline:" in deployer.logs("green")
     finally:
         deployer.remove("green")
+
+
+def _jwt(key: str, expires_in_s: int = 300, **claims) -> str:
+    import jwt
+
+    now = int(time.time())
+    payload = {"sub": "someone", "aud": "sap-llm", "iat": now, "exp": now + expires_in_s, **claims}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm="HS256")
+
+
+SECRET, API_KEY = "k" * 64, "the-api-key-of-the-tests"
+
+
+@pytest.fixture
+def guarded():
+    import hashlib
+
+    authenticator = server.Authenticator(SECRET, {hashlib.sha256(API_KEY.encode()).hexdigest()})
+    with TestClient(server.create_app("blue", "1.0.0", authenticator=authenticator)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("headers", "status", "reason"), [
+    ({}, 401, "missing credentials"),
+    ({"X-API-Key": "guessed"}, 401, "invalid API key"),
+    ({"X-API-Key": API_KEY}, 200, None),
+    ({"Authorization": f"Bearer {_jwt(SECRET)}"}, 200, None),
+    ({"Authorization": f"Bearer {_jwt(SECRET, expires_in_s=-5)}"}, 401, "token expired"),
+    ({"Authorization": f"Bearer {_jwt('x' * 64)}"}, 401, "invalid token: Signature verification failed"),
+    ({"Authorization": f"Bearer {_jwt(SECRET, aud='another-service')}"}, 401, "invalid token: Audience"),
+    ({"Authorization": f"Bearer {_jwt(SECRET, sub=None)}"}, 401, "invalid token"),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, "missing credentials"),
+])
+def test_documents_need_a_valid_jwt_or_api_key(guarded, headers, status, reason):
+    document = _synthetic_documents(1, seed=4)[1][0]
+    response = guarded.post("/v1/documents", headers=headers,
+                            json={"document_id": document["document_id"], "content": document["content"]})
+    assert response.status_code == status, response.text
+    if reason:
+        assert response.json()["detail"].startswith(reason)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert guarded.get("/health").status_code == 200  # health and metrics stay open for probes and scrapes
