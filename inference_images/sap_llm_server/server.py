@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import logging
 import random
 import re
 import time
 from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 import uvicorn
@@ -34,6 +36,7 @@ _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTI
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 log = logging.getLogger("sap_llm_server")
+audit = logging.getLogger("sap_llm_server.audit")  # one line per document: who, what, when, the masked result
 
 
 class DocumentIn(BaseModel):
@@ -186,6 +189,34 @@ class Authenticator:
         return f"jwt:{claims['sub']}"
 
 
+_PII = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "<email>"),
+    (re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), "<iban>"),
+    (re.compile(r"\b[A-Z]{2}\d{8,12}\b"), "<tax-id>"),
+    (re.compile(r"\+?\d[\d /-]{7,}\d"), "<number>"),
+)
+# Fields whose values are personal whatever they look like: logged only as masked.
+_PERSONAL_FIELDS = re.compile(r"name|contact|email|phone|address|iban|tax|person", re.IGNORECASE)
+
+
+def mask_pii(fields: dict[str, str]) -> dict[str, str]:
+    """The extracted fields as the service logs them: personal fields replaced whole, e-mail addresses, IBANs, tax
+    IDs and long digit runs replaced anywhere else."""
+    masked = {}
+    for name, value in fields.items():
+        if _PERSONAL_FIELDS.search(name):
+            masked[name] = "<masked>"
+            continue
+        for pattern, replacement in _PII:
+            value = pattern.sub(replacement, value)
+        masked[name] = value
+    return masked
+
+
+def anonymous() -> str:
+    return "anonymous"
+
+
 def _unauthorised(reason: str) -> HTTPException:
     return HTTPException(status_code=401, detail=reason, headers={"WWW-Authenticate": 'Bearer realm="sap-llm"'})
 
@@ -218,13 +249,19 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False, 
             response.status_code = 503
         return {"ready": state["ready"], "colour": colour, "version": version}
 
-    @app.post("/v1/documents", dependencies=[Depends(authenticator.principal)] if authenticator else [])
-    async def process(document: DocumentIn) -> dict:
+    who = authenticator.principal if authenticator else anonymous
+
+    @app.post("/v1/documents")
+    async def process(document: DocumentIn, principal: str = Depends(who)) -> dict:
         started = time.perf_counter()
         status = "200"
         try:
             await apply_faults(faults, colour, document.document_id, metrics)
-            return process_document(document, model, colour, version, metrics)
+            result = process_document(document, model, colour, version, metrics)
+            audit.info("AUDIT who=%s what=%s document=%s type=%s at=%s fields=%s", principal,
+                       '"POST /v1/documents"', document.document_id, result["document_type"],
+                       datetime.now(timezone.utc).isoformat(), json.dumps(mask_pii(result["fields"])))
+            return result
         except HTTPException as exc:
             status = str(exc.status_code)
             raise

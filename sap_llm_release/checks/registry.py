@@ -8,6 +8,7 @@ from sap_llm_release.checks.auth import ApiAuth
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
+from sap_llm_release.checks.privacy import AuditLog, PiiMasking
 from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules, PrometheusTargets
 from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.services import ServicePing
@@ -19,9 +20,11 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "alertmanager_receivers": AlertmanagerReceivers,
     "api_auth": ApiAuth,
     "attestation": Attestation,
+    "audit_log": AuditLog,
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,
     "job_result": JobResult,
+    "pii_masking": PiiMasking,
     "log_scan": LogScan,
     "prometheus_flag": PrometheusFlag,
     "prometheus_query": PrometheusQuery,
