@@ -199,7 +199,7 @@ _PII = (
 _PERSONAL_FIELDS = re.compile(r"name|contact|email|phone|address|iban|tax|person", re.IGNORECASE)
 
 
-def mask_pii(fields: dict[str, str]) -> dict[str, str]:
+def mask_pii(fields: dict) -> dict[str, str]:
     """The extracted fields as the service logs them: personal fields replaced whole, e-mail addresses, IBANs, tax
     IDs and long digit runs replaced anywhere else."""
     masked = {}
@@ -207,9 +207,10 @@ def mask_pii(fields: dict[str, str]) -> dict[str, str]:
         if _PERSONAL_FIELDS.search(name):
             masked[name] = "<masked>"
             continue
+        text = value if isinstance(value, str) else json.dumps(value)
         for pattern, replacement in _PII:
-            value = pattern.sub(replacement, value)
-        masked[name] = value
+            text = pattern.sub(replacement, text)
+        masked[name] = text
     return masked
 
 

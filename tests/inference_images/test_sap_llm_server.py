@@ -221,23 +221,32 @@ def guarded():
         yield client
 
 
-@pytest.mark.parametrize(("headers", "status", "reason"), [
-    ({}, 401, "missing credentials"),
-    ({"X-API-Key": "guessed"}, 401, "invalid API key"),
-    ({"X-API-Key": API_KEY}, 200, None),
-    ({"Authorization": f"Bearer {_jwt(SECRET)}"}, 200, None),
-    ({"Authorization": f"Bearer {_jwt(SECRET, expires_in_s=-5)}"}, 401, "token expired"),
-    ({"Authorization": f"Bearer {_jwt('x' * 64)}"}, 401, "invalid token: Signature verification failed"),
-    ({"Authorization": f"Bearer {_jwt(SECRET, aud='another-service')}"}, 401, "invalid token: Audience"),
-    ({"Authorization": f"Bearer {_jwt(SECRET, sub=None)}"}, 401, "invalid token"),
-    ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, "missing credentials"),
+@pytest.mark.parametrize(("headers", "status", "reason"), [  # tokens made when the test runs: they expire
+    (lambda: {}, 401, "missing credentials"),
+    (lambda: {"X-API-Key": "guessed"}, 401, "invalid API key"),
+    (lambda: {"X-API-Key": API_KEY}, 200, None),
+    (lambda: {"Authorization": f"Bearer {_jwt(SECRET)}"}, 200, None),
+    (lambda: {"Authorization": f"Bearer {_jwt(SECRET, expires_in_s=-5)}"}, 401, "token expired"),
+    (lambda: {"Authorization": f"Bearer {_jwt('x' * 64)}"}, 401, "invalid token: Signature verification failed"),
+    (lambda: {"Authorization": f"Bearer {_jwt(SECRET, aud='another-service')}"}, 401, "invalid token: Audience"),
+    (lambda: {"Authorization": f"Bearer {_jwt(SECRET, sub=None)}"}, 401, "invalid token"),
+    (lambda: {"Authorization": "Basic dXNlcjpwYXNz"}, 401, "missing credentials"),
 ])
 def test_documents_need_a_valid_jwt_or_api_key(guarded, headers, status, reason):
     document = _synthetic_documents(1, seed=4)[1][0]
-    response = guarded.post("/v1/documents", headers=headers,
+    response = guarded.post("/v1/documents", headers=headers(),
                             json={"document_id": document["document_id"], "content": document["content"]})
     assert response.status_code == status, response.text
     if reason:
         assert response.json()["detail"].startswith(reason)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert guarded.get("/health").status_code == 200  # health and metrics stay open for probes and scrapes
+
+
+def test_the_logged_result_masks_personal_data_of_any_shape():
+    masked = server.mask_pii({"contact_name": "Jane Doe", "iban": "DE89 3704 0044 0532 0130 00",
+                              "notes": "mail jane@example.org, VAT DE123456789", "line_items": [{"qty": 2}],
+                              "total": None})
+    assert masked["contact_name"] == "<masked>" and masked["iban"] == "<masked>"
+    assert masked["notes"] == "mail <email>, VAT <tax-id>"
+    assert masked["line_items"] == '[{"qty": 2}]' and masked["total"] == "null"
