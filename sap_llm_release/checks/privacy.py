@@ -63,6 +63,8 @@ class PiiMasking(Check):
             return Evidence(Verdict.FAILED, None, str(threshold), f"the probe was answered {status}: not processed")
         time.sleep(params.settle_s)
         log = context.require("deployer").logs(params.colour)
+        if not log.strip():  # nothing to search proves nothing
+            return Evidence(Verdict.FAILED, None, str(threshold), f"no {params.colour} log lines to search")
         compact = log.replace(" ", "")
         leaked = [name for name, value in values.items() if value in log or value.replace(" ", "") in compact]
         mentioned = sum(document_id in line for line in log.splitlines())

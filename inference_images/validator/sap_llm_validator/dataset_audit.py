@@ -4,11 +4,10 @@ documents lack provenance. Every number is computed from the manifest; a manifes
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from sap_llm_validator.datasets import DatasetError
+from sap_llm_validator.datasets import DatasetError, read_jsonl
 
 PROVENANCE_FIELDS = ("source", "labelled_by", "created_at")
 
@@ -25,24 +24,11 @@ def parse_split_plan(text: str) -> dict[str, float]:
 
 
 def read_manifest(path: Path) -> list[dict]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read: {exc}") from None
-    entries = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError as exc:
-            raise DatasetError(f"{path} line {number}: not JSON: {exc}") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not entry.get("split"):
-            raise DatasetError(f"{path} line {number}: needs a sha256 and a split")
-        entries.append(entry)
-    if not entries:
-        raise DatasetError(f"{path}: holds no document")
-    return entries
+    def problem(entry: object) -> str | None:
+        ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and entry.get("split")
+        return None if ok else "needs a sha256 and a split"
+
+    return read_jsonl(path, problem)
 
 
 def audit(path: Path, plan: dict[str, float], max_deviation: float,

@@ -98,3 +98,14 @@ def test_the_stacks_blue_masks_and_audits(local_stack):
     assert PiiMasking().run(ServiceLogParams(), NONE, live).measured == 0
     audit = AuditLog().run(ServiceLogParams(), NONE, live)
     assert audit.measured == 0, audit.detail
+
+
+def test_a_service_without_a_log_proves_nothing(serve_app):
+    app = FastAPI()
+    app.post("/v1/documents")(lambda: {"document_type": "purchase_order"})
+    service = CapturedService(serve_app(app), "silent_service")
+    try:
+        evidence = PiiMasking().run(ServiceLogParams(settle_s=0), NONE, context(service))
+    finally:
+        service.close()
+    assert (evidence.verdict, evidence.detail) == (Verdict.FAILED, "no blue log lines to search")
