@@ -11,10 +11,14 @@ VALIDATOR := PYTHONPATH=inference_images:inference_images/validator $(VALIDATOR_
 # with its manifest, its labelled train / test / held-out sets (70/15/15) and their dataset manifest (the rehearsal
 # profile's job inputs point here).
 REHEARSAL_MODEL := .models/rehearsal
+# The rehearsal's knowledge base and process memory graph (SQLite, the stores' schemas in stack/stores/): the local
+# stack's data stores, which the data gates query.
+REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
 
 .PHONY: setup demo demo-rollback test lint benchmarks clean
 
-setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed $(REHEARSAL_MODEL)/manifest.json
+setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed $(REHEARSAL_MODEL)/manifest.json \
+		$(REHEARSAL_STORES)/.built
 	@scripts/ensure_system_packages.sh
 
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -50,6 +54,11 @@ $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard infere
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
+
+$(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal_stores.py $(wildcard stack/stores/*.sql) \
+		$(wildcard inference_images/sap_llm_model/*.py) | $(REHEARSAL_MODEL)/manifest.json
+	$(PY) -m sap_llm_release.rehearsal_stores --dir $(REHEARSAL_STORES)
+	touch $@
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -21,11 +21,18 @@ def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Eviden
     """Check ``gate``; a gate the profile waives is recorded as waived, never as passed."""
     if waiver := profile.waiver_for(gate.name):
         return Evidence(Verdict.WAIVED, None, str(gate.threshold or ""), f"waived: {waiver.reason}")
+    threshold, scaled = gate.threshold, profile.scaled_threshold_for(gate.name)
+    if scaled:
+        threshold = scaled.threshold
     check = CHECK_KINDS[gate.kind]()
     try:
-        return check.run(gate.check_params, gate.threshold, replace(context, gate_name=gate.name))
+        evidence = check.run(gate.check_params, threshold, replace(context, gate_name=gate.name))
     except (CheckUnavailable, RouterError, DeployError) as exc:
-        return Evidence(Verdict.FAILED, None, str(gate.threshold or ""), f"cannot check: {exc}")
+        evidence = Evidence(Verdict.FAILED, None, str(threshold or ""), f"cannot check: {exc}")
+    if scaled:
+        note = f"held to {scaled.threshold} instead of {gate.threshold}: {scaled.reason}"
+        evidence = replace(evidence, detail=f"{evidence.detail}; {note}" if evidence.detail else note)
+    return evidence
 
 
 def phase_results(gates: list[Gate], recorded: dict[str, dict]) -> list[str]:

@@ -269,8 +269,20 @@ class Waiver(BaseModel):
     reason: str = Field(min_length=10)
 
 
+class ScaledThreshold(BaseModel):
+    """A gate held to a smaller bound under a profile (the rehearsal's stores hold rehearsal-sized data): still
+    measured and recorded, with the reason next to the bound."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate: str
+    threshold: Threshold
+    reason: str = Field(min_length=10)
+
+
 class Profile(BaseModel):
-    """Where and how fast a release runs: the target backends, the window scale and the waived gates."""
+    """Where and how fast a release runs: the target backends, the window scale, and the gates it waives or holds to
+    a scaled bound."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -281,6 +293,7 @@ class Profile(BaseModel):
     job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
     approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
     waivers: list[Waiver] = Field(default_factory=list)
+    scaled_thresholds: list[ScaledThreshold] = Field(default_factory=list)
 
     @field_validator("job_inputs")
     @classmethod
@@ -298,6 +311,9 @@ class Profile(BaseModel):
 
     def waiver_for(self, gate: str) -> Waiver | None:
         return next((waiver for waiver in self.waivers if waiver.gate == gate), None)
+
+    def scaled_threshold_for(self, gate: str) -> ScaledThreshold | None:
+        return next((scaled for scaled in self.scaled_thresholds if scaled.gate == gate), None)
 
 
 class ReleaseSpec(BaseModel):
@@ -335,6 +351,28 @@ class ReleaseSpec(BaseModel):
                     )
         if "production" in self.profiles and self.profiles["production"].waivers:
             raise ValueError("profiles.production.waivers: the production profile may not waive gates")
+        return self
+
+    @model_validator(mode="after")
+    def _scaled_thresholds_keep_direction(self) -> ReleaseSpec:
+        gates = {gate.name: gate for gate in self.gates}
+        for profile_name, profile in self.profiles.items():
+            for index, scaled in enumerate(profile.scaled_thresholds):
+                where = f"profiles.{profile_name}.scaled_thresholds.{index}"
+                gate = gates.get(scaled.gate)
+                if gate is None:
+                    raise ValueError(f"{where}.gate: no gate named {scaled.gate!r}")
+                if gate.threshold is None:
+                    raise ValueError(f"{where}.gate: gate {scaled.gate!r} has no threshold to scale")
+                if scaled.threshold.op != gate.threshold.op or scaled.threshold.unit != gate.threshold.unit:
+                    raise ValueError(f"{where}.threshold: must keep the gate's operator and unit "
+                                     f"({gate.threshold}); only the value may be scaled")
+                if profile.waiver_for(scaled.gate):
+                    raise ValueError(f"{where}.gate: {scaled.gate!r} is also waived; a gate is waived or scaled")
+            _require_unique([scaled.gate for scaled in profile.scaled_thresholds], "scaled threshold")
+        if "production" in self.profiles and self.profiles["production"].scaled_thresholds:
+            raise ValueError("profiles.production.scaled_thresholds: the production profile holds every gate to the "
+                             "spec's threshold")
         return self
 
     @model_validator(mode="after")

@@ -1,10 +1,14 @@
-"""Evaluating one gate under a profile: waived gates are recorded waived, unavailable checks fail."""
+"""Evaluating one gate under a profile: waived gates are recorded waived, scaled gates are measured against the
+profile's bound and say so, unavailable checks fail."""
 
 from __future__ import annotations
+
+import sqlite3
 
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import evaluate_gate, phase_results
+from sap_llm_release.rehearsal_stores import SCHEMAS
 from sap_llm_release.spec import Phase
 
 ACCURACY = "vision_encoder_classification_accuracy"
@@ -37,6 +41,29 @@ def test_same_gate_is_checked_in_production_and_the_rehearsal(spec):
         assert (failed.verdict, failed.measured, failed.threshold) == (Verdict.FAILED, 0.90, ">= 0.95")
         passed = evaluate_gate(spec.gate(ACCURACY), spec.profile(profile), _results(0.951))
         assert (passed.verdict, passed.measured) == (Verdict.PASSED, 0.951)
+
+
+def test_scaled_gate_is_measured_against_the_profiles_bound_and_says_so(spec, tmp_path):
+    store = tmp_path / "knowledge_base.sqlite"
+    with sqlite3.connect(store) as db:
+        db.executescript((SCHEMAS / "knowledge_base.sql").read_text())
+        db.executemany("INSERT INTO apis VALUES (?, 'S/4HANA', 'documented')", [(f"API_{n}_SRV",) for n in range(21)])
+    db.close()
+    gate = spec.gate("knowledge_base_apis")
+    scaled = spec.profile("rehearsal").scaled_threshold_for(gate.name)
+    context = CheckContext(service="sap-llm", services={"knowledge_base": f"sqlite:///{store}"})
+    rehearsal = evaluate_gate(gate, spec.profile("rehearsal"), context)
+    production = evaluate_gate(gate, spec.profile("production"), context)
+    query = "knowledge_base: SELECT count(*) FROM apis"
+    assert (rehearsal.verdict, rehearsal.measured, rehearsal.threshold) == (Verdict.PASSED, 21, ">= 21")
+    assert rehearsal.detail == f"{query}; held to >= 21 instead of >= 400: {scaled.reason}"
+    assert (production.verdict, production.threshold, production.detail) == (Verdict.FAILED, ">= 400", query)
+
+
+def test_scaled_gate_that_cannot_be_checked_still_fails(spec):
+    evidence = evaluate_gate(spec.gate("knowledge_base_apis"), spec.profile("rehearsal"), CheckContext(service="s"))
+    assert (evidence.verdict, evidence.threshold) == (Verdict.FAILED, ">= 21")
+    assert evidence.detail.startswith("cannot check: no knowledge_base store is configured for this target; held to")
 
 
 def test_unavailable_system_fails_with_the_reason(spec):

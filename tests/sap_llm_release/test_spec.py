@@ -249,6 +249,39 @@ def test_waivers_in_production(spec_data):
     assert "profiles.production.waivers: the production profile may not waive gates" in _error(spec_data)
 
 
+def _scale(spec_data, **scaled) -> int:
+    entries = spec_data["profiles"]["rehearsal"].setdefault("scaled_thresholds", [])
+    entries.append({"reason": "the rehearsal store is smaller", **scaled})
+    return len(entries) - 1
+
+
+def test_scaled_threshold_for_unknown_gate(spec_data):
+    index = _scale(spec_data, gate="no_such_gate", threshold={"op": ">=", "value": 1})
+    assert f"profiles.rehearsal.scaled_thresholds.{index}.gate: no gate named 'no_such_gate'" in _error(spec_data)
+
+
+def test_scaled_threshold_may_not_turn_the_bound_around(spec_data):
+    index = _scale(spec_data, gate="process_memory_graph_documents", threshold={"op": "<=", "value": 100})
+    assert (f"profiles.rehearsal.scaled_thresholds.{index}.threshold: must keep the gate's operator and unit "
+            "(>= 100000)") in _error(spec_data)
+
+
+def test_scaled_threshold_for_a_gate_without_one(spec_data):
+    index = _scale(spec_data, gate="dr_runbook", threshold={"op": ">=", "value": 1})
+    assert f"profiles.rehearsal.scaled_thresholds.{index}.gate: gate 'dr_runbook' has no threshold" in _error(spec_data)
+
+
+def test_scaled_and_waived_at_once(spec_data):
+    index = _scale(spec_data, gate="dr_rto", threshold={"op": "<", "value": 30, "unit": "min"})
+    assert f"profiles.rehearsal.scaled_thresholds.{index}.gate: 'dr_rto' is also waived" in _error(spec_data)
+
+
+def test_scaled_thresholds_in_production(spec_data):
+    spec_data["profiles"]["production"]["scaled_thresholds"] = [
+        {"gate": "knowledge_base_apis", "threshold": {"op": ">=", "value": 1}, "reason": "the store is young yet"}]
+    assert "profiles.production.scaled_thresholds: the production profile holds every gate" in _error(spec_data)
+
+
 def test_unknown_promql_template_variable(spec_data):
     spec_data["analysis"]["slos"][0]["query"] = 'sum(up{namespace="$namespace"})'
     assert "analysis.slos.0.query: Value error, unknown template variables ['namespace']" in _error(spec_data)
