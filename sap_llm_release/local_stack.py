@@ -25,6 +25,7 @@ from string import Template
 import httpx
 
 from sap_llm_release.processes import alive, stop_group
+from sap_llm_release.rehearsal_stores import STORES
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import local_target
 from sap_llm_release.traffic import API_KEY_ENV
@@ -39,7 +40,12 @@ JOB_COMMANDS = {
                  str(PROJECT_DIR / "inference_images" / "loadtest" / "loadtest.py")],
 }
 JOB_ENV = {"PYTHONPATH": f"{PROJECT_DIR / 'inference_images'}:{PROJECT_DIR / 'inference_images' / 'validator'}"}
-BACKGROUND = ("traffic", "prometheus", "alertmanager", "redis")
+# Prometheus runs as three replicas (HA as in production): the first is the one the release asks, all three are
+# counted by the prometheus_replicas gate.
+PROMETHEUS_REPLICAS = ("prometheus", "prometheus-2", "prometheus-3")
+BACKGROUND = ("traffic", *PROMETHEUS_REPLICAS, "alertmanager", "redis")
+# The rehearsal's knowledge base and process memory graph (`make setup` builds them: sap_llm_release.rehearsal_stores).
+REHEARSAL_STORES = PROJECT_DIR / ".models" / "rehearsal" / "stores"
 
 
 class StackError(RuntimeError):
@@ -74,17 +80,20 @@ def _wait_http(url: str, timeout_s: float, what: str) -> None:
     raise StackError(f"{what} did not answer {url} within {timeout_s:.0f}s {last}")
 
 
-def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0) -> dict:
-    """Start the stack in ``stack_dir``; return what ``stack.json`` holds."""
+def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0,
+       stores_dir: Path = REHEARSAL_STORES) -> dict:
+    """Start the stack in ``stack_dir``; return what ``stack.json`` holds. The data stores found in ``stores_dir``
+    are the target's; one that is missing there is not configured (its gates fail saying so)."""
     for tool in ("nginx", "prometheus", "prometheus-alertmanager", "redis-server"):
         if shutil.which(tool) is None:
             raise StackError(f"{tool} is not installed (make setup installs it)")
     down(stack_dir)
     stack_dir = stack_dir.resolve()
-    for sub in ("reports", "nginx-tmp", "prometheus-data", "alertmanager-data"):
+    for sub in ("reports", "nginx-tmp", "alertmanager-data", *(f"{name}-data" for name in PROMETHEUS_REPLICAS)):
         (stack_dir / sub).mkdir(parents=True, exist_ok=True)
     ports = {"router": base_port, "blue": base_port + 1, "green": base_port + 2, "prometheus": base_port + 3,
-             "router_tls": base_port + 4, "alertmanager": base_port + 5, "redis": base_port + 7}
+             "router_tls": base_port + 4, "alertmanager": base_port + 5, "redis": base_port + 7,
+             "prometheus-2": base_port + 8, "prometheus-3": base_port + 9}
     tls = make_tls_material(stack_dir / "tls")
     auth = make_credentials(stack_dir / "auth")
     stack = {
@@ -97,11 +106,12 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "api_key": auth["api_key"],
         "jwt_secret_file": str(auth["jwt_secret_file"]),
         "prometheus_url": f"http://127.0.0.1:{ports['prometheus']}",
+        "prometheus_replicas": [f"http://127.0.0.1:{ports[name]}" for name in PROMETHEUS_REPLICAS],
         "alertmanager_url": f"http://127.0.0.1:{ports['alertmanager']}",
         "router_url": f"http://127.0.0.1:{ports['router']}",
         "public_url": f"https://127.0.0.1:{ports['router_tls']}",
         "ca_file": str(tls["ca"]),
-        "services": {"redis": f"redis://127.0.0.1:{ports['redis']}/0"},
+        "services": {"redis": f"redis://127.0.0.1:{ports['redis']}/0", **_stores(stores_dir)},
     }
     (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
     target = local_target(stack_dir)
@@ -134,7 +144,7 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         rules=str(STACK_FILES / "rules.yml"),
         blue_port=str(ports["blue"]),
         green_port=str(ports["green"]),
-        prometheus_port=str(ports["prometheus"]),
+        prometheus_targets=", ".join(f'"127.0.0.1:{ports[name]}"' for name in PROMETHEUS_REPLICAS),
         alertmanager_port=str(ports["alertmanager"]),
     )
     nowhere = f"http://127.0.0.1:{base_port + 6}"  # no PagerDuty or Slack on loopback: deliveries fail, logged
@@ -154,7 +164,8 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     _wait_http(f"{stack['alertmanager_url']}/-/ready", 30, "Alertmanager")
     _start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]), "--save", "",
                      "--appendonly", "no", "--protected-mode", "yes"], stack_dir)
-    start_prometheus(stack_dir, ports["prometheus"])
+    for name in PROMETHEUS_REPLICAS:
+        start_prometheus(stack_dir, ports[name], name)
     _wait_http(f"{stack['router_url']}/health", 10, "nginx")
     _start(
         "traffic",
@@ -163,6 +174,11 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         env={API_KEY_ENV: auth["api_key"]},
     )
     return stack
+
+
+def _stores(stores_dir: Path) -> dict[str, str]:
+    paths = {store: stores_dir.resolve() / f"{store}.sqlite" for store in STORES}
+    return {store: f"sqlite:///{path}" for store, path in paths.items() if path.exists()}
 
 
 def make_credentials(directory: Path) -> dict:
@@ -218,14 +234,15 @@ def make_tls_material(directory: Path, days: int = 90) -> dict[str, Path]:
     return paths
 
 
-def start_prometheus(stack_dir: Path, port: int) -> None:
-    """Start Prometheus on ``port`` over the stack's config and TSDB; return once it is ready."""
+def start_prometheus(stack_dir: Path, port: int, name: str = "prometheus") -> None:
+    """Start the Prometheus replica ``name`` on ``port`` over the stack's config and its own TSDB; return once it is
+    ready."""
     _start(
-        "prometheus",
+        name,
         [
             "prometheus",
             f"--config.file={stack_dir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={stack_dir / 'prometheus-data'}",
+            f"--storage.tsdb.path={stack_dir / f'{name}-data'}",
             "--storage.tsdb.retention.time=30d",
             f"--web.listen-address=127.0.0.1:{port}",
         ],

@@ -59,6 +59,7 @@ class Target:
     job_runner: JobRunner | None = None
     ca_file: str | None = None  # the CA that signed the public endpoint's certificate, when not a public CA
     services: dict[str, str] = field(default_factory=dict)  # backing services by name (redis, ...) -> URL
+    prometheus_replicas: list[str] = field(default_factory=list)  # every Prometheus of an HA pair/trio, by URL
     api_key: str | None = None  # a key the service accepts, for checks that post documents
     jwt_secret_file: str | None = None  # the key that signs the JWTs the service accepts, where the target holds it
 
@@ -92,6 +93,7 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
               **({"public": stack["public_url"]} if "public_url" in stack else {})},
         ca_file=stack.get("ca_file"),
         services=stack.get("services", {}),
+        prometheus_replicas=stack.get("prometheus_replicas", []),
         api_key=stack.get("api_key"),
         jwt_secret_file=stack.get("jwt_secret_file"),
         reports_dir=stack_dir / "reports",

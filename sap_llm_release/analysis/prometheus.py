@@ -29,6 +29,17 @@ class PrometheusProvider:
             raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
         return _single_value(result, promql)
 
+    def ready(self) -> str:
+        """The server's readiness answer (``/-/ready``); not ready or not answering raises."""
+        try:
+            response = requests.get(f"{self.url}/-/ready", timeout=self._timeout_s)
+        except requests.RequestException as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} did not answer /-/ready: {exc}") from exc
+        if response.status_code != 200:
+            raise MetricsUnavailable(f"Prometheus {self.url} is not ready: {response.status_code} "
+                                     f"{response.text.strip()[:80]!r}")
+        return response.text.strip()
+
     def flags(self) -> dict[str, str]:
         """The server's command-line flags (``/api/v1/status/flags``)."""
         return self._api("status/flags", "flags")

@@ -31,6 +31,7 @@ class CheckContext:
     reports_dir: Path | None = None
     ca_file: str | None = None
     services: dict[str, str] = field(default_factory=dict)
+    prometheus_replicas: list[str] = field(default_factory=list)
     api_key: str | None = None
     jwt_key: str | None = None
     job_results: Callable[[str], dict | None] | None = None

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
-from sap_llm_release.checks.base import Check, CheckContext, Params
+from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
 from sap_llm_release.templates import render, require_known_variables
@@ -130,3 +130,38 @@ class PrometheusTargets(Check):
         detail = f"{len(chosen) - len(down)} of {len(chosen)} targets with {selector} up" + "".join(
             f"; {t.get('scrapeUrl')} {t.get('health')}: {t.get('lastError') or 'no error text'}" for t in down)
         return Evidence.compare(len(down), threshold, detail)
+
+
+class PrometheusReplicasParams(Params):
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class PrometheusReplicas(Check):
+    """High availability: how many of the configured Prometheus replicas answer ready and scrape every job the
+    first one does (a replica that lost part of its configuration does not count). No replicas configured cannot be
+    checked."""
+
+    Params = PrometheusReplicasParams
+
+    def run(self, params: PrometheusReplicasParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        from sap_llm_release.analysis.prometheus import PrometheusProvider
+
+        if not context.prometheus_replicas:
+            raise CheckUnavailable("no Prometheus replicas are configured for this target")
+        seen, expected_jobs, counted = [], None, 0
+        for url in context.prometheus_replicas:
+            replica = PrometheusProvider(url, timeout_s=params.timeout_s)
+            try:
+                replica.ready()
+                jobs = {(target.get("labels") or {}).get("job") for target in replica.targets()}
+            except MetricsUnavailable as exc:
+                seen.append(str(exc))
+                continue
+            expected_jobs = jobs if expected_jobs is None else expected_jobs
+            if missing := sorted(str(job) for job in expected_jobs - jobs):
+                seen.append(f"{url} ready but scrapes no {', '.join(missing)}")
+                continue
+            counted += 1
+            seen.append(f"{url} ready, scraping {len(jobs)} jobs")
+        detail = f"{counted} of {len(context.prometheus_replicas)} replicas ready and scraping: " + "; ".join(seen)
+        return Evidence.compare(counted, threshold, detail)

@@ -99,7 +99,8 @@ def reference_server(serve_app, server_module) -> str:
 
 class CannedPrometheus:
     """Answers ``/api/v1/query`` from ``queries`` (PromQL -> (status, body)), ``/api/v1/status/flags`` and
-    ``/api/v1/rules``, ``/api/v1/targets``, ``/api/v1/alertmanagers``, and an Alertmanager's ``/api/v2/status``."""
+    ``/api/v1/rules``, ``/api/v1/targets``, ``/api/v1/alertmanagers``, ``/-/ready``, and an Alertmanager's
+    ``/api/v2/status``."""
 
     def __init__(self) -> None:
         self.queries: dict[str, tuple[int, object]] = {}
@@ -108,6 +109,7 @@ class CannedPrometheus:
         self.targets: tuple[int, object] = (200, {"status": "success", "data": {"activeTargets": []}})
         self.alertmanagers: tuple[int, object] = (200, {"status": "success", "data": {"activeAlertmanagers": []}})
         self.alertmanager_status: tuple[int, object] = (404, {})
+        self.ready: tuple[int, object] = (200, "Prometheus Server is Ready.\n")
         self.seen: list[str] = []
         canned = self
 
@@ -126,6 +128,8 @@ class CannedPrometheus:
                     status, body = canned.targets
                 elif url.path == "/api/v1/alertmanagers":
                     status, body = canned.alertmanagers
+                elif url.path == "/-/ready":
+                    status, body = canned.ready
                 elif url.path == "/api/v2/status":  # this server plays the Alertmanager too
                     status, body = canned.alertmanager_status
                 else:

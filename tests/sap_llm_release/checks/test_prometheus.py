@@ -14,12 +14,15 @@ from sap_llm_release.checks.prometheus import (
     PrometheusFlagParams,
     PrometheusQuery,
     PrometheusQueryParams,
+    PrometheusReplicas,
+    PrometheusReplicasParams,
     PrometheusRules,
     PrometheusRulesParams,
     PrometheusTargets,
     PrometheusTargetsParams,
 )
 from sap_llm_release.evidence import Threshold, Verdict
+from tests.sap_llm_release.conftest import CannedPrometheus
 
 RETENTION = "storage.tsdb.retention.time"
 AT_LEAST_30_DAYS = Threshold(op=">=", value=30, unit="days")
@@ -262,3 +265,58 @@ def test_the_stacks_prometheus_scrapes_itself_and_blue(fresh_stack):
     assert up("$service", colour="$blue").verdict is Verdict.PASSED
     green = up("$service", colour="$green")
     assert (green.verdict, green.measured) == (Verdict.FAILED, 1)  # no green deployed: its target is down
+
+
+# -- HA replicas -----------------------------------------------------------------------------------------------------
+
+THREE = Threshold(op=">=", value=3)
+
+
+def replicas_check(*urls: str, threshold: Threshold = THREE):
+    context = CheckContext(service="sap-llm", prometheus_replicas=list(urls))
+    return PrometheusReplicas().run(PrometheusReplicasParams(timeout_s=1), threshold, context)
+
+
+@pytest.fixture
+def canned_replicas():
+    servers = [CannedPrometheus() for _ in range(3)]
+    for server in servers:
+        server.set_targets(target("sap-llm", "blue"), target("prometheus", "self"))
+    yield servers
+    for server in servers:
+        server.close()
+
+
+def test_three_replicas_ready_and_scraping_pass(canned_replicas):
+    evidence = replicas_check(*(server.url for server in canned_replicas))
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 3)
+    assert evidence.detail.startswith("3 of 3 replicas ready and scraping: ")
+    assert evidence.detail.count("ready, scraping 2 jobs") == 3
+
+
+def test_a_replica_down_not_ready_or_missing_a_job_does_not_count(canned_replicas, free_port):
+    first, second, third = canned_replicas
+    second.ready = (503, "Service Unavailable")
+    third.set_targets(target("prometheus", "self"))
+    evidence = replicas_check(first.url, second.url, third.url, f"http://127.0.0.1:{free_port}")
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1)
+    assert f"Prometheus {second.url} is not ready: 503" in evidence.detail
+    assert f"{third.url} ready but scrapes no sap-llm" in evidence.detail
+    assert f"Prometheus http://127.0.0.1:{free_port} did not answer /-/ready" in evidence.detail
+
+
+def test_a_replica_with_unreadable_targets_does_not_count(canned_replicas):
+    canned_replicas[2].targets = (200, {"status": "success", "data": {}})
+    evidence = replicas_check(*(server.url for server in canned_replicas))
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 2)
+    assert "targets are malformed" in evidence.detail
+
+
+def test_no_replicas_configured_cannot_be_checked():
+    with pytest.raises(CheckUnavailable, match="no Prometheus replicas are configured"):
+        replicas_check()
+
+
+def test_the_stacks_three_replicas_answer_and_scrape(local_stack):
+    evidence = replicas_check(*local_stack.target.prometheus_replicas)
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 3), evidence.detail
