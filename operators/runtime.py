@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sap_llm_release.analysis.window import SLOQuery
 from sap_llm_release.checks.base import CheckContext
@@ -39,17 +40,40 @@ def connection_url(conn_id: str) -> str:
     if conn.conn_type == "sqlite":
         return f"sqlite:///{conn.host}"
     if conn.conn_type == "redis":
-        auth = f":{conn.password}@" if conn.password else ""
+        auth = f":{quote(conn.password, safe='')}@" if conn.password else ""
         return f"redis://{auth}{conn.host}:{conn.port or 6379}/{conn.extra_dejson.get('db', 0)}"
     if conn.conn_type in ("postgres", "postgresql"):
-        auth = f"{conn.login}:{conn.password}@" if conn.login else ""
+        auth = _userinfo(conn.login, conn.password)
         return f"postgresql+psycopg://{auth}{conn.host}:{conn.port or 5432}/{conn.schema}"
+    if conn.conn_type == "mongo":  # as the MongoDB provider: extra.srv for mongodb+srv://, which takes no port
+        srv = conn.extra_dejson.get("srv")
+        scheme, address = ("mongodb+srv", conn.host) if srv else ("mongodb", f"{conn.host}:{conn.port or 27017}")
+        return f"{scheme}://{_userinfo(conn.login, conn.password)}{address}/{conn.schema or ''}"
+    if conn.conn_type == "gremlin":  # as the TinkerPop provider: Cosmos DB's database as login, its graph as schema
+        user = f"/dbs/{conn.login}/colls/{conn.schema}" if conn.login and conn.schema else conn.login
+        return f"wss://{_userinfo(user, conn.password)}{conn.host}:{conn.port or 443}/"
     scheme = conn.schema if conn.schema in ("http", "https") else "http"
     return f"{scheme}://{conn.host}:{conn.port}" if conn.port else f"{scheme}://{conn.host}"
 
 
-SERVICE_CONN_IDS = {"redis": "sap_llm_redis", "otel_collector": "sap_llm_otel_collector", "jaeger": "sap_llm_jaeger",
-                    "loki": "sap_llm_loki"}
+def _userinfo(login: str | None, password: str | None) -> str:
+    """``login:password@`` percent-encoded (a Cosmos DB username holds slashes, a key ``+/=``), or nothing."""
+    if not login:
+        return ""
+    return quote(login, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+
+
+SERVICE_CONN_IDS = {
+    "redis": "sap_llm_redis",
+    "mongodb": "sap_llm_mongodb",
+    "cosmos_gremlin": "sap_llm_cosmos_gremlin",
+    "otel_collector": "sap_llm_otel_collector",
+    "jaeger": "sap_llm_jaeger",
+    "loki": "sap_llm_loki",
+    # the data stores the knowledge-base and process-memory-graph gates query (SQLAlchemy URLs)
+    "knowledge_base": "sap_llm_knowledge_base",
+    "process_memory_graph": "sap_llm_process_memory_graph",
+}
 
 
 def configured_services() -> dict[str, str]:
@@ -63,6 +87,19 @@ def configured_services() -> dict[str, str]:
         except AirflowNotFoundException:
             continue
     return urls
+
+
+def prometheus_replicas(target: Target) -> list[str]:
+    """Every Prometheus of the HA set: ``extra.replicas`` (URLs) of the ``sap_llm_prometheus`` connection where
+    given, else what the target runs."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        replicas = BaseHook.get_connection(PROMETHEUS_CONN_ID).extra_dejson.get("replicas")
+    except AirflowNotFoundException:
+        replicas = None
+    return [str(url) for url in replicas] if isinstance(replicas, list) else list(target.prometheus_replicas)
 
 
 API_CONN_ID = "sap_llm_api"
@@ -153,6 +190,7 @@ class ReleaseRun:
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
         context.slots, context.ca_file = target.slots, target.ca_file
         context.services = {**target.services, **configured_services()}
+        context.prometheus_replicas = prometheus_replicas(target)
         context.api_key, context.jwt_key = api_credentials(target)
         context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)

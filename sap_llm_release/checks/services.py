@@ -1,13 +1,20 @@
-"""A backing service asked directly: Redis answers ``PING`` through its own client; the tracing and logging backends
-answer their readiness endpoints (OpenTelemetry collector health check, Jaeger admin, Loki ``/ready``). The service's
-URL comes from the target (the local stack's own redis-server) or from its Airflow connection where one is
-configured; a service configured nowhere cannot be checked, and the gate fails saying so."""
+"""A backing service asked directly through its own client: Redis answers ``PING`` (redis-py), MongoDB the ``ping``
+command (pymongo), a Gremlin server such as Azure Cosmos DB's Gremlin API evaluates ``g.inject(1)`` (gremlinpython,
+GraphSON 2.0 as Cosmos DB requires); the tracing and logging backends answer their readiness endpoints
+(OpenTelemetry collector health check, Jaeger admin, Loki ``/ready``). The service's URL comes from the target (the
+local stack's own redis-server) or from its Airflow connection where one is configured; a service configured nowhere
+cannot be checked, and the gate fails saying so.
+
+A Gremlin URL is ``ws://`` or ``wss://`` with the credentials as its userinfo, both percent-encoded: for Cosmos DB
+the username ``/dbs/<database>/colls/<graph>`` and the account key as password, as in
+``wss://%2Fdbs%2Fkb%2Fcolls%2Fpmg:<key>@<account>.gremlin.cosmos.azure.com:443/``. No password is ever shown in the
+evidence."""
 
 from __future__ import annotations
 
 import time
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import Field
@@ -19,15 +26,17 @@ READINESS = {"otel_collector": ("/", None), "jaeger": ("/", None), "loki": ("/re
 
 
 class ServicePingParams(Params):
-    service: Literal["redis", "otel_collector", "jaeger", "loki"]
+    service: Literal["redis", "mongodb", "cosmos_gremlin", "otel_collector", "jaeger", "loki"]
     timeout_s: float = Field(default=5.0, gt=0)
 
 
 def _without_password(url: str) -> str:
+    """``url`` with its password, if it has one, shown as ``***``; any number of hosts."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    if ":" not in userinfo:
         return url
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{parts.hostname}:{parts.port}"))
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hosts}"))
 
 
 class ServicePing(Check):
@@ -39,22 +48,101 @@ class ServicePing(Check):
         url = context.services.get(params.service)
         if not url:
             raise CheckUnavailable(f"no {params.service} is configured for this target")
-        shown = _without_password(url)
         if params.service in READINESS:
             return _http_ready(url.rstrip("/"), *READINESS[params.service], params.timeout_s, threshold)
-        import redis
+        ping = {"redis": _ping_redis, "mongodb": _ping_mongodb, "cosmos_gremlin": _ping_gremlin}[params.service]
+        return ping(url, params.timeout_s, threshold)
 
-        client = redis.Redis.from_url(url, socket_timeout=params.timeout_s, socket_connect_timeout=params.timeout_s)
-        started = time.monotonic()
-        try:
-            answered = client.ping()
-        except redis.RedisError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"PING {shown} failed: {exc}", shown)
-        finally:
-            client.close()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        detail = f"PING {shown} -> {answered!r} in {elapsed_ms:.1f} ms"
-        return Evidence.compare(int(answered is True), threshold, detail, evidence_uri=shown)
+
+def _ping_redis(url: str, timeout_s: float, threshold: Threshold | None) -> Evidence:
+    """``PING``: 1 when Redis answers PONG."""
+    import redis
+
+    shown = _without_password(url)
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    started = time.monotonic()
+    try:
+        answered = client.ping()
+    except redis.RedisError as exc:
+        return Evidence(Verdict.FAILED, None, str(threshold), f"PING {shown} failed: {exc}", shown)
+    finally:
+        client.close()
+    detail = f"PING {shown} -> {answered!r} in {_ms_since(started)}"
+    return Evidence.compare(int(answered is True), threshold, detail, evidence_uri=shown)
+
+
+def _ping_mongodb(url: str, timeout_s: float, threshold: Threshold | None) -> Evidence:
+    """``ping`` on the admin database: 1 when MongoDB answers ok: 1."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    shown = _without_password(url)
+    timeout_ms = int(timeout_s * 1000)
+    started = time.monotonic()
+    try:
+        with MongoClient(
+            url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, socketTimeoutMS=timeout_ms
+        ) as client:
+            answered = client.admin.command("ping")
+    except PyMongoError as exc:
+        return Evidence(Verdict.FAILED, None, str(threshold), f"ping {shown} failed: {exc}", shown)
+    detail = f"ping {shown} -> {answered!r} in {_ms_since(started)}"
+    return Evidence.compare(int(answered.get("ok") == 1), threshold, detail, evidence_uri=shown)
+
+
+def _ping_gremlin(url: str, timeout_s: float, threshold: Threshold | None) -> Evidence:
+    """``g.inject(1)`` in GraphSON 2.0, signed in with the URL's credentials: 1 when the server answers ``[1]``."""
+    import aiohttp
+    from gremlin_python.driver import client, serializer
+    from gremlin_python.driver.protocol import ConfigurationError, GremlinServerError
+
+    shown = _without_password(url)
+    parts = urlsplit(url)
+    gremlin = client.Client(
+        urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])),
+        "g",
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        message_serializer=serializer.GraphSONSerializersV2d0(),
+        pool_size=1,
+        transport_factory=lambda: _gremlin_transport(timeout_s),
+    )
+    started = time.monotonic()
+    try:
+        answered = gremlin.submit("g.inject(1)").all().result()
+    # what the driver raises for a server that refuses, errs, closes or stays silent (TimeoutError is an OSError)
+    except (GremlinServerError, ConfigurationError, aiohttp.ClientError, OSError, RuntimeError) as exc:
+        return Evidence(Verdict.FAILED, None, str(threshold), f"g.inject(1) on {shown} failed: {exc!r}", shown)
+    finally:
+        gremlin.close()
+    detail = f"g.inject(1) on {shown} -> {answered!r} in {_ms_since(started)}"
+    return Evidence.compare(int(answered == [1]), threshold, detail, evidence_uri=shown)
+
+
+def _gremlin_transport(timeout_s: float):
+    """gremlinpython's WebSocket transport with reads, writes and the opening handshake all held to ``timeout_s``
+    (its own handshake waits as long as aiohttp's default of five minutes), and closed when the handshake fails (the
+    driver then loses track of it)."""
+    import aiohttp
+    from gremlin_python.driver.aiohttp.transport import AiohttpTransport
+
+    class Transport(AiohttpTransport):
+        def connect(self, url, headers=None):
+            async def handshake():
+                self._client_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+                self._websocket = await self._client_session.ws_connect(url, headers=headers, **self._aiohttp_kwargs)
+
+            try:
+                self._loop.run_until_complete(handshake())
+            except Exception:
+                self.close()
+                raise
+
+    return Transport(read_timeout=timeout_s, write_timeout=timeout_s)
+
+
+def _ms_since(started: float) -> str:
+    return f"{(time.monotonic() - started) * 1000:.1f} ms"
 
 
 def _http_ready(url: str, path: str, body: str | None, timeout_s: float, threshold: Threshold | None) -> Evidence:

@@ -1,0 +1,115 @@
+"""Backing services' Airflow connections become the URLs their clients take: MongoDB's and the TinkerPop provider's
+Gremlin connection types, credentials percent-encoded, ``extra.url`` winning over the fields."""
+
+from __future__ import annotations
+
+import json
+import types
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from pymongo.uri_parser import parse_uri
+
+from operators.runtime import configured_services, connection_url
+from sap_llm_release.checks.base import CheckContext
+from sap_llm_release.checks.services import ServicePing, ServicePingParams
+from sap_llm_release.evidence import Threshold, Verdict
+from tests.support.mongo_standin import MongoStandIn
+
+
+def connection(monkeypatch, conn_id: str, **fields) -> str:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    return connection_url(conn_id)
+
+
+@pytest.mark.parametrize(
+    ("fields", "url"),
+    [
+        ({"host": "kb.internal"}, "mongodb://kb.internal:27017/"),
+        (
+            {"host": "kb.internal", "port": 27018, "login": "kb", "password": "p@ss:w/rd", "schema": "knowledge"},
+            "mongodb://kb:p%40ss%3Aw%2Frd@kb.internal:27018/knowledge",
+        ),
+        (
+            {"host": "kb.example.mongodb.net", "port": 27017, "login": "kb", "password": "pw", "extra": {"srv": True}},
+            "mongodb+srv://kb:pw@kb.example.mongodb.net/",
+        ),
+    ],
+)
+def test_a_mongo_connection_is_a_url_pymongo_reads(monkeypatch, fields, url):
+    built = connection(monkeypatch, "test_mongo", conn_type="mongo", **fields)
+    assert built == url
+    if not built.startswith("mongodb+srv"):  # parsing an SRV URL looks its name up in DNS
+        parsed = parse_uri(built)
+        assert (parsed["username"], parsed["password"]) == (fields.get("login"), fields.get("password"))
+
+
+def test_a_cosmos_gremlin_connection_names_the_graph_and_encodes_the_key(monkeypatch):
+    key = "k3y+with/base64=="
+    built = connection(
+        monkeypatch,
+        "test_gremlin",
+        conn_type="gremlin",
+        host="pmg.gremlin.cosmos.azure.com",
+        login="kb",
+        schema="pmg",
+        password=key,
+    )
+    parts = urlsplit(built)
+    assert (parts.scheme, parts.hostname, parts.port, parts.path) == ("wss", "pmg.gremlin.cosmos.azure.com", 443, "/")
+    assert (unquote(parts.username), unquote(parts.password)) == ("/dbs/kb/colls/pmg", key)
+
+
+def test_extra_url_wins_over_the_fields(monkeypatch):
+    url = "ws://%2Fdbs%2Fkb%2Fcolls%2Fpmg:key@localhost:8182/gremlin"
+    assert connection(monkeypatch, "test_gremlin_url", conn_type="gremlin", host="ignored", extra={"url": url}) == url
+
+
+def test_a_mongodb_connection_is_what_the_service_ping_asks(monkeypatch):
+    with MongoStandIn() as mongo:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SAP_LLM_MONGODB",
+            json.dumps({"conn_type": "mongo", "host": "127.0.0.1", "port": mongo.port, "schema": "kb"}),
+        )
+        services = configured_services()
+        evidence = ServicePing().run(
+            ServicePingParams(service="mongodb", timeout_s=1),
+            Threshold(op="==", value=1),
+            CheckContext(service="sap-llm", services=services),
+        )
+    assert services["mongodb"] == f"mongodb://127.0.0.1:{mongo.port}/kb"
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 1), evidence.detail
+
+
+def test_a_store_connection_is_what_the_store_gates_query(monkeypatch, tmp_path):
+    from sap_llm_release.checks.stores import StoreQuery, StoreQueryParams
+    from sap_llm_release.rehearsal_stores import build
+
+    stores = build(tmp_path, history=10, test_documents=10)
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_KNOWLEDGE_BASE",
+                       json.dumps({"conn_type": "sqlite", "host": str(stores["knowledge_base"])}))
+    services = configured_services()
+    evidence = StoreQuery().run(StoreQueryParams(store="knowledge_base", sql="SELECT count(*) FROM apis"),
+                                Threshold(op=">=", value=1), CheckContext(service="sap-llm", services=services))
+    assert services["knowledge_base"] == f"sqlite:///{stores['knowledge_base']}"
+    assert evidence.verdict is Verdict.PASSED and evidence.measured > 1
+
+
+def test_postgres_and_redis_passwords_are_percent_encoded(monkeypatch):
+    postgres = connection(monkeypatch, "test_pg", conn_type="postgres", host="db", login="kb", password="a@b:c/d",
+                          schema="knowledge")
+    assert postgres == "postgresql+psycopg://kb:a%40b%3Ac%2Fd@db:5432/knowledge"
+    redis = connection(monkeypatch, "test_redis", conn_type="redis", host="cache", password="p@ss")
+    assert redis == "redis://:p%40ss@cache:6379/0"
+
+
+def test_prometheus_replicas_come_from_the_connection_else_from_the_target(monkeypatch):
+    from operators.runtime import prometheus_replicas
+
+    target = types.SimpleNamespace(prometheus_replicas=["http://local-1:9090", "http://local-2:9090"])
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_PROMETHEUS", json.dumps({"conn_type": "http", "host": "prom"}))
+    assert prometheus_replicas(target) == target.prometheus_replicas
+    replicas = ["http://prometheus-0.prometheus:9090", "http://prometheus-1.prometheus:9090"]
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_PROMETHEUS",
+                       json.dumps({"conn_type": "http", "host": "prom", "extra": {"replicas": replicas}}))
+    assert prometheus_replicas(target) == replicas
