@@ -9,12 +9,19 @@ from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.logs import LogScan
 from sap_llm_release.checks.privacy import AuditLog, PiiMasking
-from sap_llm_release.checks.prometheus import PrometheusFlag, PrometheusQuery, PrometheusRules, PrometheusTargets
+from sap_llm_release.checks.prometheus import (
+    PrometheusFlag,
+    PrometheusQuery,
+    PrometheusReplicas,
+    PrometheusRules,
+    PrometheusTargets,
+)
 from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.services import ServicePing
+from sap_llm_release.checks.stores import StoreQuery
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 from sap_llm_release.checks.tls import TlsEndpoint
-from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings
+from sap_llm_release.checks.vulnerabilities import ScanCoverage, VulnerabilityFindings
 
 CHECK_KINDS: dict[str, type[Check]] = {
     "alertmanager_receivers": AlertmanagerReceivers,
@@ -28,12 +35,15 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "log_scan": LogScan,
     "prometheus_flag": PrometheusFlag,
     "prometheus_query": PrometheusQuery,
+    "prometheus_replicas": PrometheusReplicas,
     "prometheus_rules": PrometheusRules,
     "prometheus_targets": PrometheusTargets,
     "report_metric": ReportMetric,
     "router_weight": RouterWeight,
+    "scan_coverage": ScanCoverage,
     "service_ping": ServicePing,
     "smoke_documents": SmokeDocuments,
+    "store_query": StoreQuery,
     "tls_endpoint": TlsEndpoint,
     "vulnerability_findings": VulnerabilityFindings,
 }

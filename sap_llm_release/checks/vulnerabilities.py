@@ -1,6 +1,7 @@
 """Vulnerability findings read from the scanners' own reports (Trivy JSON for images, pip-audit JSON for Python
 dependencies; the user's pipeline runs the tools, the gate reads what they wrote), held against a waiver file whose
-entries expire. A report that is missing or unreadable fails the gate: a scan nobody can read proves nothing."""
+entries expire; and the scans' coverage: every expected image has a Trivy report, every dependency was audited. A
+report that is missing or unreadable fails the gate: a scan nobody can read proves nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
@@ -104,6 +105,17 @@ def counts(finding: Finding, min_severity: str) -> bool:
         SEVERITIES.index(finding.severity) >= SEVERITIES.index(min_severity)
 
 
+def read_report(directory: Path, report: ScanReport) -> dict:
+    path = directory / report.file
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"{report.format} report {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ReportError(f"{report.format} report {path}: not a JSON object")
+    return document
+
+
 class VulnerabilityFindings(Check):
     """Measured: findings at or above ``min_severity`` (or without a severity) that no unexpired waiver covers."""
 
@@ -116,12 +128,7 @@ class VulnerabilityFindings(Check):
         try:
             findings = []
             for report in params.reports:
-                path = directory / report.file
-                try:
-                    document = json.loads(path.read_text())
-                except (OSError, ValueError) as exc:
-                    raise ReportError(f"{report.format} report {path}: {exc}") from None
-                findings += PARSERS[report.format](document, report.file)
+                findings += PARSERS[report.format](read_report(directory, report), report.file)
             waivers = read_waivers(directory / params.waivers) if params.waivers else []
         except ReportError as exc:
             return Evidence(Verdict.FAILED, None, str(threshold), str(exc), directory.as_uri())
@@ -136,3 +143,73 @@ class VulnerabilityFindings(Check):
         if expired:
             detail += f"; expired waivers: {', '.join(expired)}"
         return Evidence.compare(len(open_findings), threshold, detail, evidence_uri=directory.as_uri())
+
+
+class ScanCoverageParams(Params):
+    reports: list[ScanReport] = Field(min_length=1)
+    images: list[str] = Field(default_factory=list,
+                              description="image repositories that must each have a Trivy report (tag ignored)")
+
+    @model_validator(mode="after")
+    def _one_format(self) -> ScanCoverageParams:
+        formats = {report.format for report in self.reports}
+        if len(formats) != 1:
+            raise ValueError("reports: coverage is measured over reports of one format")
+        if formats == {"trivy"} and not self.images:
+            raise ValueError("images: name the images every Trivy scan must cover")
+        if formats == {"pip_audit"} and self.images:
+            raise ValueError("images: pip-audit reports cover dependencies, not images")
+        return self
+
+
+def _repository(artifact: str) -> str:
+    """``registry/sap-llm-server:1.2.0`` or ``...@sha256:...`` -> ``registry/sap-llm-server``."""
+    name = artifact.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+class ScanCoverage(Check):
+    """Measured: what the scans left out. Trivy: expected images with no report (matched on the artifact's
+    repository, its last path part or the whole name). pip-audit: dependencies it skipped; a report that audited no
+    dependency at all fails."""
+
+    Params = ScanCoverageParams
+
+    def run(self, params: ScanCoverageParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        directory: Path = context.require("reports_dir")
+        try:
+            documents = [(report, read_report(directory, report)) for report in params.reports]
+            if params.reports[0].format == "trivy":
+                missing, detail = _unscanned_images(documents, params.images)
+            else:
+                missing, detail = _unaudited_dependencies(documents)
+        except ReportError as exc:
+            return Evidence(Verdict.FAILED, None, str(threshold), str(exc), directory.as_uri())
+        return Evidence.compare(missing, threshold, detail, evidence_uri=directory.as_uri())
+
+
+def _unscanned_images(documents: list[tuple[ScanReport, dict]], images: list[str]) -> tuple[int, str]:
+    scanned = set()
+    for report, document in documents:
+        artifact = document.get("ArtifactName")
+        if not isinstance(artifact, str) or not isinstance(document.get("Results"), list):
+            raise ReportError(f"{report.file}: not a Trivy JSON report (no ArtifactName / Results)")
+        repository = _repository(artifact)
+        scanned |= {repository, repository.rsplit("/", 1)[-1]}
+    unscanned = [image for image in images if image not in scanned]
+    detail = f"{len(images) - len(unscanned)} of {len(images)} images have a Trivy report"
+    return len(unscanned), detail + (f"; not scanned: {', '.join(unscanned)}" if unscanned else "")
+
+
+def _unaudited_dependencies(documents: list[tuple[ScanReport, dict]]) -> tuple[int, str]:
+    audited, skipped = 0, []
+    for report, document in documents:
+        dependencies = document.get("dependencies")
+        if not isinstance(dependencies, list) or not all(isinstance(d, dict) and "name" in d for d in dependencies):
+            raise ReportError(f"{report.file}: not a pip-audit JSON report (no dependencies list)")
+        skipped += [f"{d['name']} ({d['skip_reason']})" for d in dependencies if "skip_reason" in d]
+        audited += sum("skip_reason" not in d for d in dependencies)
+    if audited + len(skipped) == 0:
+        raise ReportError("the pip-audit reports list no dependency: nothing was audited")
+    detail = f"{audited} of {audited + len(skipped)} dependencies audited"
+    return len(skipped), detail + (f"; skipped: {', '.join(skipped[:10])}" if skipped else "")

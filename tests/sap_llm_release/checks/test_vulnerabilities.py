@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 from sap_llm_release.checks.base import CheckContext
-from sap_llm_release.checks.vulnerabilities import VulnerabilityFindings, VulnerabilityFindingsParams
+from sap_llm_release.checks.vulnerabilities import (
+    ScanCoverage,
+    ScanCoverageParams,
+    VulnerabilityFindings,
+    VulnerabilityFindingsParams,
+)
 from sap_llm_release.evidence import Threshold, Verdict
 
 NONE_OPEN = Threshold(op="==", value=0)
@@ -91,7 +96,7 @@ def test_a_waiver_covers_until_it_expires(tmp_path):
 @pytest.mark.parametrize(("trivy_report", "pip_report", "message"), [
     ({"SchemaVersion": 2}, pip_audit(), "trivy-images.json: not a Trivy JSON report"),
     (trivy(), {"deps": []}, "pip-audit.json: not a pip-audit JSON report"),
-    ("a JSON string", pip_audit(), "trivy-images.json: not a Trivy JSON report"),
+    ("a JSON string", pip_audit(), "trivy-images.json: not a JSON object"),
 ])
 def test_unreadable_reports_fail(tmp_path, trivy_report, pip_report, message):
     evidence = run(tmp_path, trivy_report, pip_report)
@@ -116,3 +121,76 @@ def test_a_missing_report_fails(tmp_path):
 def test_a_malformed_waiver_file_fails(tmp_path):
     evidence = run(tmp_path, trivy(), pip_audit(), [{"id": "CVE-2024-2", "reason": "short"}])
     assert evidence.verdict is Verdict.FAILED and "waiver file" in evidence.detail
+
+
+# -- coverage: every image scanned, every dependency audited ---------------------------------------------------------
+
+IMAGES = ["sap-llm", "validator", "loadtest"]
+
+
+def coverage(tmp_path, reports: dict[str, object], fmt: str = "trivy", images=None):
+    for name, content in reports.items():
+        (tmp_path / name).write_text(content if isinstance(content, str) else json.dumps(content))
+    params = ScanCoverageParams(reports=[{"file": name, "format": fmt} for name in reports],
+                                images=IMAGES if images is None and fmt == "trivy" else images or [])
+    return ScanCoverage().run(params, NONE_OPEN, CheckContext(service="sap-llm", reports_dir=tmp_path))
+
+
+def image_report(artifact: str) -> dict:
+    return {**trivy(), "ArtifactName": artifact}
+
+
+def test_every_image_with_a_trivy_report_passes(tmp_path):
+    evidence = coverage(tmp_path, {"a.json": image_report("registry.example/sap-llm:1.1.0"),
+                                   "b.json": image_report("registry.example/sap-llm/validator@sha256:ab12"),
+                                   "c.json": image_report("loadtest")})
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0)
+    assert evidence.detail == "3 of 3 images have a Trivy report"
+
+
+def test_an_image_without_a_report_fails_naming_it(tmp_path):
+    evidence = coverage(tmp_path, {"a.json": image_report("registry.example:5000/sap-llm:1.1.0"),
+                                   "b.json": image_report("registry.example/sap-llm/validator-old:1.0")})
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 2)
+    assert evidence.detail == "1 of 3 images have a Trivy report; not scanned: validator, loadtest"
+
+
+@pytest.mark.parametrize("content", ["{not json", {"Results": []}, {"ArtifactName": "x"}, ["a list"]])
+def test_an_unreadable_or_foreign_trivy_report_fails(tmp_path, content):
+    evidence = coverage(tmp_path, {"a.json": content})
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+
+
+def test_a_missing_coverage_report_fails(tmp_path):
+    params = ScanCoverageParams(reports=[{"file": "trivy-images.json", "format": "trivy"}], images=IMAGES)
+    evidence = ScanCoverage().run(params, NONE_OPEN, CheckContext(service="sap-llm", reports_dir=tmp_path))
+    assert evidence.verdict is Verdict.FAILED and "trivy-images.json" in evidence.detail
+
+
+def test_dependencies_all_audited_pass(tmp_path):
+    evidence = coverage(tmp_path, {"pip-audit.json": pip_audit(("PYSEC-1", "jinja2"))}, fmt="pip_audit")
+    assert (evidence.verdict, evidence.measured, evidence.detail) == (Verdict.PASSED, 0, "2 of 2 dependencies audited")
+
+
+def test_skipped_dependencies_fail_naming_them(tmp_path):
+    report = pip_audit()
+    report["dependencies"].append({"name": "torch", "skip_reason": "Dependency not found on PyPI"})
+    evidence = coverage(tmp_path, {"pip-audit.json": report}, fmt="pip_audit")
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1)
+    assert evidence.detail == "1 of 2 dependencies audited; skipped: torch (Dependency not found on PyPI)"
+
+
+@pytest.mark.parametrize("content", [{"dependencies": []}, {"fixes": []}, {"dependencies": [{"version": "1"}]}])
+def test_a_pip_audit_report_that_audited_nothing_or_is_foreign_fails(tmp_path, content):
+    evidence = coverage(tmp_path, {"pip-audit.json": content}, fmt="pip_audit")
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+
+
+@pytest.mark.parametrize(("reports", "images", "message"), [
+    ([{"file": "a.json", "format": "trivy"}, {"file": "b.json", "format": "pip_audit"}], [], "reports of one format"),
+    ([{"file": "a.json", "format": "trivy"}], [], "name the images every Trivy scan must cover"),
+    ([{"file": "a.json", "format": "pip_audit"}], ["x"], "pip-audit reports cover dependencies, not images"),
+])
+def test_coverage_params_name_the_rule(reports, images, message):
+    with pytest.raises(ValueError, match=message):
+        ScanCoverageParams(reports=reports, images=images)
