@@ -104,3 +104,12 @@ def quiet_stack(fresh_stack):
     """A fresh stack with no critical alert pending or firing, for releases that must pass SLO windows."""
     fresh_stack.wait_for_no_critical_alerts()
     return fresh_stack
+
+
+@pytest.fixture
+def kube_api():
+    """A Kubernetes API server stand-in on a loopback port (tests/support/kube_api.py), fresh for each test."""
+    from tests.support.kube_api import ClusterStandIn
+
+    with ClusterStandIn() as kube:
+        yield kube

@@ -1,0 +1,77 @@
+"""The checklist's cutover and rollback switch: a Service selecting ``version: blue`` or ``version: green``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import TYPE_CHECKING
+
+import urllib3
+
+from sap_llm_release.routers.base import ALL_BLUE, Router, RouterError, Weights
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, V1Service
+
+ALL_GREEN = Weights(0, 100)
+COLOUR_OF = {ALL_BLUE: "blue", ALL_GREEN: "green"}
+
+
+class ServiceSelectorRouter(Router):
+    """Sends all traffic to the colour the Service's ``spec.selector.version`` names; no split in between."""
+
+    def __init__(self, api_client: ApiClient, *, namespace: str, service: str, timeout_s: float = 10.0) -> None:
+        from kubernetes import client
+
+        self.api = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.service = service
+        self.timeout_s = timeout_s
+
+    def describe(self) -> str:
+        return f"Service {self.namespace}/{self.service} (selector version)"
+
+    def get_weights(self) -> Weights:
+        return self._split(self._read())
+
+    def set_weights(self, weights: Weights) -> bool:
+        if weights not in COLOUR_OF:
+            raise RouterError(f"{self.describe()} switches all traffic at once: it cannot apply {weights}")
+        service = self._read()
+        with contextlib.suppress(RouterError):  # a selector naming neither colour is overwritten
+            if self._split(service) == weights:
+                return False
+        patch = {
+            "metadata": {"resourceVersion": service.metadata.resource_version},
+            "spec": {"selector": {"version": COLOUR_OF[weights]}},
+        }
+        self._call("patch", self.api.patch_namespaced_service, patch)
+        return True
+
+    def _read(self) -> V1Service:
+        return self._call("get", self.api.read_namespaced_service)
+
+    def _split(self, service: V1Service) -> Weights:
+        version = (service.spec.selector or {}).get("version")
+        for weights, colour in COLOUR_OF.items():
+            if version == colour:
+                return weights
+        raise RouterError(f"{self.describe()} selects version {version!r}, neither blue nor green")
+
+    def _call(self, verb: str, method, *body: dict):
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return method(self.service, self.namespace, *body, _request_timeout=self.timeout_s)
+        except ApiException as exc:
+            raise RouterError(f"{self.describe()} {verb} error: HTTP {exc.status} {exc.reason}{_detail(exc)}") from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise RouterError(f"{self.describe()} {verb} error: {exc}") from exc
+
+
+def _detail(exc: Exception) -> str:
+    """The message of the Kubernetes Status in an ApiException's body, when there is one."""
+    try:
+        return f": {json.loads(exc.body)['message']}"
+    except (TypeError, ValueError, KeyError):
+        return ""
