@@ -28,6 +28,7 @@ class CheckContext:
     metrics: MetricsProvider | None = None
     router: Any = None
     deployer: Any = None
+    kubernetes: Any = None  # KubernetesAccess (checks/kubernetes.py): the cluster's API client and namespace
     reports_dir: Path | None = None
     ca_file: str | None = None
     services: dict[str, str] = field(default_factory=dict)

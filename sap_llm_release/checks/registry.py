@@ -7,6 +7,15 @@ from sap_llm_release.checks.attestation import Attestation
 from sap_llm_release.checks.auth import ApiAuth
 from sap_llm_release.checks.base import Check
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
+from sap_llm_release.checks.kubernetes import (
+    KubernetesGpuNodes,
+    KubernetesNamespace,
+    KubernetesNetworkPolicies,
+    KubernetesRbac,
+    KubernetesSecrets,
+    KubernetesStorage,
+    KubernetesTlsSecret,
+)
 from sap_llm_release.checks.logs import LogScan
 from sap_llm_release.checks.privacy import AuditLog, PiiMasking
 from sap_llm_release.checks.prometheus import (
@@ -31,6 +40,13 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,
     "job_result": JobResult,
+    "kubernetes_gpu_nodes": KubernetesGpuNodes,
+    "kubernetes_namespace": KubernetesNamespace,
+    "kubernetes_network_policies": KubernetesNetworkPolicies,
+    "kubernetes_rbac": KubernetesRbac,
+    "kubernetes_secrets": KubernetesSecrets,
+    "kubernetes_storage": KubernetesStorage,
+    "kubernetes_tls_secret": KubernetesTlsSecret,
     "pii_masking": PiiMasking,
     "log_scan": LogScan,
     "prometheus_flag": PrometheusFlag,

@@ -1,0 +1,113 @@
+"""What the Kubernetes target deploys: namespace, names, image digests by release version, replicas, model volume,
+GPUs and GPU nodes, read from one YAML file (``deploy/kubernetes/settings.example.yaml``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+
+
+class KubernetesSettingsError(ValueError):
+    """Settings that cannot be used; the message names each offending field and its rule."""
+
+
+def check_repository(repository: str) -> str:
+    """``repository`` when it names an image repository without a tag or digest."""
+    if "@" in repository or ":" in repository.rsplit("/", 1)[-1]:
+        raise ValueError(f"{repository!r} carries a tag or digest; give the repository alone")
+    if not REPOSITORY.match(repository):
+        raise ValueError(f"{repository!r} is not an image repository (registry.example.com/team/name)")
+    return repository
+
+
+def check_image_reference(reference: str) -> str:
+    """``reference`` when it is a digest (``sha256:<64 hex>``) or ``<repository>@<digest>``; a tag is refused."""
+    repository, at, digest = reference.rpartition("@")
+    if DIGEST.match(digest) and (not at or check_repository(repository)):
+        return reference
+    raise ValueError(f"{reference!r} is not an image digest: give sha256:<64 hex> or <repository>@sha256:<64 hex>, "
+                     "never a tag")
+
+
+class KubernetesSettings(BaseModel):
+    """One release environment on a cluster. A colour's Deployment is ``<app>-<slot>``, labelled
+    ``app: <app>, version: <slot>``; the version it runs is its ``app.kubernetes.io/version`` label."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field(default="sap-llm-prod", pattern=DNS_LABEL)
+    app: str = Field(default="sap-llm", pattern=DNS_LABEL, max_length=50,
+                     description="the app label and the prefix of each colour's Deployment and Service")
+    image: str = Field(description="image repository without a tag, e.g. registry.example.com/sap-llm/server")
+    versions: dict[str, str] = Field(min_length=1, description="release version -> image digest (sha256:<64 hex>) "
+                                                               "or a full <repository>@sha256:<64 hex>")
+    replicas: int = Field(default=3, ge=1, le=100)
+    model_pvc: str = Field(pattern=DNS_NAME, description="PersistentVolumeClaim holding sap-llm/<version>/ with the "
+                                                         "three components; mounted read-only at /models")
+    gpus: int = Field(default=1, ge=1, le=8, description="nvidia.com/gpu per pod (1 A100 or 2 A10)")
+    node_selector: dict[str, str] = Field(default_factory=lambda: {"nvidia.com/gpu.present": "true"})
+    service_account: str = Field(default="sap-llm", pattern=DNS_NAME)
+    api_keys_secret: str = Field(default="sap-llm-api-keys", pattern=DNS_NAME)
+    db_credentials_secret: str = Field(default="sap-llm-db-credentials", pattern=DNS_NAME)
+    environment: str = Field(default="production", pattern=r"^[a-z][a-z0-9-]*$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    on_remove: Literal["scale_to_zero", "delete"] = "scale_to_zero"
+    deployment_template: Path = DEPLOY_DIR / "deployment.yaml.tmpl"
+
+    @field_validator("image")
+    @classmethod
+    def _image_is_a_repository(cls, image: str) -> str:
+        return check_repository(image)
+
+    @field_validator("versions")
+    @classmethod
+    def _versions_are_labels_pinned_by_digest(cls, versions: dict[str, str]) -> dict[str, str]:
+        for version, reference in versions.items():
+            if not LABEL_VALUE.match(version):
+                raise ValueError(f"version {version!r} is not a Kubernetes label value (letters, digits, '-', '_', "
+                                 "'.', at most 63, alphanumeric at both ends)")
+            try:
+                check_image_reference(reference)
+            except ValueError as exc:
+                raise ValueError(f"version {version!r}: {exc}") from None
+        return versions
+
+    def image_for(self, version: str) -> str:
+        """The image ``version`` runs as, by digest; KeyError for a version with none."""
+        reference = self.versions[version]
+        return reference if "@" in reference else f"{self.image}@{reference}"
+
+    def deployment_name(self, slot: str) -> str:
+        return f"{self.app}-{slot}"
+
+
+def parse_kubernetes_settings(data: object, source: str = "<settings>") -> KubernetesSettings:
+    try:
+        return KubernetesSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or '<root>'}: {error['msg']}"
+                             for error in exc.errors())
+        raise KubernetesSettingsError(f"invalid Kubernetes settings {source}: {problems}") from None
+
+
+def load_kubernetes_settings(path: str | Path) -> KubernetesSettings:
+    """Settings from a YAML file; a relative ``deployment_template`` is taken from the file's folder."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise KubernetesSettingsError(f"cannot read Kubernetes settings {path}: {exc}") from None
+    if isinstance(data, dict) and "deployment_template" in data:
+        data = {**data, "deployment_template": path.resolve().parent / str(data["deployment_template"])}
+    return parse_kubernetes_settings(data, source=str(path))
