@@ -13,6 +13,7 @@ from operators.triggers import SLOWindowTrigger
 from sap_llm_release.targets import slots_for
 
 DEFERRAL_GRACE = timedelta(minutes=5)
+WINDOW_EVENT_KEYS = {"status", "reason", "checks", "window_start", "window_end"}
 
 
 class SLOWindowSensor(BaseOperator):
@@ -47,7 +48,13 @@ class SLOWindowSensor(BaseOperator):
             timeout=window + DEFERRAL_GRACE,
         )
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any] | None:
+        if not WINDOW_EVENT_KEYS <= set(event):
+            # Not this sensor's event: on a SQLite metadata database Airflow can give a new trigger the id of one
+            # just deleted, and an event the old trigger still fires resumes this task. Watch a whole window again.
+            self.log.warning("resumed with an event that is not an SLO window's (keys %s); watching again",
+                             sorted(event))
+            return self.execute(context)
         run = ReleaseRun(self.spec_path, context)
         start, end = (datetime.fromisoformat(event[key]) for key in ("window_start", "window_end"))
         run.ledger.record_slo_window(
