@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from typing import Any
 
 from operators.base import ReleaseOperator
-from operators.runtime import ReleaseRun
-from sap_llm_release.jobs.base import JobError
+from operators.pods import base_container_exit_code, job_pod_operator
+from operators.runtime import KUBERNETES_CONN_ID, ReleaseRun
+from sap_llm_release.jobs.base import JobError, JobOutcome
 from sap_llm_release.targets import TargetError
+
+POD_RUNNER = "kubernetes_pod"
 
 
 class InferenceJobOperator(ReleaseOperator):
-    """Run one of the spec's jobs on the target's job runner; record the outcome (result JSON, digest, exit
-    status) in the ledger whatever it is. A job that ran to the end succeeds even when its own checks failed:
-    the gates that read it record those failures with their numbers. A job that left no result fails."""
+    """Run one of the spec's jobs on the target: a local process on the local target, a KubernetesPodOperator pod
+    (deferred while it runs) on a cluster. Record the outcome (result JSON, digest, exit status) in the ledger
+    whatever it is. A job that ran to the end succeeds even when its own checks failed: the gates that read it
+    record those failures with their numbers. A job that left no result fails, with its log's tail."""
 
     ui_color = "#e8daef"
 
@@ -24,14 +30,42 @@ class InferenceJobOperator(ReleaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         run = ReleaseRun(self.spec_path, context)
         job = run.spec.job(self.job)
+        args = job.render_args(run.job_variables())
+        if run.target.pods is not None:
+            # defers; the pod's trigger resumes this task in trigger_reentry
+            return job_pod_operator(job, args, run.target.pods, task_id=self.task_id,
+                                    conn_id=KUBERNETES_CONN_ID).execute(context)
         runner = run.target.job_runner
         if runner is None:
             raise TargetError(f"target {run.target.name} runs no inference jobs")
-        args = job.render_args(run.job_variables())
         outcome = runner.run(job.name, job.image, job.command, args, job.timeout.total_seconds(), job.gpus)
+        return self._record(run, outcome)
+
+    def trigger_reentry(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """The pod ended: read its result back (through the same KubernetesPodOperator) and record it."""
+        run = ReleaseRun(self.spec_path, context)
+        job = run.spec.job(self.job)
+        pod = job_pod_operator(job, job.render_args(run.job_variables()), run.target.pods, task_id=self.task_id,
+                               conn_id=KUBERNETES_CONN_ID)
+        started = context["ti"].start_date
+        try:
+            result, detail = pod.trigger_reentry(context, event), f"pod {event.get('name')} succeeded"
+        except Exception as exc:  # the pod failed, timed out or vanished: the log's tail is in the message
+            # on failure the operator still pushed what the xcom sidecar read (a result written before exit 1)
+            result = context["ti"].xcom_pull(task_ids=self.task_id, key="return_value")
+            detail = f"pod {event.get('name')} {event.get('status')}: {str(exc)[-1500:]}"
+        outcome = JobOutcome(
+            job=job.name, image=pod.image, command=job.command, runner=POD_RUNNER,
+            exit_code=base_container_exit_code(pod.pod), detail=detail,
+            result_text=None if result is None else json.dumps(result),
+            started_at=started.isoformat() if started else "", finished_at=datetime.now(timezone.utc).isoformat(),
+        )
+        return self._record(run, outcome)
+
+    def _record(self, run: ReleaseRun, outcome: JobOutcome) -> dict[str, Any]:
         run.ledger.record_job_result(run.release_id, outcome, run.writer)
         if not outcome.usable:
-            raise JobError(f"job {job.name} left no usable result: {outcome.detail}")
-        self.log.info("job %s: exit %s, passed=%s (%s)", job.name, outcome.exit_code, outcome.result.get("passed"),
-                      outcome.detail)
-        return {"job": job.name, "exit_code": outcome.exit_code, "passed": outcome.result.get("passed")}
+            raise JobError(f"job {outcome.job} left no usable result: {outcome.detail}")
+        self.log.info("job %s: exit %s, passed=%s (%s)", outcome.job, outcome.exit_code,
+                      outcome.result.get("passed"), outcome.detail)
+        return {"job": outcome.job, "exit_code": outcome.exit_code, "passed": outcome.result.get("passed")}

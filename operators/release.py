@@ -6,7 +6,7 @@ from typing import Any
 
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier, run_url
-from operators.runtime import ReleaseRun
+from operators.runtime import ReleaseRun, kubernetes_api_client
 from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import GateFailed, evaluate_gate, phase_results
@@ -28,7 +28,7 @@ class StartReleaseOperator(ReleaseOperator):
             raise RequestError(
                 "invalid release parameters: requested_by: needed when no Airflow user triggered the run"
             )
-        blue_slot = live_blue_slot(build_target(run.profile.target).router)
+        blue_slot = live_blue_slot(build_target(run.profile.target, kubernetes_api=kubernetes_api_client).router)
         run.ledger.migrate()
         run.ledger.record_release(
             run.release_id,

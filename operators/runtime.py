@@ -102,6 +102,17 @@ def prometheus_replicas(target: Target) -> list[str]:
     return [str(url) for url in replicas] if isinstance(replicas, list) else list(target.prometheus_replicas)
 
 
+KUBERNETES_CONN_ID = "sap_llm_kubernetes"
+
+
+def kubernetes_api_client() -> Any:
+    """The cluster's API client from the ``sap_llm_kubernetes`` connection (the cncf-kubernetes provider's
+    connection type: in-cluster, a kube_config, or a kube_config_path)."""
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook(conn_id=KUBERNETES_CONN_ID).api_client
+
+
 API_CONN_ID = "sap_llm_api"
 
 
@@ -171,7 +182,7 @@ class ReleaseRun:
 
     @cached_property
     def target(self) -> Target:
-        return build_target(self.profile.target, self.blue_slot)
+        return build_target(self.profile.target, self.blue_slot, kubernetes_api=kubernetes_api_client)
 
     def check_context(self) -> CheckContext:
         from sap_llm_release.analysis.prometheus import PrometheusProvider
@@ -188,7 +199,7 @@ class ReleaseRun:
             context.unavailable_reason = str(exc)
             return context
         context.endpoints, context.router, context.deployer = target, target.router, target.deployer
-        context.slots, context.ca_file = target.slots, target.ca_file
+        context.slots, context.ca_file, context.kubernetes = target.slots, target.ca_file, target.kubernetes
         context.services = {**target.services, **configured_services()}
         context.prometheus_replicas = prometheus_replicas(target)
         context.api_key, context.jwt_key = api_credentials(target)

@@ -64,6 +64,24 @@ class KubernetesSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     on_remove: Literal["scale_to_zero", "delete"] = "scale_to_zero"
     deployment_template: Path = DEPLOY_DIR / "deployment.yaml.tmpl"
+    # how traffic is split: Gateway API HTTPRoute backend weights, ingress-nginx canary annotations, or the cutover
+    # Service's selector (all or nothing); ``route`` names the HTTPRoute / green canary Ingress / Service
+    router: Literal["gateway_api", "ingress_nginx", "service_selector"] = "gateway_api"
+    route: str = Field(default="sap-llm", pattern=DNS_NAME)
+    urls: dict[str, str] = Field(description="router and public URLs; blue/green default to each slot's Service")
+    port: int = Field(default=8000, ge=1, le=65535, description="the service port of each slot's Service")
+    # inference jobs as pods: the spec's job images by digest, on GPU nodes, with the model volume read-only
+    job_images: dict[str, str] = Field(default_factory=dict,
+                                       description="spec job image (validator, loadtest) -> <repository>@sha256:...")
+    job_namespace: str | None = Field(default=None, pattern=DNS_LABEL, description="default: namespace")
+    datasets_pvc: str | None = Field(default=None, pattern=DNS_NAME,
+                                     description="PersistentVolumeClaim with the labelled sets, read-only at /datasets")
+    gpu_tolerations: list[dict[str, str]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    reports_dir: Path = Field(default=Path("/opt/airflow/reports"),
+                              description="where the pipeline leaves scanner and drill reports for the gates")
+    services: dict[str, str] = Field(default_factory=dict, description="backing services by name -> URL")
+    prometheus_replicas: list[str] = Field(default_factory=list)
 
     @field_validator("image")
     @classmethod
@@ -82,6 +100,32 @@ class KubernetesSettings(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"version {version!r}: {exc}") from None
         return versions
+
+    @field_validator("urls")
+    @classmethod
+    def _urls_name_router_and_public(cls, urls: dict[str, str]) -> dict[str, str]:
+        missing = sorted({"router", "public"} - set(urls))
+        if missing:
+            raise ValueError(f"must name the {' and '.join(missing)} URL (blue/green default to the slots' Services)")
+        if unknown := sorted(set(urls) - {"router", "public", "blue", "green"}):
+            raise ValueError(f"unknown endpoints {unknown}; known: router, public, blue, green")
+        return urls
+
+    @field_validator("job_images")
+    @classmethod
+    def _job_images_by_digest(cls, images: dict[str, str]) -> dict[str, str]:
+        for name, reference in images.items():
+            if "@" not in reference:
+                raise ValueError(f"{name}: {reference!r} is not <repository>@sha256:<64 hex>")
+            try:
+                check_image_reference(reference)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return images
+
+    def slot_url(self, slot: str) -> str:
+        """The URL of a slot: ``urls[slot]`` where given, else its Service inside the cluster."""
+        return self.urls.get(slot) or f"http://{self.deployment_name(slot)}.{self.namespace}.svc:{self.port}"
 
     def image_for(self, version: str) -> str:
         """The image ``version`` runs as, by digest; KeyError for a version with none."""

@@ -1,7 +1,10 @@
 """A release target: the router, the deployer and the endpoints of one place a release runs.
 
 ``local``: blue and green as local processes behind nginx, described by the stack directory the local stack
-wrote (``SAP_LLM_STACK_DIR``). ``kubernetes`` is not built yet and fails loudly rather than falling back.
+wrote (``SAP_LLM_STACK_DIR``). ``kubernetes``: blue and green as Deployments on a cluster, traffic split by an
+HTTPRoute, an ingress-nginx canary or the cutover Service, described by a settings file
+(``SAP_LLM_KUBERNETES_SETTINGS``, see ``deploy/kubernetes/settings.example.yaml``) and reached through the API client
+the caller gives (the Airflow layer takes it from its Kubernetes connection).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sap_llm_release.deployers.base import Deployer
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
@@ -19,6 +23,7 @@ from sap_llm_release.routers.base import Router
 from sap_llm_release.routers.nginx import NginxRouter
 
 STACK_DIR_ENV = "SAP_LLM_STACK_DIR"
+KUBERNETES_SETTINGS_ENV = "SAP_LLM_KUBERNETES_SETTINGS"
 
 
 class TargetError(RuntimeError):
@@ -62,6 +67,8 @@ class Target:
     prometheus_replicas: list[str] = field(default_factory=list)  # every Prometheus of an HA pair/trio, by URL
     api_key: str | None = None  # a key the service accepts, for checks that post documents
     jwt_secret_file: str | None = None  # the key that signs the JWTs the service accepts, where the target holds it
+    kubernetes: Any = None  # KubernetesAccess for the infrastructure checks, on a cluster
+    pods: Any = None  # KubernetesSettings for inference jobs run as pods, on a cluster (job_runner is None then)
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -105,13 +112,68 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
     )
 
 
-def build_target(kind: str, blue_slot: str = "blue") -> Target:
-    """The one place that chooses a target backend by name."""
+def kubernetes_target(settings: Any, api_client: Any, blue_slot: str = "blue") -> Target:
+    """The cluster ``settings`` (a KubernetesSettings) describe, through ``api_client`` (a kubernetes ApiClient),
+    with the checklist's roles mapped onto its two slots."""
+    from sap_llm_release.checks.kubernetes import KubernetesAccess
+    from sap_llm_release.deployers.kubernetes import KubernetesDeployer
+
+    slots = slots_for(blue_slot)
+    return Target(
+        name="kubernetes",
+        router=kubernetes_router(settings, api_client, slots),
+        deployer=KubernetesDeployer(settings, api_client, slots=slots),
+        urls={**{role: settings.slot_url(slot) for role, slot in slots.items()},
+              "router": settings.urls["router"], "public": settings.urls["public"]},
+        reports_dir=Path(settings.reports_dir),
+        slots=slots,
+        services=dict(settings.services),
+        prometheus_replicas=list(settings.prometheus_replicas),
+        kubernetes=KubernetesAccess(api_client, settings.namespace),
+        pods=settings,
+    )
+
+
+def kubernetes_router(settings: Any, api_client: Any, slots: dict[str, str]) -> Router:
+    """The router the settings name, over the roles' slots."""
+    if settings.router == "gateway_api":
+        from sap_llm_release.routers.gateway_api import HTTPRouteRouter
+
+        return HTTPRouteRouter(api_client, namespace=settings.namespace, route=settings.route,
+                               blue_service=settings.deployment_name(slots["blue"]),
+                               green_service=settings.deployment_name(slots["green"]))
+    if settings.router == "ingress_nginx":
+        if slots["green"] != "green":
+            raise TargetError("kubernetes target: the ingress-nginx canary sends its share to the green slot's "
+                              "Service only; after a promotion to that slot, use gateway_api or service_selector")
+        from sap_llm_release.routers.ingress_nginx import IngressCanaryRouter
+
+        return IngressCanaryRouter(api_client, namespace=settings.namespace, canary_ingress=settings.route)
+    from sap_llm_release.routers.service_selector import ServiceSelectorRouter
+
+    return ServiceSelectorRouter(api_client, namespace=settings.namespace, service=settings.route, slots=slots)
+
+
+def build_target(kind: str, blue_slot: str = "blue", kubernetes_api: Any = None) -> Target:
+    """The one place that chooses a target backend by name. ``kubernetes_api`` makes the cluster's API client
+    (called only for the kubernetes target)."""
     if kind == "local":
         stack_dir = os.environ.get(STACK_DIR_ENV)
         if not stack_dir:
             raise TargetError(f"local target: set {STACK_DIR_ENV} to the directory of the running local stack")
         return local_target(Path(stack_dir), blue_slot)
     if kind == "kubernetes":
-        raise TargetError("kubernetes target: no Kubernetes deployer and router are built yet")
+        from sap_llm_release.kubernetes_settings import KubernetesSettingsError, load_kubernetes_settings
+
+        path = os.environ.get(KUBERNETES_SETTINGS_ENV)
+        if not path:
+            raise TargetError(f"kubernetes target: set {KUBERNETES_SETTINGS_ENV} to the cluster's settings file "
+                              "(see deploy/kubernetes/settings.example.yaml)")
+        try:
+            settings = load_kubernetes_settings(path)
+        except KubernetesSettingsError as exc:
+            raise TargetError(f"kubernetes target: {exc}") from None
+        if kubernetes_api is None:
+            raise TargetError("kubernetes target: no Kubernetes API client was given")
+        return kubernetes_target(settings, kubernetes_api(), blue_slot)
     raise TargetError(f"unknown target {kind!r}; known: local, kubernetes")

@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
+from sap_llm_release.deployers.kubernetes import KubernetesDeployer
+from sap_llm_release.kubernetes_settings import DEPLOY_DIR
 from sap_llm_release.routers.base import ALL_BLUE, Weights
+from sap_llm_release.routers.gateway_api import HTTPRouteRouter
+from sap_llm_release.routers.ingress_nginx import IngressCanaryRouter
+from sap_llm_release.routers.service_selector import ServiceSelectorRouter
 from sap_llm_release.targets import TargetError, build_target, live_blue_slot, local_target, slots_for
 
 
@@ -54,9 +60,58 @@ def test_build_target_fails_loudly(monkeypatch, stack_dir):
     monkeypatch.delenv("SAP_LLM_STACK_DIR", raising=False)
     with pytest.raises(TargetError, match="set SAP_LLM_STACK_DIR"):
         build_target("local")
-    with pytest.raises(TargetError, match="kubernetes target: no Kubernetes deployer"):
+    monkeypatch.delenv("SAP_LLM_KUBERNETES_SETTINGS", raising=False)
+    with pytest.raises(TargetError, match="kubernetes target: set SAP_LLM_KUBERNETES_SETTINGS"):
         build_target("kubernetes")
     with pytest.raises(TargetError, match="unknown target 'moon'"):
         build_target("moon")
     monkeypatch.setenv("SAP_LLM_STACK_DIR", str(stack_dir))
     assert build_target("local", "green").slots == {"blue": "green", "green": "blue"}
+
+
+# -- kubernetes ----------------------------------------------------------------------------------------------------
+
+EXAMPLE = yaml.safe_load((DEPLOY_DIR / "settings.example.yaml").read_text())
+
+
+def settings_file(tmp_path, **overrides):
+    data = {**EXAMPLE, "deployment_template": str(DEPLOY_DIR / "deployment.yaml.tmpl"), **overrides}
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def cluster(monkeypatch, tmp_path, kube_api, blue_slot="blue", **overrides):
+    monkeypatch.setenv("SAP_LLM_KUBERNETES_SETTINGS", str(settings_file(tmp_path, **overrides)))
+    return build_target("kubernetes", blue_slot, kubernetes_api=kube_api.api_client)
+
+
+def test_kubernetes_target_from_its_settings_and_api_client(monkeypatch, tmp_path, kube_api):
+    target = cluster(monkeypatch, tmp_path, kube_api, blue_slot="green")
+    assert target.name == "kubernetes" and target.slots == {"blue": "green", "green": "blue"}
+    assert isinstance(target.deployer, KubernetesDeployer) and target.deployer.slots == target.slots
+    assert isinstance(target.router, HTTPRouteRouter)
+    assert target.router.services == {"blue": "sap-llm-green", "green": "sap-llm-blue"}
+    assert target.url("green") == "http://sap-llm-blue.sap-llm-prod.svc:8000"
+    assert target.url("public") == EXAMPLE["urls"]["public"] and target.url("router") == EXAMPLE["urls"]["router"]
+    assert target.kubernetes.namespace == "sap-llm-prod" and target.pods.job_images == EXAMPLE["job_images"]
+    assert target.job_runner is None  # jobs run as pods, through the KubernetesPodOperator
+    assert len(target.prometheus_replicas) == 3
+
+
+def test_kubernetes_routers_by_setting(monkeypatch, tmp_path, kube_api):
+    selector = cluster(monkeypatch, tmp_path, kube_api, "green", router="service_selector").router
+    assert isinstance(selector, ServiceSelectorRouter) and selector.slots == {"blue": "green", "green": "blue"}
+    assert isinstance(cluster(monkeypatch, tmp_path, kube_api, router="ingress_nginx").router, IngressCanaryRouter)
+    with pytest.raises(TargetError, match="ingress-nginx canary sends its share to the green slot's Service only"):
+        cluster(monkeypatch, tmp_path, kube_api, "green", router="ingress_nginx")
+
+
+def test_kubernetes_settings_errors_name_the_field(monkeypatch, tmp_path, kube_api):
+    with pytest.raises(TargetError, match=r"urls: .*must name the public URL"):
+        cluster(monkeypatch, tmp_path, kube_api, urls={"router": "http://sap-llm:8000"})
+    with pytest.raises(TargetError, match=r"job_images: .*validator: .* is not <repository>@sha256"):
+        cluster(monkeypatch, tmp_path, kube_api, job_images={"validator": "registry.example.com/validator:1.0"})
+    monkeypatch.setenv("SAP_LLM_KUBERNETES_SETTINGS", str(settings_file(tmp_path)))
+    with pytest.raises(TargetError, match="no Kubernetes API client was given"):
+        build_target("kubernetes")

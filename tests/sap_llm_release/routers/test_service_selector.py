@@ -100,3 +100,13 @@ def test_a_stalled_answer_times_out(kube_api, router):
     with pytest.raises(RouterError, match=r"\(selector version\) patch error: .*Read timed out"):
         router.set_weights(Weights(0, 100))
     assert time.monotonic() - started < 3
+
+
+def test_roles_map_onto_the_slots_after_a_promotion(kube_api):
+    """After a promotion the slot labelled green serves production: it is the blue role now."""
+    kube_api.put(service({"app": "sap-llm", "version": "green"}))
+    router = ServiceSelectorRouter(kube_api.api_client(), namespace=NAMESPACE, service=SERVICE, timeout_s=0.5,
+                                   slots={"blue": "green", "green": "blue"})
+    assert router.get_weights() == Weights(100, 0)
+    assert router.set_weights(Weights(0, 100)) is True
+    assert live_selector(kube_api) == {"app": "sap-llm", "version": "blue"}
