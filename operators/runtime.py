@@ -113,6 +113,14 @@ def kubernetes_api_client() -> Any:
     return KubernetesHook(conn_id=KUBERNETES_CONN_ID).api_client
 
 
+def kubernetes_connection_extras() -> dict[str, Any]:
+    """The ``sap_llm_kubernetes`` connection's extras, resolved before deferring so that a trigger reaches the
+    cluster without a connection lookup in the triggerer (as the KubernetesPodOperator does)."""
+    from airflow.sdk import BaseHook
+
+    return BaseHook.get_connection(KUBERNETES_CONN_ID).extra_dejson
+
+
 API_CONN_ID = "sap_llm_api"
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import os
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -11,23 +12,50 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
-from operators.runtime import ReleaseRun
+from operators.runtime import ReleaseRun, kubernetes_connection_extras
 from operators.states import FAILED_STATES, task_states
+from operators.triggers import RolloutTrigger
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import phase_results
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC, Gate
+from sap_llm_release.targets import STACK_DIR_ENV
 
 
 class DeployGreenOperator(ReleaseOperator):
-    """Run the requested version as green (no traffic yet)."""
+    """Run the requested version as green (no traffic yet), then wait in the triggerer (no worker slot held) until
+    its rollout is ready, for at most ``ready_timeout``."""
 
     ui_color = "#d6eaf8"
 
-    def execute(self, context: Any) -> str:
+    def __init__(self, *, ready_timeout: timedelta = timedelta(minutes=30), poll_interval_s: float = 2.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ready_timeout = ready_timeout
+        self.poll_interval_s = poll_interval_s
+
+    def execute(self, context: Any) -> None:
         run = ReleaseRun(self.spec_path, context)
         changed = run.target.deployer.deploy("green", run.request.version)
         run.event("green_deployed", f"{run.request.version} {'started' if changed else 'already running'} as green")
+        deadline = datetime.now(timezone.utc) + self.ready_timeout
+        where = {"target": run.target.name, "colour": "green", "deadline": deadline.isoformat(),
+                 "interval_s": self.poll_interval_s, "blue_slot": run.blue_slot}
+        if run.target.pods is not None:
+            settings = run.target.pods
+            where |= {"namespace": settings.namespace, "connection_extras": kubernetes_connection_extras(),
+                      "deployment": settings.deployment_name(run.target.slots["green"])}
+        else:
+            where |= {"stack_dir": os.environ.get(STACK_DIR_ENV, "")}
+        self.defer(trigger=RolloutTrigger(**where), method_name="execute_complete",
+                   timeout=self.ready_timeout + timedelta(minutes=5))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> str:
+        run = ReleaseRun(self.spec_path, context)
+        if not event.get("ready"):
+            run.event("green_not_ready", event.get("seen", ""))
+            raise AirflowFailException(f"green {run.request.version} did not become ready: {event.get('seen')}")
+        run.event("green_ready", event["seen"])
         return run.request.version
 
 

@@ -127,3 +127,74 @@ class ApprovalGuardTrigger(HITLTrigger):
                     return
             await asyncio.sleep(min(self.poke_interval, max(0.0, next_check - asyncio.get_running_loop().time()))
                                 if provider is not None else self.poke_interval)
+
+
+class RolloutFailed(RuntimeError):
+    """The rollout cannot become ready by waiting longer."""
+
+
+class RolloutTrigger(BaseTrigger):
+    """Waits in the triggerer until a colour's rollout is done or the deadline passes, and yields
+    ``{"ready": bool, "seen": str}``. On a cluster it reads the Deployment's status through the provider's async
+    Kubernetes hook (the connection's extras resolved before deferring, as the KubernetesPodOperator does); on the
+    local stack it probes the slot's readiness endpoint through the local deployer."""
+
+    def __init__(self, *, target: str, colour: str, deadline: str, interval_s: float, blue_slot: str = "blue",
+                 stack_dir: str = "", namespace: str = "", deployment: str = "",
+                 connection_extras: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.target, self.colour, self.deadline, self.interval_s = target, colour, deadline, interval_s
+        self.blue_slot, self.stack_dir = blue_slot, stack_dir
+        self.namespace, self.deployment, self.connection_extras = namespace, deployment, connection_extras
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"target": self.target, "colour": self.colour, "deadline": self.deadline, "interval_s": self.interval_s,
+             "blue_slot": self.blue_slot, "stack_dir": self.stack_dir, "namespace": self.namespace,
+             "deployment": self.deployment, "connection_extras": self.connection_extras},
+        )
+
+    async def run(self):
+        deadline = datetime.fromisoformat(self.deadline)
+        probe = self._deployment_state if self.target == "kubernetes" else self._local_state
+        while True:
+            remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
+            try:
+                ready, seen = await probe(max(0.1, min(self.interval_s, remaining)))
+            except RolloutFailed as exc:
+                yield TriggerEvent({"ready": False, "seen": str(exc)})
+                return
+            except Exception as exc:  # an unreachable API is "not ready yet" until the deadline
+                ready, seen = False, f"{type(exc).__name__}: {exc}"
+            if ready or remaining <= 0:
+                yield TriggerEvent({"ready": ready, "seen": seen})
+                return
+            await asyncio.sleep(max(0.0, min(self.interval_s, remaining)))
+
+    async def _deployment_state(self, timeout_s: float) -> tuple[bool, str]:
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
+        from kubernetes_asyncio import client
+
+        from sap_llm_release.deployers.kubernetes import rollout_state, stalled_reason
+
+        hook = AsyncKubernetesHook(conn_id=None, connection_extras=self.connection_extras or {})
+        async with hook.get_conn() as api:
+            live = await client.AppsV1Api(api).read_namespaced_deployment(
+                self.deployment, self.namespace, _request_timeout=timeout_s)
+            deployment = api.sanitize_for_serialization(live)
+        done, seen = rollout_state(deployment)
+        where = f"deployment {self.namespace}/{self.deployment}"
+        if stalled := stalled_reason(deployment):
+            raise RolloutFailed(f"{where} rollout stalled: {seen}; {stalled}")
+        return done, f"{where}: {seen}"
+
+    async def _local_state(self, timeout_s: float) -> tuple[bool, str]:
+        from pathlib import Path
+
+        from sap_llm_release.targets import local_target
+
+        deployer = local_target(Path(self.stack_dir), self.blue_slot).deployer
+        if deployer.running_version(self.colour) is None:
+            raise RolloutFailed(f"local {self.colour} is not running: {deployer.logs(self.colour)[-500:]}")
+        return await asyncio.to_thread(deployer.wait_ready, self.colour, timeout_s)

@@ -73,7 +73,7 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     assert "failed" not in verdicts.values()
     assert verdicts["smoke_documents"] == "passed" and verdicts["business_touchless_rate"] == "passed"
     events = [e["event"] for e in record["release_events"]]
-    assert events == ["started", "green_deployed", "blue_decommissioned", "promoted"]
+    assert events == ["started", "green_deployed", "green_ready", "blue_decommissioned", "promoted"]
     assert record["rollbacks"] == []
     slack, pagerduty = notifications
     thread = slack_thread(slack, dag_run.run_id)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from operators.triggers import ApprovalGuardTrigger, SLOWindowTrigger
+from operators.triggers import ApprovalGuardTrigger, RolloutTrigger, SLOWindowTrigger
 
 
 def _dead_url() -> str:
@@ -125,3 +126,78 @@ def test_no_answer_by_the_deadline_records_the_default_reject(hitl_record):
     event = asyncio.run(_first_event(_approval_trigger(_dead_url(), slos=False, timeout_s=0.2)))
     assert event["chosen_options"] == ["Reject"] and event["timedout"] is True
     assert hitl_record.updates == [["Reject"]]
+
+
+# -- rollout -----------------------------------------------------------------------------------------------------------
+
+def _deployment(name: str, conditions: list[dict] | None = None) -> dict:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "sap-llm-prod", "labels": {"app": "sap-llm"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "sap-llm"}},
+                 "template": {"metadata": {"labels": {"app": "sap-llm"}},
+                              "spec": {"containers": [{"name": "sap-llm", "image": "x@sha256:" + "a" * 64}]}}},
+    }
+    if conditions:
+        deployment["status"] = {"conditions": conditions}
+    return deployment
+
+
+def _rollout(kube, name: str, wait_s: float) -> RolloutTrigger:
+    return RolloutTrigger(target="kubernetes", colour="green", interval_s=0.05, namespace="sap-llm-prod",
+                          deployment=name, connection_extras={"kube_config": kube.kube_config()},
+                          deadline=(datetime.now(timezone.utc) + timedelta(seconds=wait_s)).isoformat())
+
+
+def test_rollout_serializes_for_the_triggerer(kube_api):
+    trigger = _rollout(kube_api, "sap-llm-green", 5)
+    path, kwargs = trigger.serialize()
+    assert path == "operators.triggers.RolloutTrigger"
+    assert RolloutTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_rolled_out_deployment_is_ready_through_the_async_client(kube_api):
+    kube_api.put(_deployment("sap-llm-green"))
+    event = asyncio.run(_first_event(_rollout(kube_api, "sap-llm-green", 5)))
+    assert event["ready"] is True
+    assert event["seen"] == "deployment sap-llm-prod/sap-llm-green: generation 1 observed 1, 2/2 ready, 2/2 updated"
+
+
+def test_a_held_rollout_is_not_ready_at_the_deadline(kube_api):
+    kube_api.hold_rollout("sap-llm-green")
+    kube_api.put(_deployment("sap-llm-green"))
+    started = time.monotonic()
+    event = asyncio.run(_first_event(_rollout(kube_api, "sap-llm-green", 0.5)))
+    assert event["ready"] is False and "0/2 ready" in event["seen"]
+    assert 0.4 < time.monotonic() - started < 5
+
+
+def test_a_stalled_rollout_ends_the_wait_at_once(kube_api):
+    kube_api.hold_rollout("sap-llm-green")
+    kube_api.put(_deployment("sap-llm-green", [{"type": "Progressing", "status": "False",
+                                                "reason": "ProgressDeadlineExceeded",
+                                                "message": "ReplicaSet has timed out progressing."}]))
+    started = time.monotonic()
+    event = asyncio.run(_first_event(_rollout(kube_api, "sap-llm-green", 30)))
+    assert event["ready"] is False and "rollout stalled" in event["seen"] and "timed out progressing" in event["seen"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_missing_deployment_is_not_ready_at_the_deadline(kube_api):
+    event = asyncio.run(_first_event(_rollout(kube_api, "sap-llm-green", 0.3)))
+    assert event["ready"] is False and "404" in event["seen"]
+
+
+def _local_rollout(stack_dir, colour: str, wait_s: float) -> RolloutTrigger:
+    return RolloutTrigger(target="local", colour=colour, interval_s=0.1, stack_dir=str(stack_dir),
+                          deadline=(datetime.now(timezone.utc) + timedelta(seconds=wait_s)).isoformat())
+
+
+@pytest.mark.stack
+def test_the_local_stack_rollout_is_its_readiness_endpoint(local_stack):
+    ready = asyncio.run(_first_event(_local_rollout(local_stack.dir, "blue", 10)))
+    assert ready["ready"] is True and "/health/ready -> 200" in ready["seen"]
+    started = time.monotonic()
+    absent = asyncio.run(_first_event(_local_rollout(local_stack.dir, "green", 30)))
+    assert absent["ready"] is False and "local green is not running" in absent["seen"]
+    assert time.monotonic() - started < 5
