@@ -1,5 +1,6 @@
-"""A full release rehearsal on the embedded default: the local stack, Airflow (standalone, LocalExecutor), the
-release DAG triggered through Airflow's REST API, progress phase by phase, and a summary read from the ledger.
+"""A full release rehearsal on the embedded default: the local stack, Airflow (standalone, LocalExecutor, its
+metadata in a throwaway PostgreSQL), the release DAG triggered through Airflow's REST API, progress phase by phase,
+and a summary read from the ledger.
 
     python scripts/demo.py                      # a clean release
     python scripts/demo.py --inject-errors-at 20  # errors in green during the 20 % step: automatic rollback
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from sap_llm_release import local_stack  # noqa: E402
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
+from sap_llm_release.local_postgres import temporary_postgres  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
 from sap_llm_release.targets import local_target  # noqa: E402
 
@@ -238,7 +240,14 @@ def main() -> int:
     parser.add_argument("--version", default="1.1.0")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started, as on Ctrl-C
+    with temporary_postgres("airflow", driver="psycopg2") as metadata_url:
+        if metadata_url is None:
+            raise SystemExit("PostgreSQL is not installed (make setup installs Debian's postgresql)")
+        return rehearse(args, metadata_url)
 
+
+def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
+    """The rehearsal, with Airflow's metadata in the PostgreSQL database at ``metadata_url``."""
     stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
     stack_dir.mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
@@ -255,6 +264,7 @@ def main() -> int:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__API__PORT": str(args.airflow_port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{args.airflow_port}/execution/",

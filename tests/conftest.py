@@ -30,7 +30,7 @@ os.environ.update(
     }
 )
 
-from tests.support.postgres import temporary_postgres  # noqa: E402
+from sap_llm_release.local_postgres import temporary_postgres  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
-"""A throwaway PostgreSQL server (Debian's binaries) for the ledger tests: initdb in a temp dir, run as the
-``postgres`` user on a loopback port, removed afterwards."""
+"""A throwaway PostgreSQL server (Debian's binaries): initdb in a temp dir, run as the ``postgres`` user on a
+loopback port, removed afterwards. The demo keeps Airflow's metadata in one (on SQLite, Airflow can give a new
+trigger the id of one just deleted, and the old trigger's event then resumes the wrong task); the ledger tests run
+on one."""
 
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def temporary_postgres():
-    """Yield a SQLAlchemy URL of a fresh database, or None when PostgreSQL is not installed."""
+def temporary_postgres(database: str = "ledger_test", driver: str = "psycopg"):
+    """Yield a SQLAlchemy URL (``postgresql+<driver>``) of a fresh database, or None when PostgreSQL is not
+    installed."""
     binaries = _binaries()
     if binaries is None:
         yield None
@@ -58,8 +61,8 @@ def temporary_postgres():
                 raise RuntimeError("PostgreSQL did not become ready")
             time.sleep(0.2)
         subprocess.run(_as_postgres([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                                     "ledger_test"]), check=True, capture_output=True)
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/ledger_test"
+                                     database]), check=True, capture_output=True)
+        yield f"postgresql+{driver}://postgres@127.0.0.1:{port}/{database}"
     finally:
         subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]),
                        capture_output=True)
