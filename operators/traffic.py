@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -212,20 +213,30 @@ class RollbackOperator(ReleaseOperator):
         return {"cause": cause, "detail": detail}
 
     @staticmethod
-    def _verify_blue(run: ReleaseRun, probes: int = 10) -> tuple[bool, str]:
+    def _verify_blue(run: ReleaseRun, probes: int = 10, settle_s: float = 30.0) -> tuple[bool, str]:
+        """Blue ready, and every one of ``probes`` requests through the router answered by blue's slot. A router
+        object (an HTTPRoute, a canary Ingress) is applied by its controller a moment after it is written, so rounds
+        of probes are repeated for up to ``settle_s``."""
         ready, detail = run.target.deployer.wait_ready("blue", 60)
         if not ready:
             return False, f"blue not ready: {detail}"
-        url = run.target.url("router") + "/health"
-        served_by = []
+        url, blue = run.target.url("router") + "/health", run.target.slots["blue"]
+        started = time.monotonic()
         with httpx.Client(timeout=5) as client:
-            for _ in range(probes):
-                try:
-                    served_by.append(client.get(url).json().get("colour"))
-                except (httpx.HTTPError, ValueError) as exc:
-                    served_by.append(f"error {exc!r}")
-        healthy = served_by.count("blue") == probes
-        return healthy, f"{served_by.count('blue')}/{probes} requests through the router answered by blue"
+            while True:
+                served_by = []
+                for _ in range(probes):
+                    try:
+                        served_by.append(client.get(url).json().get("colour"))
+                    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                        served_by.append(f"error {exc!r}")
+                waited = time.monotonic() - started
+                if served_by.count(blue) == probes or waited >= settle_s:
+                    break
+                time.sleep(1)
+        healthy = served_by.count(blue) == probes
+        return healthy, (f"{served_by.count(blue)}/{probes} requests through the router answered by blue "
+                         f"(slot {blue}) after {waited:.1f}s")
 
     @staticmethod
     def _cause(run: ReleaseRun, context: Any) -> str:

@@ -14,8 +14,10 @@ kmock 0.8 lacks.
   subresource;
 * ``labelSelector`` (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) and ``fieldSelector`` (any dotted
   field, ``=``, ``==``, ``!=``) on lists and watches;
-* a deployment controller (status follows the spec unless ``hold_rollout``) and a kubelet that runs pods as scripted
-  (``script_pod``), with the ``log`` and ``exec`` subresources the KubernetesPodOperator uses;
+* a deployment controller (status follows the spec unless ``hold_rollout``; ``complete_rollout`` makes a held
+  deployment's current spec ready) and a kubelet that runs pods as scripted (``script_pod``) or as an ``on_pod`` hook
+  decides, with the ``log`` and ``exec`` subresources the KubernetesPodOperator uses; ``serve_pod_log`` gives a pod
+  that no kubelet runs (one ``put`` in) a log;
 * ``fail_next`` / ``stall_next`` fault injection.
 
 kmock's ``Server`` hooks aiohttp's resolver while it runs: stop stand-ins in the reverse order of starting them.
@@ -187,7 +189,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     _revision: int = attrs.field(default=0, init=False)
     _held: set[str] = attrs.field(factory=set, init=False)
+    _completed: dict[str, int] = attrs.field(factory=dict, init=False)  # held deployment -> generation made ready
     _scripts: list[PodScript] = attrs.field(factory=list, init=False)
+    _pod_hooks: list[Callable[[dict], PodScript | None]] = attrs.field(factory=list, init=False)
+    _log_sources: dict[tuple[str, str], Callable[[], str]] = attrs.field(factory=dict, init=False)
     _faults: list[_Fault] = attrs.field(factory=list, init=False)
     _seen: list[SeenRequest] = attrs.field(factory=list, init=False)
     _pod_runs: dict[tuple, _PodRun] = attrs.field(factory=dict, init=False)
@@ -224,8 +229,28 @@ class KubeEmulator(kmock.KubernetesEmulator):
         for key in [key for key in self._objects.keys() if key[0].plural == "deployments" and key[2] == name]:
             await self._roll_out(key)
 
+    async def complete_rollout(self, name: str) -> None:
+        for key in [key for key in self._objects.keys() if key[0].plural == "deployments" and key[2] == name]:
+            deployment = self._current(key)
+            if deployment is not None:
+                self._completed[name] = deployment["metadata"].get("generation", 1)
+                await self._roll_out(key)
+
     def script_pod(self, script: PodScript) -> None:
         self._scripts.append(script)
+
+    def on_pod(self, hook: Callable[[dict], PodScript | None]) -> None:
+        self._pod_hooks.append(hook)
+
+    def serve_pod_log(self, namespace: str, name: str, read: Callable[[], str]) -> None:
+        self._log_sources[(namespace, name)] = read
+
+    async def delete(self, plural: str, name: str, namespace: str | None = None) -> bool:
+        found = [key for key in self._objects.keys() if key[0].plural == plural and key[1] == namespace
+                 and key[2] == name and not self._objects[key].deleted]
+        for key in found:
+            await self._delete(key, self._current(key))
+        return bool(found)
 
     def inject(self, fault: _Fault) -> None:
         self._faults.append(fault)
@@ -408,7 +433,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if run is not None and not run.has_started(container):
             raise _api_error(400, "BadRequest", f'container "{container}" in pod "{request.name}" is waiting to '
                              "start: ContainerCreating")
-        lines = run.log_lines(container) if run is not None else []
+        if run is not None:
+            lines = run.log_lines(container)
+        elif read := self._log_sources.get((request.namespace, request.name)):
+            now = _utcnow()
+            lines = [(now, line) for line in (await asyncio.to_thread(read)).splitlines()]
+        else:
+            lines = []
         if "sinceSeconds" in request.params:
             since = _utcnow() - datetime.timedelta(seconds=int(request.params["sinceSeconds"]))
             lines = [(moment, line) for moment, line in lines if moment >= since]
@@ -463,7 +494,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         deployment = self._current(key)
         if deployment is None:
             return
-        status = _deployment_status(deployment, held=key[2] in self._held)
+        held = key[2] in self._held and self._completed.get(key[2]) != deployment["metadata"].get("generation", 1)
+        status = _deployment_status(deployment, held=held)
         if deployment.get("status") != status:
             deployment["status"] = status
             await self._store(key, deployment, "MODIFIED")
@@ -471,17 +503,24 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def _start_kubelet(self, key: tuple, pod: dict) -> None:
         script = next((script for script in reversed(self._scripts) if script.fits(pod)), PodScript(match=""))
         run = _PodRun(script=script, containers=pod["spec"].get("containers", []))
-        run.task = asyncio.create_task(self._kubelet(key, run))
+        run.task = asyncio.create_task(self._kubelet(key, run, pod))
         self._pod_runs[key] = run
 
-    async def _kubelet(self, key: tuple, run: _PodRun) -> None:
+    async def _kubelet(self, key: tuple, run: _PodRun, pod: dict) -> None:
         await asyncio.sleep(KUBELET_STEP_S)
         run.wait()
         await self._write_pod_status(key, run)
         await asyncio.sleep(KUBELET_STEP_S)
         run.start()
         await self._write_pod_status(key, run)
-        await asyncio.sleep(run.script.run_s)
+        decided = None
+        for hook in reversed(self._pod_hooks):  # the latest hook that decides wins; the containers run meanwhile
+            if (decided := await asyncio.to_thread(hook, copy.deepcopy(pod))) is not None:
+                break
+        if decided is None:
+            await asyncio.sleep(run.script.run_s)
+        else:
+            run.script = decided
         for container in run.containers:
             if container["name"] != SIDECAR:
                 run.finish(container["name"], run.script.exit_code)
@@ -615,6 +654,26 @@ class ClusterStandIn:
     def hold_rollout(self, name: str) -> None:
         """Keep the deployments called ``name``, existing or created later, unready (readyReplicas 0)."""
         self._in_loop(self._emulator.hold_rollout, name)
+
+    def complete_rollout(self, name: str) -> None:
+        """Make the current spec of the held deployments called ``name`` ready; a later spec change is held again."""
+        self._in_loop(self._emulator.complete_rollout, name)
+
+    def on_pod(self, hook: Callable[[dict], PodScript | None]) -> None:
+        """Pods created from now on: once their containers run, ``hook(pod)`` is called in a worker thread, and the
+        containers (the xcom sidecar excepted) keep running until it returns; they then end as the PodScript it
+        returns says (its ``run_s`` unused). A hook that returns None leaves the pod to the scripts. The latest hook
+        is asked first."""
+        self._in_loop(self._emulator.on_pod, hook)
+
+    def serve_pod_log(self, namespace: str, name: str, read: Callable[[], str]) -> None:
+        """The log of the pod ``namespace/name`` that no kubelet runs (one seeded with ``put``) is ``read()``, called
+        in a worker thread on each request; every line carries the time of the request."""
+        self._in_loop(self._emulator.serve_pod_log, namespace, name, read)
+
+    def delete(self, plural: str, name: str, namespace: str | None = None) -> bool:
+        """Delete an object without HTTP (watchers see DELETED); False when there was none."""
+        return self._in_loop(self._emulator.delete, plural, name, namespace)
 
     def script_pod(self, match: str, exit_code: int = 0, log: str = "", result: Any = None, run_s: float = 0.2):
         """Pods created from now on whose name starts with ``match`` or with an image equal to it: after ``run_s``
