@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from operators.base import ReleaseOperator
-from operators.pods import base_container_exit_code, job_pod_operator
+from operators.pods import base_container_end, job_pod_operator
 from operators.runtime import KUBERNETES_CONN_ID, ReleaseRun
 from sap_llm_release.jobs.base import JobError, JobOutcome
 from sap_llm_release.targets import TargetError
@@ -49,14 +49,17 @@ class InferenceJobOperator(ReleaseOperator):
                                conn_id=KUBERNETES_CONN_ID)
         started = context["ti"].start_date
         try:
-            result, detail = pod.trigger_reentry(context, event), f"pod {event.get('name')} succeeded"
-        except Exception as exc:  # the pod failed, timed out or vanished: the log's tail is in the message
+            result, failure = pod.trigger_reentry(context, event), None
+        except Exception as exc:  # the pod failed, timed out or vanished
             # on failure the operator still pushed what the xcom sidecar read (a result written before exit 1)
-            result = context["ti"].xcom_pull(task_ids=self.task_id, key="return_value")
-            detail = f"pod {event.get('name')} {event.get('status')}: {str(exc)[-1500:]}"
+            result, failure = context["ti"].xcom_pull(task_ids=self.task_id, key="return_value"), exc
+        exit_code, message = base_container_end(pod.pod)
+        detail = f"pod {event.get('name')}: {event.get('status')}, exit {exit_code}"
+        if failure is not None:
+            detail += f"; {message[-1500:] or str(failure).splitlines()[0][:500]}"
         outcome = JobOutcome(
             job=job.name, image=pod.image, command=job.command, runner=POD_RUNNER,
-            exit_code=base_container_exit_code(pod.pod), detail=detail,
+            exit_code=exit_code, detail=detail,
             result_text=None if result is None else json.dumps(result),
             started_at=started.isoformat() if started else "", finished_at=datetime.now(timezone.utc).isoformat(),
         )

@@ -53,10 +53,11 @@ def job_pod_operator(job: Job, args: list[str], settings: Any, *, task_id: str, 
     )
 
 
-def base_container_exit_code(pod: Any) -> int | None:
-    """The exit code of the job's container in a pod the operator read back, or None when it did not end."""
+def base_container_end(pod: Any) -> tuple[int | None, str]:
+    """How the job's container in a pod the operator read back ended: its exit code (None when it did not end) and
+    its termination message (the log's tail when it failed, by ``FallbackToLogsOnError``)."""
     statuses = (pod.status.container_statuses or []) if pod is not None and pod.status else []
     for status in statuses:
         if status.name == "base" and status.state and status.state.terminated:
-            return status.state.terminated.exit_code
-    return None
+            return status.state.terminated.exit_code, (status.state.terminated.message or "").strip()
+    return None, ""

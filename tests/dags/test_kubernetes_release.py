@@ -23,6 +23,7 @@ from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import load_spec
 from sap_llm_release.targets import KUBERNETES_SETTINGS_ENV
 from tests.support.cluster_dataplane import JOB_LABEL, ClusterDataPlane
+from tests.support.kube_api import PodScript
 from tests.support.runs import SPEC_FILE, release_conf, release_id, run_release
 from tests.support.stack import LiveStack
 
@@ -260,4 +261,29 @@ def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(cluster, ledger):
     assert (rollback["blue_weight_after"], rollback["green_removed"], rollback["blue_healthy"]) == (100, 1, 1)
     assert f"step_{breach_at:03d}" in rollback["cause"] and "error_rate" in rollback["cause"]
     assert record["release_events"][-1]["event"] == "rolled_back"
+    assert _job_pods(cluster) == []
+
+
+def test_a_gpu_pod_that_fails_fails_its_job_with_the_pods_log_and_touches_no_traffic(cluster, ledger):
+    """The evaluation pod dies (exit 1, no result): the job fails with the pod's log tail, the ledger keeps it, the
+    gates reading the job never pass, and the release ends before any traffic moves."""
+
+    def out_of_memory(pod: dict) -> PodScript | None:
+        if (pod["metadata"].get("labels") or {}).get(JOB_LABEL) != "model_evaluation":
+            return None
+        return PodScript(pod["metadata"]["name"], exit_code=1, log="loading weights\nCUDA error: out of memory")
+
+    cluster.kube.on_pod(out_of_memory)
+    dag_run, states = run_release(release_conf(profile=PROFILE))
+
+    assert dag_run.state == "failed"
+    assert states["model_validation.run_model_evaluation"] == "failed"
+    assert states["model_validation.vision_encoder_classification_accuracy"] == "upstream_failed"
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    record = ledger.release_record(release_id(dag_run))
+    (job,) = [row for row in record["job_results"] if row["job"] == "model_evaluation"]
+    assert (job["runner"], job["exit_code"], job["result_json"]) == ("kubernetes_pod", 1, None)
+    assert "CUDA error: out of memory" in job["detail"]
+    assert record["traffic_changes"] == []
+    assert cluster.route_weights() == {"sap-llm-blue": 100, "sap-llm-green": 0}
     assert _job_pods(cluster) == []

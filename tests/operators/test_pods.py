@@ -11,7 +11,7 @@ import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
-from operators.pods import XCOM_RESULT, base_container_exit_code, job_pod_operator
+from operators.pods import XCOM_RESULT, base_container_end, job_pod_operator
 from sap_llm_release.kubernetes_settings import DEPLOY_DIR, parse_kubernetes_settings
 from sap_llm_release.spec import Job
 from sap_llm_release.targets import TargetError
@@ -98,7 +98,7 @@ def test_the_result_comes_back_through_the_trigger_and_the_pod_is_deleted(cluste
     assert deferred.value.method_name == "trigger_reentry"
     event = asyncio.run(first_event(deferred.value.trigger))
     assert operator.trigger_reentry(context, event) == RESULT
-    assert base_container_exit_code(operator.pod) == 0
+    assert base_container_end(operator.pod) == (0, "")
     assert cluster.list("pods", SETTINGS.job_namespace) == []
 
 
@@ -114,5 +114,6 @@ def test_a_failed_pod_raises_with_its_log_and_still_hands_back_what_it_wrote(clu
         operator.trigger_reentry(context, event)
     assert "accuracy 0.41 below 0.95" in str(failure.value)
     assert context["ti"].pushed["return_value"] == failed
-    assert base_container_exit_code(operator.pod) == 1
+    exit_code, message = base_container_end(operator.pod)
+    assert exit_code == 1 and "accuracy 0.41 below 0.95" in message
     assert cluster.list("pods", SETTINGS.job_namespace) == []
