@@ -10,15 +10,15 @@ ORDER = (
     "test_slo_breach_at_any_step_rolls_back_to_blue[5]",
     "test_prometheus_unreachable_during_a_window_rolls_back",
     "test_invalid_trigger_params_are_refused_naming_the_field",
-    "test_production_environment_needs_production_profile",
     "test_slo_breach_at_any_step_rolls_back_to_blue[50]",
+    "test_production_environment_needs_production_profile",
     "test_gate_failure_before_traffic_touches_nothing",
+    "test_an_slo_breach_on_the_cluster_rolls_the_httproute_back",
     "test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded",
     "test_a_gpu_pod_that_fails_fails_its_job_with_the_pods_log_and_touches_no_traffic",
-    "test_an_slo_breach_on_the_cluster_rolls_the_httproute_back",
+    "test_slo_breach_at_any_step_rolls_back_to_blue[100]",
     "test_slack_callbacks_are_checked_before_anything_is_resolved",
     "test_one_release_per_environment",
-    "test_slo_breach_at_any_step_rolls_back_to_blue[100]",
     "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
 )
 
