@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import TYPE_CHECKING
 
-import urllib3
-
 from sap_llm_release.routers.base import Router, RouterError, Weights
+from sap_llm_release.routers.kubernetes_api import call_api
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient, V1Ingress
@@ -65,19 +63,5 @@ class IngressCanaryRouter(Router):
         return Weights(100 - green, green)
 
     def _call(self, verb: str, method, *body: dict):
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return method(self.canary_ingress, self.namespace, *body, _request_timeout=self.timeout_s)
-        except ApiException as exc:
-            raise RouterError(f"{self.describe()} {verb} error: HTTP {exc.status} {exc.reason}{_detail(exc)}") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            raise RouterError(f"{self.describe()} {verb} error: {exc}") from exc
-
-
-def _detail(exc: Exception) -> str:
-    """The message of the Kubernetes Status in an ApiException's body, when there is one."""
-    try:
-        return f": {json.loads(exc.body)['message']}"
-    except (TypeError, ValueError, KeyError):
-        return ""
+        return call_api(self.describe(), verb, method, self.canary_ingress, self.namespace, *body,
+                        timeout_s=self.timeout_s)

@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
 
 import pytest
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
 
+from tests.support.pod_runs import context_for, first_event
+
 NAMESPACE = "sap-llm-jobs"
 IMAGE = "registry.example/sap-llm/evaluate:1.4.0"
 RESULT = {"field_accuracy": 0.973, "documents": 500}
-
-
-class TaskInstanceStub:
-    """The part of a task instance the operator reads: its identity, its start and ``xcom_push``."""
-
-    def __init__(self, task_id: str) -> None:
-        self.dag_id, self.task_id, self.map_index, self.try_number = "sap_llm_release", task_id, -1, 1
-        self.start_date = datetime.now(timezone.utc)
-        self.pushed: dict = {}
-
-    def xcom_push(self, key: str, value) -> None:
-        self.pushed[key] = value
 
 
 @pytest.fixture
@@ -51,11 +40,6 @@ def evaluation_pod(**kwargs) -> KubernetesPodOperator:
         poll_interval=0.1,
         **kwargs,
     )
-
-
-def context_for(operator: KubernetesPodOperator) -> dict:
-    ti = TaskInstanceStub(operator.task_id)
-    return {"ti": ti, "task_instance": ti, "task": operator, "dag": None, "run_id": "manual__2026-11-27T00:00:00"}
 
 
 def sidecar_execs(kube) -> list:
@@ -105,8 +89,3 @@ def test_deferrable_run_ends_through_the_trigger(kubernetes_default):
     assert event["status"] == "success"
     assert operator.trigger_reentry(context, event) == RESULT
     assert kube.list("pods", NAMESPACE) == []
-
-
-async def first_event(trigger) -> dict:
-    async for event in trigger.run():
-        return event.payload

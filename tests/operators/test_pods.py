@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 import yaml
@@ -15,6 +15,7 @@ from operators.pods import XCOM_RESULT, base_container_end, job_pod_operator
 from sap_llm_release.kubernetes_settings import DEPLOY_DIR, parse_kubernetes_settings
 from sap_llm_release.spec import Job
 from sap_llm_release.targets import TargetError
+from tests.support.pod_runs import context_for, first_event
 
 SETTINGS = parse_kubernetes_settings({**yaml.safe_load((DEPLOY_DIR / "settings.example.yaml").read_text()),
                                       "deployment_template": str(DEPLOY_DIR / "deployment.yaml.tmpl")})
@@ -23,26 +24,11 @@ EVALUATION = Job(name="model_evaluation", phase="model_validation", image="valid
 RESULT = {"passed": True, "vision_encoder": {"classification_accuracy": 0.97}}
 
 
-class TaskInstanceStub:
-    def __init__(self, task_id: str) -> None:
-        self.dag_id, self.task_id, self.map_index, self.try_number = "sap_llm_release", task_id, -1, 1
-        self.start_date = datetime.now(timezone.utc)
-        self.pushed: dict = {}
-
-    def xcom_push(self, key: str, value) -> None:
-        self.pushed[key] = value
-
-
 def pod_for(job: Job = EVALUATION, settings=SETTINGS):
     operator = job_pod_operator(job, ["--artifacts", "/models/sap-llm/1.1.0"], settings, task_id=f"run_{job.name}",
                                 conn_id="sap_llm_kubernetes")
     operator.startup_check_interval_seconds = operator.poll_interval = 0.1
     return operator
-
-
-def context_for(operator) -> dict:
-    ti = TaskInstanceStub(operator.task_id)
-    return {"ti": ti, "task_instance": ti, "task": operator, "dag": None, "run_id": "manual__2026-11-27T00:00:00"}
 
 
 @pytest.fixture
@@ -82,11 +68,6 @@ def test_an_image_without_a_digest_is_refused_naming_it():
     settings = SETTINGS.model_copy(update={"job_images": {"loadtest": SETTINGS.job_images["loadtest"]}})
     with pytest.raises(TargetError, match="job model_evaluation: no digest for image 'validator'"):
         pod_for(settings=settings)
-
-
-async def first_event(trigger) -> dict:
-    async for event in trigger.run():
-        return event.payload
 
 
 def test_the_result_comes_back_through_the_trigger_and_the_pod_is_deleted(cluster):
