@@ -77,7 +77,8 @@ class KubernetesSettings(BaseModel):
     datasets_pvc: str | None = Field(default=None, pattern=DNS_NAME,
                                      description="PersistentVolumeClaim with the labelled sets, read-only at /datasets")
     gpu_tolerations: list[dict[str, str]] = Field(
-        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        description="tolerations of the GPU nodes' taints, for the service's pods and GPU job pods")
     reports_dir: Path = Field(default=Path("/opt/airflow/reports"),
                               description="where the pipeline leaves scanner and drill reports for the gates")
     services: dict[str, str] = Field(default_factory=dict, description="backing services by name -> URL")

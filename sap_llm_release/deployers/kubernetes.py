@@ -53,7 +53,8 @@ def render_deployment(settings: KubernetesSettings, slot: str, version: str) -> 
     values = {
         "name": settings.deployment_name(slot), "namespace": settings.namespace, "app": settings.app, "slot": slot,
         "version": version, "image": image, "replicas": settings.replicas, "gpus": str(settings.gpus),
-        "node_selector": settings.node_selector, "model_pvc": settings.model_pvc,
+        "node_selector": settings.node_selector, "tolerations": settings.gpu_tolerations,
+        "model_pvc": settings.model_pvc,
         "model_sub_path": f"sap-llm/{version}", "service_account": settings.service_account,
         "api_keys_secret": settings.api_keys_secret, "db_credentials_secret": settings.db_credentials_secret,
         "environment": settings.environment, "log_level": settings.log_level,
