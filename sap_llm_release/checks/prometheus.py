@@ -157,6 +157,9 @@ class PrometheusReplicas(Check):
             except MetricsUnavailable as exc:
                 seen.append(str(exc))
                 continue
+            if not jobs:
+                seen.append(f"{url} ready but scrapes nothing")
+                continue
             expected_jobs = jobs if expected_jobs is None else expected_jobs
             if missing := sorted(str(job) for job in expected_jobs - jobs):
                 seen.append(f"{url} ready but scrapes no {', '.join(missing)}")

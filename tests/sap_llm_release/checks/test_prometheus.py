@@ -312,6 +312,14 @@ def test_a_replica_with_unreadable_targets_does_not_count(canned_replicas):
     assert "targets are malformed" in evidence.detail
 
 
+def test_replicas_that_scrape_nothing_do_not_count(canned_replicas):
+    for server in canned_replicas:
+        server.targets = (200, {"status": "success", "data": {"activeTargets": []}})
+    evidence = replicas_check(*(server.url for server in canned_replicas))
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0)
+    assert evidence.detail.count("ready but scrapes nothing") == 3
+
+
 def test_no_replicas_configured_cannot_be_checked():
     with pytest.raises(CheckUnavailable, match="no Prometheus replicas are configured"):
         replicas_check()
