@@ -16,7 +16,7 @@ from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun
 from operators.triggers import ApprovalGuardTrigger
 from sap_llm_release.approvals.decision import APPROVE, REJECT, Decision, approval_evidence, decision_of
-from sap_llm_release.notify.slack import SlackMessage
+from sap_llm_release.notify.slack import SlackMessage, approval_closed_text
 
 DEFERRAL_GRACE = timedelta(minutes=5)
 POKE_INTERVAL_S = 1.0
@@ -101,7 +101,5 @@ class ReleaseApprovalOperator(ApprovalOperator):
 
 
 def _closing_text(approval: str, decision: Decision) -> str:
-    when = f"{utcnow():%Y-%m-%d %H:%M:%S} UTC"
-    who = f"<@{decision.decided_by.removeprefix('slack:')}>" if decision.channel == "slack" else decision.decided_by
-    return f"*{approval}: {decision.decision.replace('_', ' ')}* by {who} ({decision.channel}) at {when}: " \
-           f"{decision.detail}"
+    return approval_closed_text(approval, decision.decision, decision.decided_by, decision.channel, decision.detail,
+                                f"{utcnow():%Y-%m-%d %H:%M:%S} UTC")

@@ -11,7 +11,7 @@ from operators.states import FAILED_STATES, task_states
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import GateFailed, evaluate_gate, phase_results
 from sap_llm_release.ledger import EnvironmentLocked
-from sap_llm_release.request import RequestError
+from sap_llm_release.request import RequestError, validate_requester
 from sap_llm_release.spec import Phase
 from sap_llm_release.targets import build_target, live_blue_slot
 
@@ -28,6 +28,7 @@ class StartReleaseOperator(ReleaseOperator):
             raise RequestError(
                 "invalid release parameters: requested_by: needed when no Airflow user triggered the run"
             )
+        validate_requester(run.triggered_by)
         blue_slot = live_blue_slot(build_target(run.profile.target, kubernetes_api=kubernetes_api_client).router)
         run.ledger.migrate()
         run.ledger.record_release(

@@ -13,6 +13,7 @@ from sap_llm_release.notify.slack import (
     SlackMessage,
     approval_blocks,
     approval_closed_blocks,
+    escape,
     release_started_blocks,
 )
 
@@ -42,14 +43,18 @@ class ReleaseNotifier:
         """Open the release's Slack thread (once: a retried task reuses it)."""
         if self.slack is None or self._thread() is not None:
             return
-        text = f"Release of {service} {version} to {environment} started by {triggered_by}"
+        text = escape(f"Release of {service} {version} to {environment} started by {triggered_by}")
         blocks = release_started_blocks(self.release_id, service, version, environment, triggered_by, run_url)
         delivery = deliver(lambda: self.slack.post(text, blocks), f"slack {THREAD_KIND}", backoff_s=self.backoff_s)
         detail = json.dumps(delivery.value.__dict__) if delivery.ok else text
         self._record("slack", THREAD_KIND, delivery, detail)
 
     def say(self, kind: str, text: str) -> None:
-        """A line in the release's thread (a new message when the thread could not be opened)."""
+        """A line of plain text in the release's thread (a new message when the thread could not be opened);
+        ``text`` is escaped, never read as markup."""
+        self._post_in_thread(kind, escape(text))
+
+    def _post_in_thread(self, kind: str, text: str) -> None:
         if self.slack is None:
             return
         thread = self._thread()
@@ -71,7 +76,8 @@ class ReleaseNotifier:
         return delivery.value if delivery.ok else None
 
     def close_approval(self, approval: str, message: SlackMessage | None, text: str) -> None:
-        """Replace the approval message's buttons with the decision (``chat.update``), and tell the thread."""
+        """Replace the approval message's buttons with the decision (``chat.update``), and tell the thread;
+        ``text`` is mrkdwn built by :func:`~sap_llm_release.notify.slack.approval_closed_text`."""
         if self.slack is None:
             return
         if message is not None:
@@ -79,7 +85,7 @@ class ReleaseNotifier:
             delivery = deliver(lambda: self.slack.update(message, text, approval_closed_blocks(text)),
                                f"slack {kind}", backoff_s=self.backoff_s)
             self._record("slack", kind, delivery, text)
-        self.say(f"approval:{approval}", text)
+        self._post_in_thread(f"approval:{approval}", text)
 
     def _pages_sent(self) -> set[str]:
         rows = self.ledger.rows("SELECT kind FROM notifications WHERE release_id = :r AND channel = 'pagerduty' "

@@ -194,9 +194,19 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
 
 
-def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack):
-    with pytest.raises(ParamValidationError, match="version"):
-        run_release(release_conf(version="latest"))
+@pytest.mark.parametrize("field, value", [
+    ("version", "latest"),
+    ("version", "1.\uff11.0"),  # a full-width digit
+    ("version", "1.1.0-" + "a" * 58),  # 64 characters: longer than a Kubernetes label value
+    ("version", "1.1.0\n"),
+    ("requested_by", "release-tester\nINFO - approved by cto"),
+    ("requested_by", "   "),
+])
+def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack, ledger, field, value):
+    with pytest.raises(ParamValidationError, match=field):
+        run_release(release_conf(**{field: value}))
+    assert fresh_stack.target.deployer.running_version("green") is None
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
 
 
 def test_production_environment_needs_production_profile(fresh_stack, ledger):

@@ -4,6 +4,8 @@ backoff, and failures recorded without ever raising."""
 
 from __future__ import annotations
 
+import json
+
 import pagerduty
 import pytest
 from slack_sdk import WebClient
@@ -121,3 +123,13 @@ def test_deliver_backs_off_exponentially():
     assert (delivery.ok, delivery.attempts, len(calls)) == (False, 4, 4)
     assert waits == [0.5, 1.0, 2.0]
     assert delivery.detail == "failed after 4 attempts: ConnectionError: refused"
+
+
+def test_nothing_a_person_typed_reaches_slack_as_markup(notifier, slack_api):
+    hostile = "<!channel> deploy now & <@U0ADMIN>"
+    notifier.started("sap-llm", "1.1.0", "rehearsal", hostile, "http://airflow/run")
+    notifier.say("finished", f"release promoted: requested by {hostile}")
+    for post in slack_api.calls("chat.postMessage"):
+        sent = post["text"] + json.dumps(post.get("blocks") or [])
+        assert "<!" not in sent and "<@" not in sent
+        assert "&lt;!channel&gt;" in sent
