@@ -1,5 +1,6 @@
-"""TLS of an endpoint, asked of the endpoint itself with Python's ``ssl``: the negotiated protocol and cipher, whether
-TLS 1.0 / 1.1 handshakes are refused, and how many days the verified certificate has left. An endpoint that serves
+"""TLS of an endpoint, asked of the endpoint itself with Python's ``ssl``: the negotiated protocol and cipher, the
+lowest protocol it still completes a handshake with (TLS 1.0, 1.1 and 1.2 each offered alone), whether TLS 1.0 / 1.1
+handshakes are refused, and how many days the verified certificate has left. An endpoint that serves
 plain HTTP, cannot be reached, or presents a certificate that does not verify for its host fails."""
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ from sap_llm_release.evidence import Evidence, Threshold, Verdict
 
 PROTOCOL_NUMBERS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 LEGACY = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
+BELOW_TLS13 = {**LEGACY, "TLSv1.2": ssl.TLSVersion.TLSv1_2}
 
 
 class TlsEndpointParams(Params):
     endpoint: Literal["blue", "green", "router", "public"]
-    metric: Literal["protocol", "legacy_accepted", "certificate_days_left"] = Field(
-        description="protocol: negotiated version as a number (1.3); legacy_accepted: how many of TLS 1.0 / 1.1 "
-                    "the endpoint accepted; certificate_days_left: days until the verified certificate expires")
+    metric: Literal["protocol", "lowest_protocol", "legacy_accepted", "certificate_days_left"] = Field(
+        description="protocol: negotiated version as a number (1.3); lowest_protocol: the lowest version the "
+                    "endpoint completes a handshake with (1.3: TLS 1.3 only); legacy_accepted: how many of TLS 1.0 "
+                    "/ 1.1 the endpoint accepted; certificate_days_left: days until the verified certificate expires")
     ca_file: str | None = Field(default=None, description="CA bundle for a private CA; default: the target's CA, "
                                                            "else the system's trust store")
     timeout_s: float = Field(default=5.0, gt=0)
@@ -54,11 +57,12 @@ def verified_session(host: str, port: int, ca_file: str | None, timeout_s: float
         raise TlsError(f"TLS handshake with {host}:{port} failed: {exc}") from None
 
 
-def legacy_accepted(host: str, port: int, timeout_s: float) -> list[str]:
-    """The legacy protocols the endpoint completes a handshake with. A client that cannot even offer one is an
-    error: refusal was not observed."""
+def accepted_protocols(host: str, port: int, timeout_s: float, offered: dict[str, ssl.TLSVersion] = LEGACY
+                       ) -> list[str]:
+    """Which of the ``offered`` protocols (each offered alone) the endpoint completes a handshake with. A client
+    that cannot even offer one is an error: refusal was not observed."""
     accepted = []
-    for name, version in LEGACY.items():
+    for name, version in offered.items():
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         context.set_ciphers("DEFAULT:@SECLEVEL=0")
@@ -90,9 +94,15 @@ class TlsEndpoint(Check):
             protocol, cipher, days_left = verified_session(host, port, params.ca_file or context.ca_file,
                                                            params.timeout_s)
             if params.metric == "legacy_accepted":
-                accepted = legacy_accepted(host, port, params.timeout_s)
+                accepted = accepted_protocols(host, port, params.timeout_s)
                 detail = f"{host}:{port} accepted {', '.join(accepted) or 'neither TLS 1.0 nor TLS 1.1'}"
                 return Evidence.compare(len(accepted), threshold, detail, evidence_uri=url)
+            if params.metric == "lowest_protocol":
+                accepted = accepted_protocols(host, port, params.timeout_s, BELOW_TLS13)
+                lowest = PROTOCOL_NUMBERS[accepted[0]] if accepted else PROTOCOL_NUMBERS.get(protocol)
+                detail = (f"{host}:{port} also accepted {', '.join(accepted)}" if accepted else
+                          f"{host}:{port} refused TLS 1.0, 1.1 and 1.2") + f"; negotiated {protocol} with {cipher}"
+                return Evidence.compare(lowest, threshold, detail, evidence_uri=url)
         except TlsError as exc:
             return Evidence(Verdict.FAILED, None, str(threshold), str(exc), url)
         session = f"{host}:{port} negotiated {protocol} with {cipher}; certificate valid {days_left:.1f} more days"

@@ -96,6 +96,25 @@ def test_tls12_only_fails_the_tls13_gate(tmp_path):
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1.2)
 
 
+def test_tls13_only_is_the_lowest_protocol_accepted(tls13):
+    evidence = check(f"https://127.0.0.1:{tls13.port}", "lowest_protocol", TLS13, tls13.ca_file)
+    assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 1.3), evidence.detail
+    assert evidence.detail.startswith(f"127.0.0.1:{tls13.port} refused TLS 1.0, 1.1 and 1.2; negotiated TLSv1.3")
+
+
+def test_a_server_that_also_accepts_tls12_fails_the_tls13_gate(tmp_path):
+    """It negotiates TLS 1.3 with a modern client, so only offering TLS 1.2 alone shows it is not enforced."""
+    server = TlsServer(tmp_path, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3)
+    try:
+        negotiated = check(f"https://127.0.0.1:{server.port}", "protocol", TLS13, server.ca_file)
+        evidence = check(f"https://127.0.0.1:{server.port}", "lowest_protocol", TLS13, server.ca_file)
+    finally:
+        server.close()
+    assert negotiated.measured == 1.3
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1.2), evidence.detail
+    assert "also accepted TLSv1.2; negotiated TLSv1.3" in evidence.detail
+
+
 def test_a_certificate_that_does_not_verify_fails(tls13):
     evidence = check(f"https://127.0.0.1:{tls13.port}", "protocol", TLS13)  # not in the system's trust store
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
@@ -109,14 +128,28 @@ def test_plain_http_and_unreachable_endpoints_fail(free_port):
     assert (down.verdict, down.measured) == (Verdict.FAILED, None) and "handshake" in down.detail
 
 
-def test_an_endpoint_accepting_legacy_protocols_fails_or_cannot_be_probed(tmp_path):
+def _client_offers_tls10() -> bool:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1
+    except (ValueError, ssl.SSLError):
+        return False
+    return True
+
+
+def test_an_endpoint_accepting_legacy_protocols_fails(tmp_path):
     server = TlsServer(tmp_path, ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_3)
     try:
-        evidence = check(f"https://127.0.0.1:{server.port}", "legacy_accepted", NO_LEGACY, server.ca_file)
+        legacy = check(f"https://127.0.0.1:{server.port}", "legacy_accepted", NO_LEGACY, server.ca_file)
+        lowest = check(f"https://127.0.0.1:{server.port}", "lowest_protocol", TLS13, server.ca_file)
     finally:
         server.close()
-    assert evidence.verdict is Verdict.FAILED  # accepted (measured 1 or 2), or this OpenSSL cannot offer them
-    assert evidence.measured in (1, 2) or "cannot offer" in evidence.detail, evidence.detail
+    assert legacy.verdict is Verdict.FAILED and lowest.verdict is Verdict.FAILED
+    if _client_offers_tls10():  # this Python's OpenSSL can still offer TLS 1.0 at security level 0
+        assert (legacy.measured, lowest.measured) == (2, 1.0), (legacy.detail, lowest.detail)
+    else:  # refusal cannot be observed, so it is not assumed
+        assert legacy.measured is None and "cannot offer TLSv1" in legacy.detail
 
 
 @pytest.mark.stack
@@ -128,6 +161,7 @@ def test_the_stacks_public_endpoint_serves_tls13_only_with_a_certificate_of_its_
         return TlsEndpoint().run(TlsEndpointParams(endpoint="public", metric=metric), threshold, context)
 
     assert measure("protocol", TLS13).measured == 1.3
+    assert measure("lowest_protocol", TLS13).measured == 1.3
     assert measure("legacy_accepted", NO_LEGACY).measured == 0
     assert measure("certificate_days_left", FOURTEEN_DAYS).verdict is Verdict.PASSED
     assert target.url("public").startswith("https://") and target.url("router").startswith("http://")
