@@ -108,12 +108,24 @@ class KubernetesNamespace(KubernetesCheck):
 
 
 class KubernetesGpuNodesParams(Params):
-    label_selector: str = Field(default="", description="only these nodes, e.g. nvidia.com/gpu.product=NVIDIA-A100")
+    accepted_models: list[str] = Field(
+        min_length=1, description="GPU products a node may carry, as its product label names them (NVIDIA-A100 "
+                                  "also accepts NVIDIA-A100-SXM4-80GB, never NVIDIA-A1000)")
+    product_label: str = Field(default="nvidia.com/gpu.product", min_length=1,
+                               description="the node label naming the GPU product (NVIDIA GPU feature discovery's)")
+    label_selector: str = Field(default="", description="only these nodes, e.g. node-role/gpu=true")
     resource: str = Field(default="nvidia.com/gpu", min_length=1)
 
 
-def _gpu_node(node: dict, resource: str) -> tuple[bool, str]:
-    """``(counts, description)``: a node counts when it is Ready, schedulable and has ``resource`` allocatable."""
+def accepted_model(product: str, accepted: list[str]) -> bool:
+    """The product is an accepted model itself or one of its variants (the model, a dash, the variant)."""
+    return any(product == model or product.startswith(f"{model}-") for model in accepted)
+
+
+def _gpu_node(node: dict, params: KubernetesGpuNodesParams) -> tuple[bool, str]:
+    """``(counts, description)``: a node counts when it is Ready, schedulable, has ``resource`` allocatable and its
+    product label names an accepted GPU model."""
+    resource = params.resource
     name, labels = node["metadata"]["name"], node["metadata"].get("labels") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (node.get("status") or {}).get("conditions") or [])
@@ -121,28 +133,36 @@ def _gpu_node(node: dict, resource: str) -> tuple[bool, str]:
         gpus = _quantity(((node.get("status") or {}).get("allocatable") or {}).get(resource, "0"))
     except ValueError:
         return False, f"{name} unreadable allocatable {resource}"
-    product = labels.get("nvidia.com/gpu.product", "")
+    product = labels.get(params.product_label, "")
     described = f"{name} ({gpus:g} {resource}{', ' + product if product else ''})"
+    if gpus <= 0:
+        return False, f"{name} has no {resource}"
     if not ready:
         return False, f"{described} not Ready"
     if (node.get("spec") or {}).get("unschedulable"):
         return False, f"{described} cordoned"
-    return gpus > 0, described if gpus > 0 else f"{name} has no {resource}"
+    if not product:
+        return False, f"{described} has no {params.product_label} label: GPU model unknown"
+    if not accepted_model(product, params.accepted_models):
+        return False, f"{described} is not an accepted model ({', '.join(params.accepted_models)})"
+    return True, described
 
 
 class KubernetesGpuNodes(KubernetesCheck):
-    """Measured: how many Ready, schedulable nodes have ``resource`` allocatable; the detail lists every node."""
+    """Measured: how many Ready, schedulable nodes of an accepted GPU model have ``resource`` allocatable; the
+    detail lists every node."""
 
     Params = KubernetesGpuNodesParams
 
     def measure(self, params: KubernetesGpuNodesParams, threshold: Threshold, access: KubernetesAccess,
                 namespace: str) -> Evidence:
         nodes = _ask(access, "nodes: list", "CoreV1Api", "list_node", label_selector=params.label_selector)
-        seen = [_gpu_node(node, params.resource) for node in nodes.get("items") or []]
+        seen = [_gpu_node(node, params) for node in nodes.get("items") or []]
         counted = [text for counts, text in seen if counts]
         others = [text for counts, text in seen if not counts]
         scope = f" with {params.label_selector}" if params.label_selector else ""
-        detail = (f"{len(counted)} of {len(seen)} nodes{scope} ready with {params.resource}: "
+        models = "/".join(params.accepted_models)
+        detail = (f"{len(counted)} of {len(seen)} nodes{scope} ready with {params.resource} ({models}): "
                   f"{', '.join(counted) or 'none'}" + (f"; not counted: {', '.join(others)}" if others else ""))
         return Evidence.compare(len(counted), threshold, detail)
 

@@ -33,7 +33,7 @@ SECRET_VALUE = "s3cr3t-signing-key-never-shown"
 
 EVERY_KIND = [
     (KubernetesNamespace, {}),
-    (KubernetesGpuNodes, {}),
+    (KubernetesGpuNodes, {"accepted_models": ["NVIDIA-A100"]}),
     (KubernetesStorage, {}),
     (KubernetesNetworkPolicies, {}),
     (KubernetesSecrets, {"names": ["sap-llm-api-keys"]}),
@@ -147,31 +147,55 @@ def test_namespace_missing_or_terminating(kube_api, access):
 @pytest.fixture
 def gpu_cluster(kube_api):
     for seeded in (node("gpu-a", "1", product="NVIDIA-A100-SXM4-80GB"), node("gpu-b", "2", product="NVIDIA-A10"),
-                   node("gpu-c", "1", ready=False), node("gpu-d", "1", cordoned=True), node("cpu-e", None)):
+                   node("gpu-c", "1", ready=False, product="NVIDIA-A10"),
+                   node("gpu-d", "1", cordoned=True, product="NVIDIA-A10"), node("cpu-e", None)):
         kube_api.put(seeded)
     return kube_api
 
 
-def test_gpu_nodes_counts_ready_schedulable_nodes_with_gpus(gpu_cluster, access):
-    evidence = run(KubernetesGpuNodes, {}, AT_LEAST_TWO, access)
+A10_A100 = {"accepted_models": ["NVIDIA-A10", "NVIDIA-A100"]}
+
+
+def test_gpu_nodes_counts_ready_schedulable_nodes_of_accepted_models(gpu_cluster, access):
+    evidence = run(KubernetesGpuNodes, A10_A100, AT_LEAST_TWO, access)
     assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 2)
     assert evidence.detail == (
-        "2 of 5 nodes ready with nvidia.com/gpu: gpu-a (1 nvidia.com/gpu, NVIDIA-A100-SXM4-80GB), "
-        "gpu-b (2 nvidia.com/gpu, NVIDIA-A10); not counted: cpu-e has no nvidia.com/gpu, "
-        "gpu-c (1 nvidia.com/gpu) not Ready, gpu-d (1 nvidia.com/gpu) cordoned")
+        "2 of 5 nodes ready with nvidia.com/gpu (NVIDIA-A10/NVIDIA-A100): gpu-a (1 nvidia.com/gpu, "
+        "NVIDIA-A100-SXM4-80GB), gpu-b (2 nvidia.com/gpu, NVIDIA-A10); not counted: cpu-e has no nvidia.com/gpu, "
+        "gpu-c (1 nvidia.com/gpu, NVIDIA-A10) not Ready, gpu-d (1 nvidia.com/gpu, NVIDIA-A10) cordoned")
+
+
+def test_gpu_nodes_of_other_models_do_not_count(kube_api, access):
+    for seeded in (node("t4", "1", product="Tesla-T4"), node("a1000", "1", product="NVIDIA-A1000"),
+                   node("a10g", "1", product="NVIDIA-A10G"), node("unlabelled", "4"),
+                   node("a100", "8", product="NVIDIA-A100-PCIE-40GB")):
+        kube_api.put(seeded)
+    evidence = run(KubernetesGpuNodes, A10_A100, AT_LEAST_TWO, access)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1)
+    for refused in ("t4 (1 nvidia.com/gpu, Tesla-T4) is not an accepted model (NVIDIA-A10, NVIDIA-A100)",
+                    "a1000 (1 nvidia.com/gpu, NVIDIA-A1000) is not an accepted model",
+                    "a10g (1 nvidia.com/gpu, NVIDIA-A10G) is not an accepted model",
+                    "unlabelled (4 nvidia.com/gpu) has no nvidia.com/gpu.product label: GPU model unknown"):
+        assert refused in evidence.detail
+
+
+def test_gpu_nodes_need_accepted_models():
+    with pytest.raises(ValueError, match="accepted_models"):
+        KubernetesGpuNodes.Params()
 
 
 def test_gpu_nodes_of_a_product_too_few(gpu_cluster, access):
     selector = "nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB"
-    evidence = run(KubernetesGpuNodes, {"label_selector": selector}, AT_LEAST_TWO, access)
+    evidence = run(KubernetesGpuNodes, {"label_selector": selector, **A10_A100}, AT_LEAST_TWO, access)
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 1)
-    assert evidence.detail.startswith(f"1 of 1 nodes with {selector} ready with nvidia.com/gpu: gpu-a")
+    assert evidence.detail.startswith(f"1 of 1 nodes with {selector} ready with nvidia.com/gpu (NVIDIA-A10/NVIDIA-A100"
+                                      "): gpu-a")
 
 
 def test_gpu_nodes_none_at_all(access):
-    evidence = run(KubernetesGpuNodes, {}, AT_LEAST_TWO, access)
+    evidence = run(KubernetesGpuNodes, A10_A100, AT_LEAST_TWO, access)
     assert (evidence.verdict, evidence.measured, evidence.detail) == (
-        Verdict.FAILED, 0, "0 of 0 nodes ready with nvidia.com/gpu: none")
+        Verdict.FAILED, 0, "0 of 0 nodes ready with nvidia.com/gpu (NVIDIA-A10/NVIDIA-A100): none")
 
 
 @pytest.fixture
