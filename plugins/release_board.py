@@ -19,7 +19,8 @@ from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for
 board = FastAPI(title="SAP_LLM release board", description=__doc__)
 
 
-def _may_read_runs(user: Any, dag_id: str) -> bool:
+def may_read_runs(user: Any, dag_id: str) -> bool:
+    """The auth manager's answer: may ``user`` read the runs of ``dag_id``."""
     return get_auth_manager().is_authorized_dag(
         method="GET", access_entity=DagAccessEntity.RUN, details=DagDetails(id=dag_id), user=user
     )
@@ -27,16 +28,18 @@ def _may_read_runs(user: Any, dag_id: str) -> bool:
 
 @board.get("/releases")
 def recent_releases(user: GetUserDep, limit: int = Query(20, ge=1, le=200)) -> list[dict[str, Any]]:
-    """The newest releases first, with their latest recorded event."""
-    releases = ledger_for(connection_url(LEDGER_CONN_ID)).recent_releases(limit)
-    return [release for release in releases if _may_read_runs(user, release["dag_id"])]
+    """The newest ``limit`` releases the user may read, with their latest recorded event (the permission filter
+    comes before the limit, so releases of other DAGs never crowd out readable ones)."""
+    ledger = ledger_for(connection_url(LEDGER_CONN_ID))
+    readable = {dag_id for dag_id in ledger.release_dag_ids() if may_read_runs(user, dag_id)}
+    return ledger.recent_releases(limit, dag_ids=readable)
 
 
 @board.get("/releases/{release_id:path}")
 def release_record(release_id: str, user: GetUserDep) -> dict[str, list[dict[str, Any]]]:
     """Everything the ledger holds about one release: gates, SLO windows, traffic changes, rollbacks, events."""
     record = ledger_for(connection_url(LEDGER_CONN_ID)).release_record(release_id)
-    if not record["releases"] or not _may_read_runs(user, record["releases"][0]["dag_id"]):
+    if not record["releases"] or not may_read_runs(user, record["releases"][0]["dag_id"]):
         raise HTTPException(status_code=404, detail=f"no release {release_id} you may read")
     return record
 

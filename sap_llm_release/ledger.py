@@ -420,9 +420,23 @@ class Ledger:
             latest[row["gate"]] = row
         return latest
 
-    def recent_releases(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest releases first, each with its latest event as ``outcome`` (None while none is recorded)."""
-        releases = self.rows(f"SELECT * FROM releases ORDER BY recorded_at DESC LIMIT {int(limit)}")
+    def release_dag_ids(self) -> list[str]:
+        """Every DAG that has recorded a release."""
+        return [row["dag_id"] for row in self.rows("SELECT DISTINCT dag_id FROM releases ORDER BY dag_id")]
+
+    def recent_releases(self, limit: int = 20, dag_ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """The newest ``limit`` releases (of ``dag_ids`` only, when given) first, each with its latest event as
+        ``outcome`` (None while none is recorded)."""
+        if dag_ids is not None and not dag_ids:
+            return []
+        query = text("SELECT * FROM releases" + (" WHERE dag_id IN :dags" if dag_ids is not None else "")
+                     + " ORDER BY recorded_at DESC LIMIT :limit")
+        params: dict[str, Any] = {"limit": int(limit)}
+        if dag_ids is not None:
+            query = query.bindparams(bindparam("dags", expanding=True))
+            params["dags"] = sorted(dag_ids)
+        with self.engine.connect() as conn:
+            releases = [dict(row._mapping) for row in conn.execute(query, params)]
         latest: dict[str, dict[str, Any]] = {}
         if releases:
             query = text(

@@ -80,3 +80,23 @@ def test_a_user_without_a_role_sees_nothing(client, auth_manager, release_id):
     listed = client.get("/releases", params={"limit": 200}, headers=headers)
     assert listed.status_code == 200 and release_id not in {r["release_id"] for r in listed.json()}
     assert client.get(f"/releases/{release_id}", headers=headers).status_code == 404
+
+
+def test_the_limit_counts_only_releases_the_user_may_read(auth_manager, monkeypatch):
+    """Newer releases of a DAG the user may not read do not crowd out the ones they may."""
+    plugin = _load_plugin()
+    monkeypatch.setattr(plugin, "may_read_runs", lambda user, dag_id: dag_id == "sap_llm_release")
+    ledger = Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+    ledger.migrate()
+    mine = []
+    for dag_id in ["sap_llm_release"] * 2 + ["hidden_release_dag"] * 3:
+        release = f"{dag_id}:board-{uuid.uuid4().hex[:8]}"
+        ledger.record_release(
+            release, service="sap-llm", environment="rehearsal", version="1.4.0", profile="rehearsal",
+            triggered_by="alice", spec_digest="abc", blue_slot="blue",
+            writer=Writer(dag_id, release.split(":", 1)[1], "start_release", 1),
+        )
+        mine += [release] if dag_id == "sap_llm_release" else []
+    response = TestClient(plugin.board).get("/releases", params={"limit": 2}, headers=_token(auth_manager, "viewer"))
+    assert response.status_code == 200
+    assert [release["release_id"] for release in response.json()] == mine[::-1]

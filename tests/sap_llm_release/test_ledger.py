@@ -195,6 +195,18 @@ def test_a_replayed_slack_request_finds_its_digest_taken(ledger):
     assert (row["outcome"], row["release_id"]) == ("refused", None)
 
 
+def test_recent_releases_of_some_dags_are_limited_after_the_filter(ledger):
+    mine = [f"rel-mine-{n}" for n in range(2)]
+    for release in mine:
+        record_release(ledger, release, Writer("sap_llm_release", release, "start_release", 1))
+    for n in range(3):  # newer releases of a DAG the reader may not see
+        record_release(ledger, f"rel-other-{n}", Writer("other_release_dag", f"other-{n}", "start_release", 1))
+    assert set(ledger.release_dag_ids()) == {"sap_llm_release", "other_release_dag"}
+    assert [r["release_id"] for r in ledger.recent_releases(2, dag_ids={"sap_llm_release"})] == mine[::-1]
+    assert [r["release_id"] for r in ledger.recent_releases(2)] == ["rel-other-2", "rel-other-1"]
+    assert ledger.recent_releases(2, dag_ids=set()) == []
+
+
 def test_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "001_ledger.sql").write_text("")
     (tmp_path / "2_more.sql").write_text("")
