@@ -149,3 +149,10 @@ def _env():
     import os
 
     return dict(os.environ)
+
+
+def test_every_task_the_checklist_map_names_is_in_the_dag(dag, spec):
+    from sap_llm_release.checklist_map import checklist_rows
+
+    missing = [row.task_id for row in checklist_rows(spec) if row.task_id not in dag.task_dict]
+    assert missing == []
