@@ -43,20 +43,21 @@ $(VALIDATOR_VENV)/.installed: inference_images/validator/requirements.txt
 	touch $@
 
 $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_model/*.py) \
+		$(wildcard inference_images/sap_llm_contract/*.py) \
 		inference_images/validator/sap_llm_validator/train.py Makefile
 	rm -rf $(REHEARSAL_MODEL) && mkdir -p $(REHEARSAL_MODEL)
-	$(VALIDATOR) -m sap_llm_model.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl \
+	$(VALIDATOR) -m sap_llm_contract.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl \
 		--manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
-	$(VALIDATOR) -m sap_llm_model.documents --count 150 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl \
+	$(VALIDATOR) -m sap_llm_contract.documents --count 150 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl \
 		--manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
-	$(VALIDATOR) -m sap_llm_model.documents --count 150 --seed 3 --split heldout \
+	$(VALIDATOR) -m sap_llm_contract.documents --count 150 --seed 3 --split heldout \
 		--out $(REHEARSAL_MODEL)/heldout.jsonl --manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
 
 $(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal_stores.py $(wildcard stack/stores/*.sql) \
-		$(wildcard inference_images/sap_llm_model/*.py) | $(REHEARSAL_MODEL)/manifest.json
+		$(wildcard inference_images/sap_llm_contract/*.py) | $(REHEARSAL_MODEL)/manifest.json
 	$(PY) -m sap_llm_release.rehearsal_stores --dir $(REHEARSAL_STORES)
 	touch $@
 

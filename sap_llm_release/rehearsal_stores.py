@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
-from sap_llm_model.documents import synthetic_documents
-from sap_llm_model.schema import adc_schema, field_schema, normalise_field
-from sap_llm_model.taxonomy import APIS, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES
+from sap_llm_contract.documents import synthetic_documents
+from sap_llm_contract.schema import adc_schema, field_schema, normalise_field
+from sap_llm_contract.taxonomy import APIS, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "stack" / "stores"
 STORES = ("knowledge_base", "process_memory_graph")

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 
 import httpx
-from sap_llm_model.documents import synthetic_documents
+from sap_llm_contract.documents import synthetic_documents
 
 API_KEY_ENV = "SAP_LLM_API_KEY"  # the service's API key, for every client of the local stack
 

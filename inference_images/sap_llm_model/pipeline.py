@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from sap_llm_contract.schema import normalise_field
+from sap_llm_contract.taxonomy import FIELDS
 
 from sap_llm_model.modeling import SapLlmModel, load_component, pick_device, pick_dtype
-from sap_llm_model.schema import normalise_field
-from sap_llm_model.taxonomy import FIELDS
 
 COMPONENTS = ("vision_encoder", "language_decoder", "reasoning_engine")
 TAGS: tuple[str, ...] = ("O", *(f"{prefix}-{field}" for field in FIELDS for prefix in ("B", "I")))

@@ -30,7 +30,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, Field
-from sap_llm_model.taxonomy import DOCUMENT_TYPES, FIELDS, heading_to_type
+from sap_llm_contract.taxonomy import DOCUMENT_TYPES, FIELDS, heading_to_type
 
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTILINE)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)

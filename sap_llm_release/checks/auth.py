@@ -11,7 +11,7 @@ from typing import Literal
 
 import httpx
 from pydantic import Field
-from sap_llm_model.documents import synthetic_documents
+from sap_llm_contract.documents import synthetic_documents
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.evidence import Evidence, Threshold, Verdict

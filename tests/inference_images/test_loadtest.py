@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sap_llm_model.documents import synthetic_documents
+from sap_llm_contract.documents import synthetic_documents
 
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
 from tests.support.server import SERVER_SCRIPT

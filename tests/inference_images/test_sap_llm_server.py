@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sap_llm_model.documents import synthetic_documents
-from sap_llm_model.taxonomy import DOCUMENT_TYPES
+from sap_llm_contract.documents import synthetic_documents
+from sap_llm_contract.taxonomy import DOCUMENT_TYPES
 
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
 from tests.support.server import SERVER_SCRIPT, load_server_module

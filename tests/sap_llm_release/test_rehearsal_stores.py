@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 
-from sap_llm_model.taxonomy import APIS, DOCUMENT_TYPES, FIELDS
+from sap_llm_contract.taxonomy import APIS, DOCUMENT_TYPES, FIELDS
 
 from sap_llm_release.local_stack import REHEARSAL_STORES, _stores
 from sap_llm_release.rehearsal_stores import EMBEDDING_DIMENSIONS, build

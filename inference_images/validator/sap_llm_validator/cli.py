@@ -91,7 +91,7 @@ def _run(args) -> dict:
         test = read_dataset(args.test)
         heldout = read_dataset(args.heldout) if args.heldout else None
         return evaluate(_load(args), test, heldout, args.batch_size, args.min_class_accuracy)
-    from sap_llm_model.documents import synthetic_documents
+    from sap_llm_contract.documents import synthetic_documents
 
     if args.command == "smoke":
         from sap_llm_validator.smoke import SMOKE_DOCUMENTS, smoke

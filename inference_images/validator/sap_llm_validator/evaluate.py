@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 
+from sap_llm_contract.schema import adc_schema, normalise_field
+from sap_llm_contract.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES
 from sap_llm_model.pipeline import DocumentPipeline
-from sap_llm_model.schema import adc_schema, normalise_field
-from sap_llm_model.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES
 
 from sap_llm_validator.metrics import SchemaCheck, coverage, micro_f1, per_field_f1, ratio
 from sap_llm_validator.runtime import PeakMemory, batches

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from sap_llm_contract.schema import adc_schema
 from sap_llm_model.pipeline import DocumentPipeline
-from sap_llm_model.schema import adc_schema
 
 from sap_llm_validator.metrics import SchemaCheck
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+from sap_llm_contract.taxonomy import APIS, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES, ROUTES
 from sap_llm_model.modeling import SapLlmConfig, SapLlmModel, build_tokenizer, tiny_encoder
 from sap_llm_model.pipeline import (
     NO_SUBTYPE,
@@ -21,7 +22,6 @@ from sap_llm_model.pipeline import (
     reasoning_input,
     token_labels,
 )
-from sap_llm_model.taxonomy import APIS, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES, ROUTES
 
 SIZES: dict[str, dict] = {
     "tiny": {},

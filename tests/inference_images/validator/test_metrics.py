@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sap_llm_model.schema import adc_schema, normalise_field
+from sap_llm_contract.schema import adc_schema, normalise_field
 from sap_llm_validator.metrics import SchemaCheck, coverage, micro_f1, per_field_f1, ratio
 
 VALID = {"document_type": "purchase_order", "po_subtype": "capex",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from sap_llm_model.documents import main, synthetic_documents
-from sap_llm_model.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
+from sap_llm_contract.documents import main, synthetic_documents
+from sap_llm_contract.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
 
 
 def test_taxonomy_sizes():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sap_llm_model.taxonomy import APIS, COUNTRIES, CURRENCIES, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES, ROUTES
+from sap_llm_contract.taxonomy import APIS, COUNTRIES, CURRENCIES, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES, ROUTES
 
 _DOCUMENT_NUMBER = {"type": "string", "pattern": r"^[0-9]{10}$"}
 _DATE = {"type": "string", "pattern": r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"}

@@ -4,7 +4,7 @@ inboxes), cycling through the subtypes; the other half cycle through the other 1
 
 Splits draw party names from separate pools, so a model evaluated on ``heldout`` meets names it never saw::
 
-    python -m sap_llm_model.documents --count 700 --seed 1 --split train --out train.jsonl
+    python -m sap_llm_contract.documents --count 700 --seed 1 --split train --out train.jsonl
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sap_llm_model.taxonomy import COUNTRIES, CURRENCIES, DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
+from sap_llm_contract.taxonomy import COUNTRIES, CURRENCIES, DOCUMENT_TYPES, PO_SUBTYPES, route_and_api
 
 SPLITS = ("train", "test", "heldout")
 _PARTIES = {
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     documents = list(synthetic_documents(args.count, args.seed, args.split))
     write_jsonl(args.out, iter(documents))
     if args.manifest:
-        source = f"synthetic: sap_llm_model.documents --seed {args.seed} --split {args.split}"
+        source = f"synthetic: sap_llm_contract.documents --seed {args.seed} --split {args.split}"
         created_at = datetime.now(timezone.utc).isoformat()
         with args.manifest.open("a") as out:
             for document in documents:
