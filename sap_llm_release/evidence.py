@@ -61,6 +61,11 @@ class Evidence:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
+    def unmeasured(cls, threshold: Threshold | None, detail: str, evidence_uri: str = "") -> Evidence:
+        """A failed check that measured nothing (unreachable, missing, unreadable): ``detail`` says why."""
+        return cls(Verdict.FAILED, None, "" if threshold is None else str(threshold), detail, evidence_uri)
+
+    @classmethod
     def compare(cls, measured: float | None, threshold: Threshold, detail: str = "", **kwargs: Any) -> Evidence:
         """Pass when ``measured`` meets ``threshold``; a missing measurement fails."""
         if measured is None:

@@ -28,7 +28,7 @@ def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Eviden
     try:
         evidence = check.run(gate.check_params, threshold, replace(context, gate_name=gate.name))
     except (CheckUnavailable, RouterError, DeployError) as exc:
-        evidence = Evidence(Verdict.FAILED, None, str(threshold or ""), f"cannot check: {exc}")
+        evidence = Evidence.unmeasured(threshold, f"cannot check: {exc}")
     if scaled:
         note = f"held to {scaled.threshold} instead of {gate.threshold}: {scaled.reason}"
         evidence = replace(evidence, detail=f"{evidence.detail}; {note}" if evidence.detail else note)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
 
@@ -73,7 +73,7 @@ class AlertmanagerReceivers(Check):
         try:
             managers = metrics.alertmanagers()
             if not managers:
-                return Evidence(Verdict.FAILED, None, str(threshold), "Prometheus sends alerts to no Alertmanager")
+                return Evidence.unmeasured(threshold, "Prometheus sends alerts to no Alertmanager")
             lines, unrouted = [], 0
             for manager in managers:
                 config = metrics.alertmanager_config(manager)
@@ -85,5 +85,5 @@ class AlertmanagerReceivers(Check):
                     lines.append(f"{manager} {severity} -> {', '.join(receivers) or 'no receiver'} "
                                  f"({', '.join(accepted) or 'no ' + '/'.join(params.integrations)})")
         except (MetricsUnavailable, ValueError) as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            return Evidence.unmeasured(threshold, str(exc))
         return Evidence.compare(unrouted, threshold, "; ".join(lines))

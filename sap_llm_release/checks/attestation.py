@@ -20,7 +20,7 @@ class Attestation(Check):
         gate = context.gate_name
         given = context.attestations.get(gate)
         if not given:
-            return Evidence(Verdict.FAILED, None, "", f"no attestation for {gate}; the {params.role} must attest")
+            return Evidence.unmeasured(None, f"no attestation for {gate}; the {params.role} must attest")
         return Evidence(
             Verdict.ATTESTED,
             None,

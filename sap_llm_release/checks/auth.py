@@ -14,7 +14,7 @@ from pydantic import Field
 from sap_llm_contract.documents import synthetic_documents
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 AUDIENCE = "sap-llm"
 
@@ -65,7 +65,7 @@ class ApiAuth(Check):
                 try:
                     status = client.post(url, json=body, headers=headers).status_code
                 except httpx.HTTPError as exc:
-                    return Evidence(Verdict.FAILED, None, str(threshold), f"POST {url} failed: {exc!r}", url)
+                    return Evidence.unmeasured(threshold, f"POST {url} failed: {exc!r}", url)
                 ok = status == 200 if allowed else status == 401
                 wrong += not ok
                 lines.append(f"{case}: {status}{'' if ok else ' (expected ' + ('200' if allowed else '401') + ')'}")

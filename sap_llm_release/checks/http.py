@@ -10,7 +10,7 @@ from sap_llm_contract.documents import synthetic_documents
 from sap_llm_contract.taxonomy import DOCUMENT_TYPES
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 Endpoint = Literal["blue", "green", "router"]
 
@@ -33,7 +33,7 @@ class HttpProbe(Check):
         try:
             response = httpx.request(params.method, url, timeout=params.timeout_s, headers=params.headers)
         except httpx.HTTPError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"{params.method} {url} failed: {exc!r}", url)
+            return Evidence.unmeasured(threshold, f"{params.method} {url} failed: {exc!r}", url)
         detail = f"{params.method} {url} answered {response.status_code} in {response.elapsed.total_seconds():.3f}s"
         return Evidence.compare(response.status_code, threshold, detail, evidence_uri=url)
 

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.deployers.kubernetes import describe_api_error
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 USABLE_VOLUME_PHASES = ("Available", "Bound")
@@ -86,7 +86,7 @@ class KubernetesCheck(Check):
         try:
             return self.measure(params, threshold, access, getattr(params, "namespace", None) or access.namespace)
         except KubernetesUnreachable as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            return Evidence.unmeasured(threshold, str(exc))
 
     def measure(self, params: Any, threshold: Threshold, access: KubernetesAccess, namespace: str) -> Evidence:
         raise NotImplementedError
@@ -255,14 +255,14 @@ class KubernetesTlsSecret(KubernetesCheck):
         where = f"secret {namespace}/{params.name}"
         secret = _read_secret(access, namespace, params.name, keep="tls.crt")
         if secret is None:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"{where} not found")
+            return Evidence.unmeasured(threshold, f"{where} not found")
         if secret["type"] != "kubernetes.io/tls" or not secret["kept"]:
-            return Evidence(Verdict.FAILED, None, str(threshold),
+            return Evidence.unmeasured(threshold,
                             f"{where} is of type {secret['type']}, not kubernetes.io/tls with a tls.crt")
         try:
             certificate = x509.load_pem_x509_certificates(base64.b64decode(secret["kept"]))[0]
         except ValueError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"{where} tls.crt is not a PEM certificate: {exc}")
+            return Evidence.unmeasured(threshold, f"{where} tls.crt is not a PEM certificate: {exc}")
         not_after = certificate.not_valid_after_utc
         days_left = (not_after - datetime.now(timezone.utc)).total_seconds() / 86400
         detail = (f"{where}: subject {certificate.subject.rfc4514_string()}, issuer "

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 
 class LogScanParams(Params):
@@ -24,7 +24,7 @@ class LogScan(Check):
     def run(self, params: LogScanParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         lines = context.require("deployer").logs(params.colour).splitlines()
         if not lines:  # a running service logs at least its start; no log proves nothing
-            return Evidence(Verdict.FAILED, None, str(threshold), f"no {params.colour} log lines to scan")
+            return Evidence.unmeasured(threshold, f"no {params.colour} log lines to scan")
         matcher = re.compile(params.pattern)
         hits = [line for line in lines if matcher.search(line)]
         detail = f"{len(hits)} of {len(lines)} {params.colour} log lines match {params.pattern!r}"

@@ -14,7 +14,7 @@ from pydantic import Field
 from sap_llm_contract.taxonomy import DOCUMENT_TYPES
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 
 class ServiceLogParams(Params):
@@ -58,13 +58,13 @@ class PiiMasking(Check):
         try:
             status = _post(context, params.colour, document_id, _document(values))
         except httpx.HTTPError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"posting the probe failed: {exc!r}")
+            return Evidence.unmeasured(threshold, f"posting the probe failed: {exc!r}")
         if status != 200:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"the probe was answered {status}: not processed")
+            return Evidence.unmeasured(threshold, f"the probe was answered {status}: not processed")
         time.sleep(params.settle_s)
         log = context.require("deployer").logs(params.colour)
         if not log.strip():  # nothing to search proves nothing
-            return Evidence(Verdict.FAILED, None, str(threshold), f"no {params.colour} log lines to search")
+            return Evidence.unmeasured(threshold, f"no {params.colour} log lines to search")
         compact = log.replace(" ", "")
         leaked = [name for name, value in values.items() if value in log or value.replace(" ", "") in compact]
         mentioned = sum(document_id in line for line in log.splitlines())
@@ -87,9 +87,9 @@ class AuditLog(Check):
         try:
             status = _post(context, params.colour, document_id, _document({}))
         except httpx.HTTPError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"posting the probe failed: {exc!r}")
+            return Evidence.unmeasured(threshold, f"posting the probe failed: {exc!r}")
         if status != 200:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"the probe was answered {status}: not processed")
+            return Evidence.unmeasured(threshold, f"the probe was answered {status}: not processed")
         time.sleep(params.settle_s)
         entries = [line for line in context.require("deployer").logs(params.colour).splitlines()
                    if document_id in line and all(field.search(line) for field in _AUDIT_FIELDS)]

@@ -44,7 +44,7 @@ class PrometheusQuery(Check):
             try:
                 evidence = Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
             except MetricsUnavailable as exc:
-                evidence = Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+                evidence = Evidence.unmeasured(threshold, str(exc))
             if evidence.verdict is Verdict.PASSED or time.monotonic() >= deadline:
                 return evidence
             time.sleep(1)
@@ -63,12 +63,12 @@ class PrometheusFlag(Check):
         try:
             flags = context.require("metrics").flags()
         except MetricsUnavailable as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            return Evidence.unmeasured(threshold, str(exc))
         raw = flags.get(params.flag)
         try:
             days = parse_duration(raw).total_seconds() / 86400
         except ValueError:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"flag {params.flag} is {raw!r}, not a duration")
+            return Evidence.unmeasured(threshold, f"flag {params.flag} is {raw!r}, not a duration")
         return Evidence.compare(round(days, 3), threshold, f"--{params.flag}={raw}")
 
 
@@ -87,7 +87,7 @@ class PrometheusRules(Check):
         try:
             loaded = context.require("metrics").rules()
         except MetricsUnavailable as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            return Evidence.unmeasured(threshold, str(exc))
         found = {rule.get("name"): rule for rule in loaded if rule.get("type") == params.type}
         problems = []
         for name in params.names:
@@ -120,12 +120,12 @@ class PrometheusTargets(Check):
         try:
             targets = context.require("metrics").targets()
         except MetricsUnavailable as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc))
+            return Evidence.unmeasured(threshold, str(exc))
         chosen = [t for t in targets if (t.get("labels") or {}).get("job") == job
                   and all((t.get("labels") or {}).get(k) == v for k, v in labels.items())]
         selector = ", ".join(f"{k}={v}" for k, v in {"job": job, **labels}.items())
         if not chosen:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"no active scrape target with {selector}")
+            return Evidence.unmeasured(threshold, f"no active scrape target with {selector}")
         down = [t for t in chosen if t.get("health") != "up"]
         detail = f"{len(chosen) - len(down)} of {len(chosen)} targets with {selector} up" + "".join(
             f"; {t.get('scrapeUrl')} {t.get('health')}: {t.get('lastError') or 'no error text'}" for t in down)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 
 class ReportMetricParams(Params):
@@ -27,9 +27,9 @@ class ReportMetric(Check):
         try:
             report = json.loads(path.read_text())
         except FileNotFoundError:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} does not exist", uri)
+            return Evidence.unmeasured(threshold, f"report {path} does not exist", uri)
         except (OSError, ValueError) as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), f"report {path} is unreadable: {exc}", uri)
+            return Evidence.unmeasured(threshold, f"report {path} is unreadable: {exc}", uri)
         return _compare_metric(report, params.metric, threshold, uri, where=str(path), source=path.name)
 
 
@@ -48,7 +48,7 @@ class JobResult(Check):
         result = context.require("job_results")(params.job)
         uri = f"ledger:job_results/{params.job}"
         if result is None:
-            return Evidence(Verdict.FAILED, None, str(threshold),
+            return Evidence.unmeasured(threshold,
                             f"job {params.job} recorded no result for this release", uri)
         return _compare_metric(result, params.metric, threshold, uri, where=f"the {params.job} result",
                                source=f"job {params.job}", booleans_count=True)
@@ -62,7 +62,7 @@ def _compare_metric(document: Any, metric: str, threshold: Threshold | None, uri
     if booleans_count and isinstance(value, bool):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return Evidence(Verdict.FAILED, None, str(threshold), f"{metric} in {where} is {value!r}, not a number", uri)
+        return Evidence.unmeasured(threshold, f"{metric} in {where} is {value!r}, not a number", uri)
     return Evidence.compare(value, threshold, f"{metric} from {source}", evidence_uri=uri)
 
 

@@ -20,7 +20,7 @@ import httpx
 from pydantic import Field
 
 from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 READINESS = {"otel_collector": ("/", None), "jaeger": ("/", None), "loki": ("/ready", "ready")}
 
@@ -64,7 +64,7 @@ def _ping_redis(url: str, timeout_s: float, threshold: Threshold | None) -> Evid
     try:
         answered = client.ping()
     except redis.RedisError as exc:
-        return Evidence(Verdict.FAILED, None, str(threshold), f"PING {shown} failed: {exc}", shown)
+        return Evidence.unmeasured(threshold, f"PING {shown} failed: {exc}", shown)
     finally:
         client.close()
     detail = f"PING {shown} -> {answered!r} in {_ms_since(started)}"
@@ -85,7 +85,7 @@ def _ping_mongodb(url: str, timeout_s: float, threshold: Threshold | None) -> Ev
         ) as client:
             answered = client.admin.command("ping")
     except PyMongoError as exc:
-        return Evidence(Verdict.FAILED, None, str(threshold), f"ping {shown} failed: {exc}", shown)
+        return Evidence.unmeasured(threshold, f"ping {shown} failed: {exc}", shown)
     detail = f"ping {shown} -> {answered!r} in {_ms_since(started)}"
     return Evidence.compare(int(answered.get("ok") == 1), threshold, detail, evidence_uri=shown)
 
@@ -112,7 +112,7 @@ def _ping_gremlin(url: str, timeout_s: float, threshold: Threshold | None) -> Ev
         answered = gremlin.submit("g.inject(1)").all().result()
     # what the driver raises for a server that refuses, errs, closes or stays silent (TimeoutError is an OSError)
     except (GremlinServerError, ConfigurationError, aiohttp.ClientError, OSError, RuntimeError) as exc:
-        return Evidence(Verdict.FAILED, None, str(threshold), f"g.inject(1) on {shown} failed: {exc!r}", shown)
+        return Evidence.unmeasured(threshold, f"g.inject(1) on {shown} failed: {exc!r}", shown)
     finally:
         gremlin.close()
     detail = f"g.inject(1) on {shown} -> {answered!r} in {_ms_since(started)}"
@@ -150,7 +150,7 @@ def _http_ready(url: str, path: str, body: str | None, timeout_s: float, thresho
     try:
         response = httpx.get(url + path, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        return Evidence(Verdict.FAILED, None, str(threshold), f"GET {url}{path} failed: {exc!r}", url + path)
+        return Evidence.unmeasured(threshold, f"GET {url}{path} failed: {exc!r}", url + path)
     ready = response.status_code == 200 and (body is None or body in response.text)
     detail = f"GET {url}{path} answered {response.status_code}: {response.text.strip()[:80]!r}"
     return Evidence.compare(int(ready), threshold, detail, evidence_uri=url + path)

@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 _READ_ONLY = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
@@ -65,13 +65,13 @@ class StoreQuery(Check):
                 connection.rollback()  # nothing a query did is kept
         except SQLAlchemyError as exc:
             reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
-            return Evidence(Verdict.FAILED, None, str(threshold), f"{params.store} query failed: {reason}", shown)
+            return Evidence.unmeasured(threshold, f"{params.store} query failed: {reason}", shown)
         finally:
             engine.dispose()
         if isinstance(value, Decimal):
             value = float(value)
         if not _is_number(value):
-            return Evidence(Verdict.FAILED, None, str(threshold),
+            return Evidence.unmeasured(threshold,
                             f"{params.store} query answered {value!r}, not a number", shown)
         if params.measure == "value":
             return Evidence.compare(value, threshold, f"{params.store}: {_one_line(params.sql)}", evidence_uri=shown)

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 PROTOCOL_NUMBERS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 LEGACY = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
@@ -88,7 +88,7 @@ class TlsEndpoint(Check):
         url = context.require("endpoints").url(params.endpoint)
         parts = urlsplit(url)
         if parts.scheme != "https":
-            return Evidence(Verdict.FAILED, None, str(threshold), f"{params.endpoint} {url} does not serve TLS", url)
+            return Evidence.unmeasured(threshold, f"{params.endpoint} {url} does not serve TLS", url)
         host, port = parts.hostname or "", parts.port or 443
         try:
             protocol, cipher, days_left = verified_session(host, port, params.ca_file or context.ca_file,
@@ -104,7 +104,7 @@ class TlsEndpoint(Check):
                           f"{host}:{port} refused TLS 1.0, 1.1 and 1.2") + f"; negotiated {protocol} with {cipher}"
                 return Evidence.compare(lowest, threshold, detail, evidence_uri=url)
         except TlsError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc), url)
+            return Evidence.unmeasured(threshold, str(exc), url)
         session = f"{host}:{port} negotiated {protocol} with {cipher}; certificate valid {days_left:.1f} more days"
         measured = PROTOCOL_NUMBERS.get(protocol) if params.metric == "protocol" else round(days_left, 2)
         return Evidence.compare(measured, threshold, session, evidence_uri=url)

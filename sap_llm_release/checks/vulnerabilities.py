@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
-from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.evidence import Evidence, Threshold
 
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
@@ -131,7 +131,7 @@ class VulnerabilityFindings(Check):
                 findings += PARSERS[report.format](read_report(directory, report), report.file)
             waivers = read_waivers(directory / params.waivers) if params.waivers else []
         except ReportError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc), directory.as_uri())
+            return Evidence.unmeasured(threshold, str(exc), directory.as_uri())
         valid = [w for w in waivers if w.expires >= today]
         expired = sorted({w.id for w in waivers if w.expires < today})
         serious = [f for f in findings if counts(f, params.min_severity)]
@@ -184,7 +184,7 @@ class ScanCoverage(Check):
             else:
                 missing, detail = _unaudited_dependencies(documents)
         except ReportError as exc:
-            return Evidence(Verdict.FAILED, None, str(threshold), str(exc), directory.as_uri())
+            return Evidence.unmeasured(threshold, str(exc), directory.as_uri())
         return Evidence.compare(missing, threshold, detail, evidence_uri=directory.as_uri())
 
 

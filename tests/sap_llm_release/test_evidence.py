@@ -101,3 +101,11 @@ def test_evidence_is_immutable():
     evidence = Evidence(Verdict.PASSED, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         evidence.verdict = Verdict.FAILED
+
+
+def test_an_unmeasured_check_fails_with_its_reason():
+    evidence = Evidence.unmeasured(Threshold(op=">=", value=2), "GET https://x failed: refused", "https://x")
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, None, ">= 2")
+    assert (evidence.detail, evidence.evidence_uri) == ("GET https://x failed: refused", "https://x")
+    assert Evidence.unmeasured(None, "no attestation").threshold == ""
+    assert not evidence.verdict.lets_release_continue
