@@ -11,9 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from sap_llm_release.polling import poll_until
 
 
 def _binaries() -> Path | None:
@@ -54,12 +55,12 @@ def temporary_postgres(database: str = "ledger_test", driver: str = "psycopg"):
         capture_output=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while subprocess.run(_as_postgres([str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)]),
-                             capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("PostgreSQL did not become ready")
-            time.sleep(0.2)
+        def accepting() -> bool:
+            return subprocess.run(_as_postgres([str(binaries / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)]),
+                                  capture_output=True).returncode == 0
+
+        if not poll_until(accepting, bool, timeout_s=30, interval_s=0.2):
+            raise RuntimeError(f"PostgreSQL on port {port} did not accept connections within 30 s")
         subprocess.run(_as_postgres([str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
                                      database]), check=True, capture_output=True)
         yield f"postgresql+{driver}://postgres@127.0.0.1:{port}/{database}"

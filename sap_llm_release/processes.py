@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import time
+
+from sap_llm_release.polling import poll_until
 
 
 def alive(pid: int) -> bool:
@@ -28,11 +29,8 @@ def stop_group(pid: int, grace_s: float = 10.0) -> None:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return
-        time.sleep(0.05)
+    if not poll_until(lambda: alive(pid), lambda running: not running, timeout_s=grace_s, interval_s=0.05):
+        return
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

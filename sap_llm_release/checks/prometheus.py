@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -11,6 +10,7 @@ from sap_llm_release.analysis.provider import MetricsUnavailable
 from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
+from sap_llm_release.polling import poll_until
 from sap_llm_release.templates import render, require_known_variables
 
 
@@ -39,15 +39,15 @@ class PrometheusQuery(Check):
     def run(self, params: PrometheusQueryParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         promql = render(params.query, service=context.service, rate_window=context.rate_window, **context.slots)
         metrics = context.require("metrics")
-        deadline = time.monotonic() + params.wait_s
-        while True:
+
+        def measure() -> Evidence:
             try:
-                evidence = Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
+                return Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
             except MetricsUnavailable as exc:
-                evidence = Evidence.unmeasured(threshold, str(exc))
-            if evidence.verdict is Verdict.PASSED or time.monotonic() >= deadline:
-                return evidence
-            time.sleep(1)
+                return Evidence.unmeasured(threshold, str(exc))
+
+        return poll_until(measure, lambda evidence: evidence.verdict is Verdict.PASSED, timeout_s=params.wait_s,
+                          interval_s=1.0)
 
 
 class PrometheusFlagParams(Params):

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from string import Template
 from typing import Any
 
 import yaml
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from sap_llm_release.deployers.base import Colour, Deployer, DeployError
 from sap_llm_release.kubernetes_settings import KubernetesSettings, check_image_reference
+from sap_llm_release.polling import poll_until
 
 SPEC_HASH_ANNOTATION = "sap-llm-release/spec-sha256"
 VERSION_LABEL = "app.kubernetes.io/version"
@@ -134,21 +135,23 @@ class KubernetesDeployer(Deployer):
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
-        attempt = 1
-        while True:
-            try:
-                return method(*args, _preload_content=False, _request_timeout=self.request_timeout_s, **kwargs).data
-            except ApiException as exc:
-                if exc.status in absent:
-                    return None
-                if exc.status not in TRANSIENT_STATUSES or attempt >= self.attempts:
-                    tries = f" after {attempt} tries" if attempt > 1 else ""
-                    raise DeployError(f"{what} failed{tries}: {describe_api_error(exc)}") from None
-            except HTTPError as exc:  # refused, reset, timed out
-                if attempt >= self.attempts:
-                    raise DeployError(f"{what} failed after {attempt} tries: {exc!r}") from None
-            time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            attempt += 1
+        def transient(exc: BaseException) -> bool:  # refused, reset, timed out, or a status worth another try
+            return isinstance(exc, HTTPError) or isinstance(exc, ApiException) and exc.status in TRANSIENT_STATUSES
+
+        retrying = Retrying(stop=stop_after_attempt(self.attempts), wait=wait_exponential(multiplier=self.backoff_s),
+                            retry=retry_if_exception(transient), reraise=True)
+        try:
+            return retrying(lambda: method(*args, _preload_content=False, _request_timeout=self.request_timeout_s,
+                                           **kwargs).data)
+        except ApiException as exc:
+            if exc.status in absent:
+                return None
+            tries = retrying.statistics.get("attempt_number", 1)
+            raise DeployError(f"{what} failed{f' after {tries} tries' if tries > 1 else ''}: "
+                              f"{describe_api_error(exc)}") from None
+        except HTTPError as exc:
+            raise DeployError(f"{what} failed after {retrying.statistics.get('attempt_number', 1)} tries: "
+                              f"{exc!r}") from None
 
     def _read(self, colour: Colour) -> dict | None:
         body = self._call(f"{self._describe(colour)}: read", self._apps.read_namespaced_deployment,
@@ -177,8 +180,9 @@ class KubernetesDeployer(Deployer):
         raise DeployError(f"{what}: changed by someone else on each of {CONFLICT_ATTEMPTS} tries to apply it")
 
     def wait_ready(self, colour: Colour, timeout_s: float) -> tuple[bool, str]:
-        deadline = time.monotonic() + timeout_s
-        while True:
+        """Poll the Deployment every ``poll_interval_s`` until its rollout is done, has stalled or is gone, for at
+        most ``timeout_s``."""
+        def state() -> tuple[bool | None, str]:
             live = self._read(colour)
             if live is None:
                 return False, f"{self._describe(colour)} not found"
@@ -187,9 +191,13 @@ class KubernetesDeployer(Deployer):
                 return True, f"{self._describe(colour)}: {seen}"
             if stalled := stalled_reason(live):
                 return False, f"{self._describe(colour)} rollout stalled: {seen}; {stalled}"
-            if time.monotonic() + self.poll_interval_s > deadline:
-                return False, f"{self._describe(colour)} not ready after {timeout_s:g}s: {seen}"
-            time.sleep(self.poll_interval_s)
+            return None, seen
+
+        ready, seen = poll_until(state, lambda result: result[0] is not None, timeout_s=timeout_s,
+                                 interval_s=self.poll_interval_s)
+        if ready is None:
+            return False, f"{self._describe(colour)} not ready after {timeout_s:g}s: {seen}"
+        return ready, seen
 
     def remove(self, colour: Colour) -> bool:
         live = self._read(colour)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
+
+from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +27,20 @@ def deliver(send: Callable[[], Any], what: str, *, attempts: int = 3, backoff_s:
     """Call ``send`` up to ``attempts`` times, doubling the wait between tries. Any exception a Slack or PagerDuty
     client raises (HTTP errors, refused connections, API errors) is logged and retried; the last one is returned as
     the detail, never raised: a notification must not fail or block a release or its rollback."""
-    last = ""
-    for attempt in range(1, attempts + 1):
-        try:
-            return Delivery(True, attempt, "sent", send())
-        except Exception as exc:  # noqa: BLE001 - every client failure is a failed delivery, nothing more
-            last = f"{type(exc).__name__}: {exc}"
-            log.warning("%s: attempt %d/%d failed: %s", what, attempt, attempts, last)
-            if attempt < attempts:
-                sleep(backoff_s * 2 ** (attempt - 1))
-    return Delivery(False, attempts, f"failed after {attempts} attempts: {last}"[:2000])
+    def log_failure(state: RetryCallState) -> None:
+        log.warning("%s: attempt %d/%d failed: %s", what, state.attempt_number, attempts, _failure(state.outcome))
+
+    # every client failure is a failed attempt, nothing more; give up after ``attempts``
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=backoff_s),
+                        retry=retry_if_exception_type(Exception), after=log_failure, sleep=sleep)
+    try:
+        value = retrying(send)
+    except RetryError as exc:
+        return Delivery(False, attempts, f"failed after {attempts} attempts: {_failure(exc.last_attempt)}"[:2000])
+    return Delivery(True, retrying.statistics["attempt_number"], "sent", value)
+
+
+def _failure(outcome: Future) -> str:
+    """The exception of a failed attempt, in one line."""
+    exc = outcome.exception()
+    return f"{type(exc).__name__}: {exc}"
