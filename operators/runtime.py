@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sap_llm_release.analysis.window import SLOQuery
@@ -15,6 +15,9 @@ from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.request import ReleaseRequest, validate_request
 from sap_llm_release.spec import Profile, ReleaseSpec, load_spec
 from sap_llm_release.targets import Target, TargetError, build_target, slots_for
+
+if TYPE_CHECKING:
+    from sap_llm_release.analysis.prometheus import PrometheusAccess
 
 LEDGER_CONN_ID = "sap_llm_ledger"
 PROMETHEUS_CONN_ID = "sap_llm_prometheus"
@@ -61,6 +64,21 @@ def _userinfo(login: str | None, password: str | None) -> str:
     if not login:
         return ""
     return quote(login, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+
+
+def prometheus_access(conn_id: str = "sap_llm_prometheus") -> PrometheusAccess:
+    """Prometheus from its connection: the URL (``extra.url``, else host, port and ``schema`` http/https), the CA
+    bundle to verify it with (``extra.ca_file``; default the system's), and its credentials: login and password as
+    HTTP basic auth, or a password without a login as a bearer token."""
+    from airflow.sdk import BaseHook
+
+    from sap_llm_release.analysis.prometheus import PrometheusAccess
+
+    conn = BaseHook.get_connection(conn_id)
+    token = conn.password if conn.password and not conn.login else None
+    return PrometheusAccess(connection_url(conn_id), ca_file=conn.extra_dejson.get("ca_file"),
+                            username=conn.login or None, password=conn.password if conn.login else None,
+                            bearer_token=token)
 
 
 SERVICE_CONN_IDS = {
@@ -185,6 +203,10 @@ class ReleaseRun:
         return connection_url(PROMETHEUS_CONN_ID)
 
     @cached_property
+    def prometheus(self) -> PrometheusAccess:
+        return prometheus_access(PROMETHEUS_CONN_ID)
+
+    @cached_property
     def blue_slot(self) -> str:
         return self.ledger.blue_slot(self.release_id)
 
@@ -199,7 +221,7 @@ class ReleaseRun:
             service=self.spec.service,
             attestations={gate: a.model_dump() for gate, a in self.request.attestations.items()},
             rate_window=self.spec.rate_window(self.request.profile),
-            metrics=PrometheusProvider(self.prometheus_url),
+            metrics=PrometheusProvider(self.prometheus),
         )
         try:
             target = self.target

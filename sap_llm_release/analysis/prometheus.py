@@ -1,8 +1,15 @@
-"""Prometheus behind the metrics provider interface, through ``prometheus-api-client``."""
+"""Prometheus behind the metrics provider interface, through ``prometheus-api-client``.
+
+Every call verifies the server's certificate (the system trust store, or the CA bundle the connection names) and
+carries the connection's credentials: HTTP basic auth, or a bearer token, as production Prometheus usually sits behind
+an authenticating proxy. The credentials go only to the Prometheus URL itself, never to the Alertmanagers it names.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 import yaml
@@ -12,14 +19,50 @@ from urllib3.util.retry import Retry
 from sap_llm_release.analysis.provider import MetricsUnavailable
 
 
+@dataclass(frozen=True)
+class PrometheusAccess:
+    """Where Prometheus answers and how to reach it: ``ca_file`` (None: the system trust store), basic auth
+    (``username`` + ``password``) or a ``bearer_token``. Plain data, so a trigger can carry it."""
+
+    url: str
+    ca_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    bearer_token: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.bearer_token and self.username:
+            raise ValueError("Prometheus access: give basic auth (username, password) or a bearer token, not both")
+
+    def session(self) -> requests.Session:
+        """A session that verifies the server and authenticates to it."""
+        session = requests.Session()
+        session.verify = self.ca_file or True
+        if self.username:
+            session.auth = (self.username, self.password or "")
+        elif self.bearer_token:
+            session.headers["Authorization"] = f"Bearer {self.bearer_token}"
+        return session
+
+    def at(self, url: str) -> PrometheusAccess:
+        """The same trust and credentials for another replica."""
+        return PrometheusAccess(url, self.ca_file, self.username, self.password, self.bearer_token)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if value is not None}
+
+
 class PrometheusProvider:
-    def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, access: PrometheusAccess | str, timeout_s: float = 5.0) -> None:
+        self.access = PrometheusAccess(access) if isinstance(access, str) else access
+        self.url = self.access.url.rstrip("/")
         self._timeout_s = timeout_s
+        self._session = self.access.session()
         # One quick retry at most: the analysis loop asks again every interval, and a slow failure would delay
         # the rollback it should trigger.
         retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
-        self._client = PrometheusConnect(url=self.url, disable_ssl=True, timeout=timeout_s, retry=retry)
+        # a session of its own: the client mounts its retrying adapter on it, which the other endpoints do without
+        self._client = PrometheusConnect(url=self.url, timeout=timeout_s, retry=retry, session=self.access.session())
 
     def query(self, promql: str) -> float | None:
         try:
@@ -32,7 +75,7 @@ class PrometheusProvider:
     def ready(self) -> str:
         """The server's readiness answer (``/-/ready``); not ready or not answering raises."""
         try:
-            response = requests.get(f"{self.url}/-/ready", timeout=self._timeout_s)
+            response = self._get(f"{self.url}/-/ready")
         except requests.RequestException as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} did not answer /-/ready: {exc}") from exc
         if response.status_code != 200:
@@ -73,7 +116,8 @@ class PrometheusProvider:
     def alertmanager_config(self, base_url: str) -> dict:
         """The configuration an Alertmanager runs (``/api/v2/status``, ``config.original``), parsed."""
         try:
-            response = requests.get(f"{base_url}/api/v2/status", timeout=self._timeout_s)
+            # the Alertmanager's own address: verified the same way, but never sent Prometheus's credentials
+            response = requests.get(f"{base_url}/api/v2/status", timeout=self._timeout_s, verify=self._session.verify)
             response.raise_for_status()
             config = yaml.safe_load(response.json()["config"]["original"])
         except (requests.RequestException, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
@@ -82,9 +126,13 @@ class PrometheusProvider:
             raise MetricsUnavailable(f"Alertmanager {base_url} runs no readable configuration")
         return config
 
+    def _get(self, url: str) -> requests.Response:
+        # verify passed explicitly: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own
+        return self._session.get(url, timeout=self._timeout_s, verify=self._session.verify)
+
     def _api(self, path: str, what: str):
         try:
-            response = requests.get(f"{self.url}/api/v1/{path}", timeout=self._timeout_s)
+            response = self._get(f"{self.url}/api/v1/{path}")
             response.raise_for_status()
             return response.json()["data"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:

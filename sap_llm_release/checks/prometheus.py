@@ -144,13 +144,15 @@ class PrometheusReplicas(Check):
     Params = PrometheusReplicasParams
 
     def run(self, params: PrometheusReplicasParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
-        from sap_llm_release.analysis.prometheus import PrometheusProvider
+        from sap_llm_release.analysis.prometheus import PrometheusAccess, PrometheusProvider
 
         if not context.prometheus_replicas:
             raise CheckUnavailable("no Prometheus replicas are configured for this target")
         seen, expected_jobs, counted = [], None, 0
+        # the replicas sit behind the same trust and credentials as the Prometheus the release reads
+        access = context.metrics.access if isinstance(context.metrics, PrometheusProvider) else PrometheusAccess("")
         for url in context.prometheus_replicas:
-            replica = PrometheusProvider(url, timeout_s=params.timeout_s)
+            replica = PrometheusProvider(access.at(url), timeout_s=params.timeout_s)
             try:
                 replica.ready()
                 jobs = {(target.get("labels") or {}).get("job") for target in replica.targets()}

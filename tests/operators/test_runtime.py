@@ -113,3 +113,18 @@ def test_prometheus_replicas_come_from_the_connection_else_from_the_target(monke
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_PROMETHEUS",
                        json.dumps({"conn_type": "http", "host": "prom", "extra": {"replicas": replicas}}))
     assert prometheus_replicas(target) == replicas
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"host": "prom", "port": 9090}, {"url": "http://prom:9090"}),
+    ({"host": "prom.internal", "schema": "https", "login": "release", "password": "s3cret",
+      "extra": {"ca_file": "/etc/sap-llm/ca.pem"}},
+     {"url": "https://prom.internal", "ca_file": "/etc/sap-llm/ca.pem", "username": "release", "password": "s3cret"}),
+    ({"host": "prom.internal", "schema": "https", "password": "t0ken"},
+     {"url": "https://prom.internal", "bearer_token": "t0ken"}),
+])
+def test_prometheus_access_comes_from_its_connection(monkeypatch, fields, expected):
+    from operators.runtime import prometheus_access
+
+    monkeypatch.setenv("AIRFLOW_CONN_TEST_PROMETHEUS", json.dumps({"conn_type": "http", **fields}))
+    assert prometheus_access("test_prometheus").to_dict() == expected

@@ -102,7 +102,9 @@ class CannedPrometheus:
     ``/api/v1/rules``, ``/api/v1/targets``, ``/api/v1/alertmanagers``, ``/-/ready``, and an Alertmanager's
     ``/api/v2/status``."""
 
-    def __init__(self) -> None:
+    def __init__(self, cert_dir: Path | None = None, authorization: str | None = None) -> None:
+        """``cert_dir``: serve HTTPS with a certificate of its own CA (``ca_file``); ``authorization``: answer 401
+        to any request without exactly this ``Authorization`` header."""
         self.queries: dict[str, tuple[int, object]] = {}
         self.flags: tuple[int, object] = (200, {"status": "success", "data": {}})
         self.rules: tuple[int, object] = (200, {"status": "success", "data": {"groups": []}})
@@ -111,29 +113,16 @@ class CannedPrometheus:
         self.alertmanager_status: tuple[int, object] = (404, {})
         self.ready: tuple[int, object] = (200, "Prometheus Server is Ready.\n")
         self.seen: list[str] = []
+        self.authorizations: list[str | None] = []
         canned = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                url = urlparse(self.path)
-                if url.path == "/api/v1/query":
-                    promql = parse_qs(url.query).get("query", [""])[0]
-                    canned.seen.append(promql)
-                    status, body = canned.queries.get(promql, (400, {"status": "error", "error": "unknown"}))
-                elif url.path == "/api/v1/status/flags":
-                    status, body = canned.flags
-                elif url.path == "/api/v1/rules":
-                    status, body = canned.rules
-                elif url.path == "/api/v1/targets":
-                    status, body = canned.targets
-                elif url.path == "/api/v1/alertmanagers":
-                    status, body = canned.alertmanagers
-                elif url.path == "/-/ready":
-                    status, body = canned.ready
-                elif url.path == "/api/v2/status":  # this server plays the Alertmanager too
-                    status, body = canned.alertmanager_status
+                canned.authorizations.append(self.headers.get("Authorization"))
+                if authorization and self.headers.get("Authorization") != authorization:
+                    status, body = 401, "Unauthorized\n"
                 else:
-                    status, body = 404, {"status": "error", "error": "not found"}
+                    status, body = canned.answer(urlparse(self.path))
                 payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -145,9 +134,31 @@ class CannedPrometheus:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.ca_file = None
+        if cert_dir is not None:
+            import ssl
+
+            from tests.support.standins import _self_signed
+
+            self.ca_file = _self_signed(cert_dir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.ca_file, cert_dir / "key.pem")
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        scheme = "https" if cert_dir is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
+
+    def answer(self, url) -> tuple[int, object]:
+        """The canned answer for one GET (this server plays an Alertmanager's ``/api/v2/status`` too)."""
+        if url.path == "/api/v1/query":
+            promql = parse_qs(url.query).get("query", [""])[0]
+            self.seen.append(promql)
+            return self.queries.get(promql, (400, {"status": "error", "error": "unknown"}))
+        endpoints = {"/api/v1/status/flags": self.flags, "/api/v1/rules": self.rules, "/api/v1/targets": self.targets,
+                     "/api/v1/alertmanagers": self.alertmanagers, "/-/ready": self.ready,
+                     "/api/v2/status": self.alertmanager_status}
+        return endpoints.get(url.path, (404, {"status": "error", "error": "not found"}))
 
     def vector(self, promql: str, *values: str) -> None:
         result = [{"metric": {"series": str(i)}, "value": [1700000000.0, v]} for i, v in enumerate(values)]

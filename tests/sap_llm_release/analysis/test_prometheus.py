@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sap_llm_release.analysis.prometheus import PrometheusProvider, _single_value
+from sap_llm_release.analysis.prometheus import PrometheusAccess, PrometheusProvider, _single_value
 from sap_llm_release.analysis.provider import MetricsUnavailable
 
 
@@ -120,3 +120,84 @@ def test_unreachable_prometheus(free_port):
         provider.query("up")
     with pytest.raises(MetricsUnavailable, match="flags could not be read"):
         provider.flags()
+
+
+# -- trust and credentials -----------------------------------------------------------------------------------------
+
+BASIC = "Basic " + __import__("base64").b64encode(b"release:s3cret").decode()
+
+
+@pytest.fixture
+def tls_prometheus(tmp_path):
+    from tests.sap_llm_release.conftest import CannedPrometheus
+
+    server = CannedPrometheus(cert_dir=tmp_path / "tls")
+    server.scalar("vector(1)", "1")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def guarded_prometheus():
+    from tests.sap_llm_release.conftest import CannedPrometheus
+
+    server = CannedPrometheus(authorization=BASIC)
+    server.scalar("vector(1)", "1")
+    yield server
+    server.close()
+
+
+def test_a_certificate_that_is_not_trusted_is_refused_on_every_endpoint(tls_prometheus):
+    provider = PrometheusProvider(PrometheusAccess(tls_prometheus.url), timeout_s=2)
+    for call in (lambda: provider.query("vector(1)"), provider.ready, provider.flags, provider.targets):
+        with pytest.raises(MetricsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            call()
+    assert tls_prometheus.seen == []  # no query reached the server
+
+
+def test_the_connections_ca_bundle_makes_it_trusted(tls_prometheus):
+    provider = PrometheusProvider(PrometheusAccess(tls_prometheus.url, ca_file=tls_prometheus.ca_file))
+    assert provider.query("vector(1)") == 1.0
+    assert provider.ready() == "Prometheus Server is Ready."
+
+
+def test_a_prometheus_that_asks_for_credentials_refuses_a_request_without(guarded_prometheus):
+    provider = PrometheusProvider(PrometheusAccess(guarded_prometheus.url), timeout_s=2)
+    with pytest.raises(MetricsUnavailable, match="401"):
+        provider.query("vector(1)")
+    with pytest.raises(MetricsUnavailable, match="not ready: 401"):
+        provider.ready()
+    with pytest.raises(MetricsUnavailable, match="401"):
+        provider.targets()
+
+
+def test_basic_auth_reaches_every_endpoint(guarded_prometheus):
+    provider = PrometheusProvider(PrometheusAccess(guarded_prometheus.url, username="release", password="s3cret"))
+    assert provider.query("vector(1)") == 1.0
+    assert provider.ready() and provider.flags() == {} and provider.targets() == []
+    assert set(guarded_prometheus.authorizations) == {BASIC}
+
+
+def test_a_bearer_token_is_sent_as_such(canned_prometheus):
+    canned_prometheus.scalar("vector(1)", "1")
+    PrometheusProvider(PrometheusAccess(canned_prometheus.url, bearer_token="t0ken")).query("vector(1)")
+    assert canned_prometheus.authorizations == ["Bearer t0ken"]
+
+
+def test_the_alertmanager_is_never_sent_prometheus_credentials(canned_prometheus):
+    canned_prometheus.set_alertmanager_config("route: {receiver: pagerduty}")
+    provider = PrometheusProvider(PrometheusAccess(canned_prometheus.url, bearer_token="t0ken"))
+    (alertmanager,) = provider.alertmanagers()
+    assert provider.alertmanager_config(alertmanager) == {"route": {"receiver": "pagerduty"}}
+    assert canned_prometheus.authorizations == ["Bearer t0ken", None]
+
+
+def test_basic_auth_and_a_token_together_are_refused():
+    with pytest.raises(ValueError, match="not both"):
+        PrometheusAccess("https://prometheus", username="a", password="b", bearer_token="c")
+
+
+def test_replicas_share_the_trust_and_credentials():
+    access = PrometheusAccess("https://p1", ca_file="/ca.pem", username="u", password="p")
+    assert access.at("https://p2") == PrometheusAccess("https://p2", "/ca.pem", "u", "p")
+    assert access.to_dict() == {"url": "https://p1", "ca_file": "/ca.pem", "username": "u", "password": "p"}
