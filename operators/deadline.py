@@ -18,9 +18,8 @@ def page_stuck_release(context: dict[str, Any], **_: Any) -> None:
     run, deadline = context["dag_run"], context.get("deadline", {})
     release_id = f"{run['dag_id']}:{run['dag_run_id']}"
     ledger = ledger_for(connection_url(LEDGER_CONN_ID))
-    events = ledger.rows("SELECT event, detail FROM release_events WHERE release_id = :r ORDER BY recorded_at DESC "
-                         "LIMIT 1", r=release_id)
-    last = f"last recorded: {events[0]['event']} {events[0]['detail']}".strip() if events else "nothing recorded"
+    event = ledger.latest_event(release_id)
+    last = f"last recorded: {event['event']} {event['detail']}".strip() if event else "nothing recorded"
     summary = f"release {release_id} is stuck: still running at its deadline {deadline.get('deadline_time', '')}; " \
               f"{last}"
     notifier = release_notifier_for(ledger, release_id, Writer(run["dag_id"], run["dag_run_id"], DEADLINE_TASK, 1))

@@ -127,7 +127,7 @@ class FinishReleaseOperator(ReleaseOperator):
             return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}"
         if states.get(self.rollback_task) in FAILED_STATES:
             return "rollback_failed", f"rollback failed; failed tasks: {', '.join(failed)}"
-        if not run.ledger.rows("SELECT 1 FROM releases WHERE release_id = :r", r=run.release_id):
+        if run.ledger.release(run.release_id) is None:
             return None, ""
         failed_gates = [
             f"gate {row['gate']} failed: measured {_measured(row)}, threshold {row['threshold']} ({row['detail']})"

@@ -413,6 +413,37 @@ class Ledger:
             raise LedgerError(f"release {release_id} is not in the ledger")
         return rows[0]["blue_slot"]
 
+    def release(self, release_id: str) -> dict[str, Any] | None:
+        """The release's own record (who triggered it, version, environment, blue slot), or None."""
+        rows = self.rows("SELECT * FROM releases WHERE release_id = :r", r=release_id)
+        return rows[0] if rows else None
+
+    def latest_event(self, release_id: str) -> dict[str, Any] | None:
+        """The release's most recent event, or None while it has none."""
+        rows = self.rows("SELECT * FROM release_events WHERE release_id = :r ORDER BY recorded_at DESC LIMIT 1",
+                         r=release_id)
+        return rows[0] if rows else None
+
+    def slo_windows(self, release_id: str, verdict: str | None = None) -> list[dict[str, Any]]:
+        """The release's SLO windows in the order they were recorded (only those with ``verdict`` when given)."""
+        rows = self.rows("SELECT * FROM slo_windows WHERE release_id = :r ORDER BY recorded_at", r=release_id)
+        return [row for row in rows if verdict is None or row["verdict"] == verdict]
+
+    def latest_traffic_change(self, release_id: str) -> dict[str, Any] | None:
+        """The release's most recent traffic change, or None while traffic was never touched."""
+        rows = self.rows("SELECT * FROM traffic_changes WHERE release_id = :r ORDER BY changed_at DESC LIMIT 1",
+                         r=release_id)
+        return rows[0] if rows else None
+
+    def sent_notifications(self, release_id: str, channel: str) -> list[dict[str, Any]]:
+        """The notifications delivered on ``channel`` (slack, pagerduty) for the release, oldest first."""
+        return self.rows("SELECT * FROM notifications WHERE release_id = :r AND channel = :c AND status = 'sent' "
+                         "ORDER BY recorded_at", r=release_id, c=channel)
+
+    def slack_request_seen(self, request_sha256: str) -> bool:
+        """Whether this exact Slack request (its digest) was received before."""
+        return bool(self.rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=request_sha256))
+
     def gate_verdicts(self, release_id: str) -> dict[str, dict[str, Any]]:
         """The latest try's result of every gate recorded for ``release_id``."""
         latest: dict[str, dict[str, Any]] = {}

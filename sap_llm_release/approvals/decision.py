@@ -56,13 +56,12 @@ def approval_evidence(ledger: Any, spec: ReleaseSpec, release_id: str) -> list[s
     recorded = ledger.gate_verdicts(release_id)
     gates = [gate for gate in spec.gates if gate.name in recorded]
     lines = phase_results(gates, recorded)
-    for window in ledger.rows("SELECT * FROM slo_windows WHERE release_id = :r ORDER BY recorded_at", r=release_id):
+    for window in ledger.slo_windows(release_id):
         measured = ", ".join(f"{check['name']} worst {_number(check['worst'])} ({check['threshold']})"
                              for check in json.loads(window["checks_json"]))
         lines.append(f"SLO window at {window['green_weight']} %: {window['verdict']}; {measured}")
-    traffic = ledger.rows("SELECT green_after FROM traffic_changes WHERE release_id = :r ORDER BY changed_at DESC "
-                          "LIMIT 1", r=release_id)
-    lines.append(f"green serves {traffic[0]['green_after']} % of traffic" if traffic else "green serves no traffic")
+    traffic = ledger.latest_traffic_change(release_id)
+    lines.append(f"green serves {traffic['green_after']} % of traffic" if traffic else "green serves no traffic")
     return lines
 
 

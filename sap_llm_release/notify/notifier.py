@@ -34,10 +34,8 @@ class ReleaseNotifier:
         )
 
     def _thread(self) -> SlackMessage | None:
-        rows = self.ledger.rows(
-            "SELECT detail FROM notifications WHERE release_id = :r AND channel = 'slack' AND kind = :k "
-            "AND status = 'sent' ORDER BY recorded_at LIMIT 1", r=self.release_id, k=THREAD_KIND)
-        return SlackMessage(**json.loads(rows[0]["detail"])) if rows else None
+        opened = [row for row in self.ledger.sent_notifications(self.release_id, "slack") if row["kind"] == THREAD_KIND]
+        return SlackMessage(**json.loads(opened[0]["detail"])) if opened else None
 
     def started(self, service: str, version: str, environment: str, triggered_by: str, run_url: str) -> None:
         """Open the release's Slack thread (once: a retried task reuses it)."""
@@ -88,9 +86,7 @@ class ReleaseNotifier:
         self._post_in_thread(f"approval:{approval}", text)
 
     def _pages_sent(self) -> set[str]:
-        rows = self.ledger.rows("SELECT kind FROM notifications WHERE release_id = :r AND channel = 'pagerduty' "
-                                "AND status = 'sent'", r=self.release_id)
-        return {row["kind"] for row in rows}
+        return {row["kind"] for row in self.ledger.sent_notifications(self.release_id, "pagerduty")}
 
     def page(self, kind: str, summary: str, details: dict | None = None) -> None:
         """Trigger the release's one PagerDuty alert (its dedup key is the release's); a kind already sent, by

@@ -207,6 +207,28 @@ def test_recent_releases_of_some_dags_are_limited_after_the_filter(ledger):
     assert ledger.recent_releases(2, dag_ids=set()) == []
 
 
+def test_named_queries_read_what_was_recorded(ledger, release_id):
+    assert (ledger.latest_event(release_id), ledger.latest_traffic_change(release_id)) == (None, None)
+    assert ledger.slo_windows(release_id) == [] and ledger.sent_notifications(release_id, "slack") == []
+    record_each(ledger, release_id, WRITER)
+    ledger.record_slo_window(release_id, step="step_020", green_weight=20, verdict="failed", reason="error_rate",
+                             window_seconds=3.0, checks=[], started_at="2026-01-01T00:00:00", writer=WRITER)
+    ledger.record_traffic_change(release_id, reason="rollback", before=(80, 20), after=(100, 0), router="nginx",
+                                 writer=Writer(WRITER.dag_id, WRITER.run_id, "rollback.rollback_to_blue", 1))
+    assert ledger.release(release_id)["triggered_by"] == "alice" and ledger.release("rel-none") is None
+    assert ledger.latest_event(release_id)["event"] == "started"
+    assert [w["step"] for w in ledger.slo_windows(release_id)] == ["step_005", "step_020"]
+    assert [w["step"] for w in ledger.slo_windows(release_id, verdict="failed")] == ["step_020"]
+    assert ledger.latest_traffic_change(release_id)["reason"] == "rollback"
+    assert [n["channel"] for n in ledger.sent_notifications(release_id, "slack")] == ["slack"]
+
+
+def test_a_slack_request_is_seen_once_recorded(ledger):
+    assert not ledger.slack_request_seen("d" * 64)
+    ledger.record_slack_interaction(request_sha256="d" * 64, slack_timestamp="1", outcome="refused", detail="x")
+    assert ledger.slack_request_seen("d" * 64)
+
+
 def test_badly_named_migration_is_refused(tmp_path):
     (tmp_path / "001_ledger.sql").write_text("")
     (tmp_path / "2_more.sql").write_text("")
