@@ -1,11 +1,12 @@
 """Parse time of every DAG file, as the DAG processor measures it (`airflow dags report`), five runs each.
 
-    .venv/bin/python benchmarks/dag_parse.py
+    .venv/bin/python benchmarks/dag_parse.py [--runs 5]
 Goal: < 0.2 s per file, and no heavy module (torch, transformers, kubernetes) imported at parse time.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -15,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 5
 
 
 def report(env: dict[str, str]) -> list[dict]:
@@ -27,6 +27,9 @@ def report(env: dict[str, str]) -> list[dict]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="dag-parse-")
     env = {
         **os.environ,
@@ -37,7 +40,7 @@ def main() -> None:
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, check=True,
                    capture_output=True)
     durations: dict[str, list[float]] = {}
-    for _ in range(RUNS):
+    for _ in range(args.runs):
         for row in report(env):
             seconds = row["duration"]
             seconds = _seconds(seconds)

@@ -4,7 +4,10 @@
 
 Runs the release DAG (dag.test, rehearsal profile: 1 s scrape, 2 s analysis interval, failure limit 2) against its
 own live local stack, injects a 50 % error rate into green when the router reaches the step, and reads nginx's
-access log: the reaction is the time of the last request green answered minus the time of the injection.
+access log: the reaction is the time of the last request green answered minus the time of the injection. Sets up what
+it needs: an Airflow home, the ledger, the stack, the Slack signing connection, and the release manager's Slack
+clicks that answer the release's approvals (as the test suite's rehearsals do). Each run starts once the previous
+run's critical alert has cleared, as a release would.
 Goal: <= 15 s. (Flagger needs analysis interval x threshold, 60 s x 1 at its defaults, for the same decision.)
 """
 
@@ -32,8 +35,11 @@ os.environ.update(
 )
 sys.path.insert(0, str(ROOT))
 
+from tests.support.approvals import SIGNING_SECRET  # noqa: E402
 from tests.support.runs import release_conf, run_release  # noqa: E402
 from tests.support.stack import LiveStack  # noqa: E402
+
+os.environ["AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING"] = json.dumps({"conn_type": "generic", "password": SIGNING_SECRET})
 
 
 def last_green_answer(access_log: Path, green_address: str, since: float) -> float | None:
@@ -46,8 +52,13 @@ def last_green_answer(access_log: Path, green_address: str, since: float) -> flo
     return last
 
 
+class NoInjection(RuntimeError):
+    """The release ended before the router reached the step: nothing was measured."""
+
+
 def one_run(stack: LiveStack, step: int) -> float:
     stack.reset()
+    stack.wait_for_no_critical_alerts()
     injected: dict[str, float] = {}
 
     def inject() -> None:
@@ -56,7 +67,11 @@ def one_run(stack: LiveStack, step: int) -> float:
 
     stack.when_green_weight(step, inject)
     dag_run, states = run_release(release_conf())
-    assert states["rollback.rollback_to_blue"] == "success", states
+    if "at" not in injected:
+        failed = sorted(task for task, state in states.items() if state == "failed")
+        raise NoInjection(f"the release never sent {step} % to green (failed: {', '.join(failed) or 'none'})")
+    if (rollback := states["rollback.rollback_to_blue"]) != "success":
+        raise RuntimeError(f"no rollback after the injection: rollback_to_blue is {rollback}")
     green = f"127.0.0.1:{stack.info['ports']['green']}"
     last = last_green_answer(stack.dir / "access.log", green, injected["at"])
     return (last or injected["at"]) - injected["at"]
@@ -66,7 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--step", type=int, default=20, choices=(5, 20, 50, 100))
-    parser.add_argument("--base-port", type=int, default=48080)
+    # below Linux's ephemeral port range (32768-60999), like the test suite's stacks
+    parser.add_argument("--base-port", type=int, default=25080)
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     stack = LiveStack.start(HOME / "stack", base_port=args.base_port)

@@ -32,6 +32,13 @@ os.environ.update(
 
 from sap_llm_release.local_postgres import temporary_postgres  # noqa: E402
 
+# Each pytest-xdist worker runs its own live stack on its own 20 ports: the session's stack on the first ten, a
+# benchmark's stack on the next ten. Below Linux's ephemeral range (32768-60999): a port there can be taken at any
+# moment by the local end of an outgoing connection (a Prometheus scrape, a keep-alive client), and green's deploy
+# then fails to bind.
+WORKER_INDEX = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+BASE_PORT = int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "28080")) + 20 * WORKER_INDEX
+
 
 @pytest.fixture(scope="session")
 def postgres_url():
@@ -56,15 +63,19 @@ def local_stack():
     """The live local stack on its own ports, stopped at the end of the session."""
     from tests.support.stack import LiveStack
 
-    # Below Linux's ephemeral range (32768-60999): a port there can be taken at any moment by the local end of an
-    # outgoing connection (a Prometheus scrape, a keep-alive client), and green's deploy then fails to bind.
-    stack = LiveStack.start(_HOME / "stack", base_port=int(os.environ.get("SAP_LLM_TEST_BASE_PORT", "28080")))
+    stack = LiveStack.start(_HOME / "stack", base_port=BASE_PORT)
     os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
     os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
     try:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def unused_stack_ports() -> int:
+    """The first of ten ports this worker keeps free for a stack of a test's own (a benchmark's)."""
+    return BASE_PORT + 10
 
 
 @pytest.fixture(scope="session")

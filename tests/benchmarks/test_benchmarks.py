@@ -1,0 +1,44 @@
+"""Each committed benchmark, run as a user runs it, at its smallest size: a benchmark that breaks fails the suite.
+The figures they print are not asserted (they vary with the machine); that they print one is."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.runs import ROOT
+
+VALIDATOR_PYTHON = ROOT / ".venv-validator" / "bin" / "python"
+
+
+def run(command: list[str], timeout_s: float, **env: str) -> str:
+    clean_env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "SAP_LLM"))}
+    result = subprocess.run(command, cwd=ROOT, env={**clean_env, **env}, capture_output=True, text=True,
+                            timeout=timeout_s)
+    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def test_dag_parse_prints_its_median():
+    out = run([sys.executable, "benchmarks/dag_parse.py", "--runs", "1"], timeout_s=300)
+    assert re.search(r"release_sap_llm\.py: median \d+\.\d{3} s over 1 parses", out), out
+    assert "heavy modules imported at parse time: none" in out
+
+
+def test_validator_cpu_prints_its_throughput():
+    out = run([str(VALIDATOR_PYTHON), "benchmarks/validator_cpu.py", "--runs", "1", "--batch-sizes", "1"],
+              timeout_s=300, PYTHONPATH=f"{ROOT / 'inference_images'}:{ROOT / 'inference_images' / 'validator'}")
+    assert re.search(r"batch   1: evaluate throughput median [\d,]+ docs/hour", out), out
+
+
+@pytest.mark.stack
+@pytest.mark.timeout(600)
+def test_rollback_reaction_measures_one_rollback(unused_stack_ports):
+    out = run([sys.executable, "benchmarks/rollback_reaction.py", "--runs", "1", "--base-port",
+               str(unused_stack_ports)], timeout_s=540)
+    assert re.search(r"rollback reaction at the 20% step, 1 runs: \d+\.\d s", out), out
+    assert re.search(r"median \d+\.\d s \(goal <= 15 s", out), out
