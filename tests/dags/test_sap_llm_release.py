@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
@@ -192,6 +193,39 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     record = ledger.release_record(release_id(dag_run))
     (window,) = record["slo_windows"]
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
+
+
+def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further(quiet_stack, ledger):
+    """Green's process dies a moment into the 20 % window: its last samples still fill the rate window and nginx
+    retries its requests on blue, so only green's own health (scraped, fresh, answering) can tell."""
+    killed: dict[str, float] = {}
+
+    def kill_green_once_it_served() -> None:
+        time.sleep(2)  # green answers its share for a moment first, so the rate window holds its samples
+        killed["at"] = quiet_stack.kill("green")
+
+    quiet_stack.when_green_weight(20, kill_green_once_it_served)
+
+    dag_run, states = run_release(release_conf())
+
+    assert killed, "green was never killed"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.watch_020"] == "failed"
+    assert states["traffic_shift.shift_to_050"] == "upstream_failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == ALL_BLUE
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5, 20, 0]  # nothing more sent to dead green
+    window = {w["green_weight"]: w for w in record["slo_windows"]}[20]
+    assert window["verdict"] == "failed"
+    assert any(health in window["reason"] for health in ("green_scraped", "green_fresh", "green_ready"))
+    (rollback,) = record["rollbacks"]
+    assert rollback["blue_healthy"] == 1 and "step_020" in rollback["cause"]
+    # `nginx -s reload` returns as the master is signalled; its old worker may take requests a moment longer
+    rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
+    assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
+    assert quiet_stack.requests_sent_to("green", since=killed["at"] - 2)  # green had its share before it died
 
 
 def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack):
