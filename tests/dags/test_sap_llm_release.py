@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
@@ -226,6 +227,51 @@ def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting
     rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
     assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
     assert quiet_stack.requests_sent_to("green", since=killed["at"] - 2)  # green had its share before it died
+
+
+def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread:
+    """Run ``action()`` in the background as soon as the ledger holds a passed window at ``weight`` % from now on."""
+    since = datetime.now(timezone.utc).isoformat()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                passed = ledger.rows("SELECT 1 FROM slo_windows WHERE green_weight = :w AND verdict = 'passed' "
+                                     "AND recorded_at > :since", w=weight, since=since)
+            except Exception:  # the release is writing; look again
+                passed = []
+            if passed:
+                action()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, ledger):
+    """Green dies between its 5 % window passing and the shift to 20 %: the shift asks green first and fails."""
+    killed: dict[str, float] = {}
+    ledger.migrate()
+    _when_window_passed(ledger, 5, lambda: killed.setdefault("at", quiet_stack.kill("green")))
+
+    dag_run, states = run_release(release_conf())
+
+    assert killed, "green was never killed"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.watch_005"] == "success"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == ALL_BLUE
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5, 0]
+    (refused,) = [e for e in record["release_events"] if e["event"] == "green_not_ready_before_shift"]
+    assert refused["detail"].startswith("step 20%: local green deployment is not running")
+    rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
+    assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
 
 
 def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack):
