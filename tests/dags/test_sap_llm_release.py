@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
+from tenacity import retry, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.routers.base import ALL_BLUE, Weights
@@ -233,18 +234,15 @@ def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread
     """Run ``action()`` in the background as soon as the ledger holds a passed window at ``weight`` % from now on."""
     since = datetime.now(timezone.utc).isoformat()
 
+    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda rows: not rows),  # writing: look again
+           stop=stop_after_delay(300), wait=wait_fixed(0.02), retry_error_callback=lambda state: [])
+    def passed() -> list:
+        return ledger.rows("SELECT 1 FROM slo_windows WHERE green_weight = :w AND verdict = 'passed' "
+                           "AND recorded_at > :since", w=weight, since=since)
+
     def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                passed = ledger.rows("SELECT 1 FROM slo_windows WHERE green_weight = :w AND verdict = 'passed' "
-                                     "AND recorded_at > :since", w=weight, since=since)
-            except Exception:  # the release is writing; look again
-                passed = []
-            if passed:
-                action()
-                return
-            time.sleep(0.02)
+        if passed():
+            action()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
