@@ -69,6 +69,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 timeout_datetime=deadline, poke_interval=POKE_INTERVAL_S, prometheus_url=run.prometheus_url,
                 slos=[vars(slo) for slo in guard], failure_limit=spec.analysis.failure_limit,
                 interval_s=spec.analysis_interval(request.profile).total_seconds(),
+                ready_url=run.green_ready_url() if guard else "",
             ),
             method_name="execute_complete",
             timeout=timeout + DEFERRAL_GRACE,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from sap_llm_release.analysis.readiness import readiness_url
 from sap_llm_release.analysis.window import SLOQuery
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.ledger import Ledger, Writer
@@ -238,13 +239,17 @@ class ReleaseRun:
         return context
 
     def green_slo_queries(self) -> list[SLOQuery]:
-        """The spec's SLOs as queries on green's current slot."""
+        """The spec's health checks, then its SLOs, as queries on green's current slot."""
         variables = {"colour": slots_for(self.blue_slot)["green"], "rate_window": self.spec.rate_window(
             self.request.profile), "service": self.spec.service}
         return [
             SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
-            for slo in self.spec.analysis.slos
+            for slo in [*self.spec.analysis.health, *self.spec.analysis.slos]
         ]
+
+    def green_ready_url(self) -> str:
+        """Green's readiness endpoint on this target."""
+        return readiness_url(self.target.url("green"))
 
     def job_variables(self) -> dict[str, str]:
         """Every ``$name`` a job's arguments may use, for this release on this target."""

@@ -34,7 +34,8 @@ class SLOWindowSensor(BaseOperator):
         green_slot = slots_for(run.blue_slot)["green"]
         slos = run.green_slo_queries()
         started = datetime.now(timezone.utc)
-        self.log.info("watching %d SLOs on green (slot %s) at %d%% for %s", len(slos), green_slot, self.weight, window)
+        self.log.info("watching %d SLOs and the readiness of green (slot %s) at %d%% for %s", len(slos), green_slot,
+                      self.weight, window)
         self.defer(
             trigger=SLOWindowTrigger(
                 prometheus_url=run.prometheus_url,
@@ -43,6 +44,7 @@ class SLOWindowSensor(BaseOperator):
                 interval_s=spec.analysis_interval(profile).total_seconds(),
                 window_start=started.isoformat(),
                 window_end=(started + window).isoformat(),
+                ready_url=run.green_ready_url(),
             ),
             method_name="execute_complete",
             timeout=window + DEFERRAL_GRACE,

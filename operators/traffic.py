@@ -16,6 +16,7 @@ from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun, kubernetes_connection_extras
 from operators.states import FAILED_STATES, task_states
 from operators.triggers import RolloutTrigger
+from sap_llm_release.analysis.readiness import green_ready_to_shift
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import phase_results
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
@@ -61,9 +62,11 @@ class DeployGreenOperator(ReleaseOperator):
 
 
 class ShiftTrafficOperator(ReleaseOperator):
-    """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through."""
+    """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through and
+    seeing green answer ready right before the change."""
 
     ui_color = "#fdebd0"
+    READY_PROBE_TIMEOUT_S = 10.0  # how long green may take to answer ready before a shift
 
     def __init__(self, *, weight: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,6 +84,7 @@ class ShiftTrafficOperator(ReleaseOperator):
         router = run.target.router
         before = router.get_weights()
         wanted = Weights.green_percent(self.weight)
+        self._require_green_ready(run)
         router.set_weights(wanted)
         live = router.get_weights()
         if live != wanted:
@@ -97,6 +101,14 @@ class ShiftTrafficOperator(ReleaseOperator):
         notifier.say(f"traffic_{self.weight:03d}",
                      f"traffic: {live.green} % on green {run.request.version} (was {before.green} %)")
         return {"blue": live.blue, "green": live.green}
+
+    def _require_green_ready(self, run: ReleaseRun) -> None:
+        """Green must answer ready right before its share grows; otherwise the shift fails (the release rolls
+        back) and the refusal is in the ledger."""
+        ready, seen = green_ready_to_shift(run.target.deployer, run.green_ready_url(), self.READY_PROBE_TIMEOUT_S)
+        if not ready:
+            run.event("green_not_ready_before_shift", f"step {self.weight}%: {seen}")
+            raise AirflowFailException(f"refusing to shift {self.weight}% to green: it is not ready ({seen})")
 
     @staticmethod
     def _require_gates_proven(gates: list[Gate], recorded: dict[str, dict[str, Any]]) -> None:

@@ -1,8 +1,9 @@
 """The release's triggers, polling in the triggerer and holding no worker slot; each yields one event and returns.
 
-:class:`SLOWindowTrigger` only reads metrics, so running it again after a triggerer restart is safe: the window end
-is absolute, the failure counts start again. :class:`ApprovalGuardTrigger` also writes the approval's closing
-answer (the timeout's default, or superseded by a breach) on Airflow's HITL record, which Airflow lets happen once.
+:class:`SLOWindowTrigger` only reads metrics and GETs green's readiness endpoint, so running it again after a
+triggerer restart is safe: the window end is absolute, the failure counts start again.
+:class:`ApprovalGuardTrigger` also writes the approval's closing answer (the timeout's default, or superseded by a
+breach) on Airflow's HITL record, which Airflow lets happen once.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class SLOWindowTrigger(BaseTrigger):
         interval_s: float,
         window_end: str,
         window_start: str = "",
+        ready_url: str = "",
         **_unknown: Any,  # kwargs of older versions, so triggers saved before an upgrade still load
     ) -> None:
         super().__init__()
@@ -35,6 +37,7 @@ class SLOWindowTrigger(BaseTrigger):
         self.interval_s = interval_s
         self.window_end = window_end
         self.window_start = window_start
+        self.ready_url = ready_url  # green's readiness endpoint, asked each interval (empty: saved before it was)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -46,6 +49,7 @@ class SLOWindowTrigger(BaseTrigger):
                 "interval_s": self.interval_s,
                 "window_end": self.window_end,
                 "window_start": self.window_start,
+                "ready_url": self.ready_url,
             },
         )
 
@@ -53,7 +57,8 @@ class SLOWindowTrigger(BaseTrigger):
         from sap_llm_release.analysis.prometheus import PrometheusProvider
 
         provider = PrometheusProvider(self.prometheus_url)
-        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit)
+        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
+                                  probes=_readiness_probes(self.ready_url))
         end = datetime.fromisoformat(self.window_end)
         while True:
             remaining = (end - datetime.now(timezone.utc)).total_seconds()
@@ -80,19 +85,20 @@ class ApprovalGuardTrigger(HITLTrigger):
     at once, so the rollback never waits for a person (fluxcd/flagger#1801)."""
 
     def __init__(self, *, prometheus_url: str = "", slos: list[dict[str, Any]] | None = None,
-                 failure_limit: int = 1, interval_s: float = 60.0, **kwargs: Any) -> None:
+                 failure_limit: int = 1, interval_s: float = 60.0, ready_url: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.prometheus_url = prometheus_url
         self.slos = slos or []
         self.failure_limit = failure_limit
         self.interval_s = interval_s
+        self.ready_url = ready_url
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {**kwargs, "prometheus_url": self.prometheus_url, "slos": self.slos,
-             "failure_limit": self.failure_limit, "interval_s": self.interval_s},
+             "failure_limit": self.failure_limit, "interval_s": self.interval_s, "ready_url": self.ready_url},
         )
 
     async def run(self):
@@ -103,7 +109,8 @@ class ApprovalGuardTrigger(HITLTrigger):
         from sap_llm_release.analysis.prometheus import PrometheusProvider
 
         provider = PrometheusProvider(self.prometheus_url) if self.slos else None
-        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit)
+        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
+                                  probes=_readiness_probes(self.ready_url) if self.slos else [])
         next_check = asyncio.get_running_loop().time() + self.interval_s
         while True:
             if self.timeout_datetime and self.timeout_datetime < utcnow():
@@ -127,6 +134,13 @@ class ApprovalGuardTrigger(HITLTrigger):
                     return
             await asyncio.sleep(min(self.poke_interval, max(0.0, next_check - asyncio.get_running_loop().time()))
                                 if provider is not None else self.poke_interval)
+
+
+def _readiness_probes(ready_url: str) -> list:
+    """Green's readiness endpoint as a probe of the window (none for a trigger saved without one)."""
+    from sap_llm_release.analysis.readiness import ReadinessProbe
+
+    return [ReadinessProbe(ready_url)] if ready_url else []
 
 
 class RolloutFailed(RuntimeError):

@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic.functional_validators import BeforeValidator
 
+from sap_llm_release.analysis.readiness import READY_CHECK
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Number, Threshold
@@ -181,6 +182,8 @@ class Analysis(BaseModel):
 
     A step fails as soon as ``failure_limit`` checks of any one SLO have failed (so ``failure_limit: 1`` fails on
     the first bad sample; Argo Rollouts' ``failureLimit: N`` corresponds to ``failure_limit: N + 1`` here).
+    ``health``: green's own liveness (scrape target up, series fresh), checked every interval ahead of the SLOs
+    and always under the ``fail`` no-data policy: a rate keeps a dead green's last samples for a whole rate window.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -188,13 +191,30 @@ class Analysis(BaseModel):
     interval: Duration
     failure_limit: StrictInt = Field(ge=1)
     rate_window: str = Field(pattern=r"^\d+[smh]$")
+    health: list[SLO] = Field(min_length=1)
     slos: list[SLO] = Field(min_length=1)
+
+    @field_validator("health")
+    @classmethod
+    def _health_without_data_fails(cls, health: list[SLO]) -> list[SLO]:
+        lenient = [slo.name for slo in health if slo.no_data is not NoDataPolicy.FAIL]
+        if lenient:
+            raise ValueError(f"health checks {', '.join(lenient)}: no_data must be 'fail' (no data is a dead green)")
+        return health
 
     @field_validator("slos")
     @classmethod
     def _unique_names(cls, slos: list[SLO]) -> list[SLO]:
         _require_unique([slo.name for slo in slos], "SLO")
         return slos
+
+    @model_validator(mode="after")
+    def _one_name_per_check(self) -> Analysis:
+        names = [slo.name for slo in [*self.health, *self.slos]]
+        if READY_CHECK in names:
+            raise ValueError(f"SLO name {READY_CHECK!r} is the readiness probe's own")
+        _require_unique(names, "SLO")
+        return self
 
 
 JOB_BUILTIN_VARIABLES = {"version", "blue_url", "green_url", "router_url"}

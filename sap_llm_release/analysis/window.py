@@ -2,13 +2,14 @@
 
 A step fails as soon as any SLO has ``failure_limit`` failed checks. Under the ``fail`` no-data policy a check
 without data is a failed check; under ``inconclusive`` it counts neither way, but an SLO that had no data in the
-whole window fails the window at its end. Missing data never passes a step.
+whole window fails the window at its end. Missing data never passes a step. Probes (green's readiness endpoint,
+asked directly) are counted like SLO checks, each interval, ahead of the SLOs.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sap_llm_release.analysis.provider import MetricsProvider, MetricsUnavailable
 from sap_llm_release.evidence import Threshold
@@ -29,6 +30,17 @@ class SLOQuery:
         return Threshold(op=self.op, value=self.threshold)
 
 
+class Probe(Protocol):
+    """A check asked directly rather than through the metrics provider (e.g. green's readiness endpoint)."""
+
+    @property
+    def slo(self) -> SLOQuery:
+        """Its name and the bound its value must meet."""
+
+    def check(self) -> tuple[float | None, str]:
+        """Its value now and what was seen."""
+
+
 @dataclass
 class SLOTally:
     name: str
@@ -46,13 +58,18 @@ class WindowAnalysis:
     slos: list[SLOQuery]
     failure_limit: int
     tallies: dict[str, SLOTally] = field(default_factory=dict)
+    probes: list[Probe] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for slo in self.slos:
+        for slo in [probe.slo for probe in self.probes] + self.slos:
             self.tallies.setdefault(slo.name, SLOTally(slo.name, str(slo.bound)))
 
     def observe(self, provider: MetricsProvider) -> None:
-        """Ask every SLO once and count the answers."""
+        """Ask every probe and every SLO once and count the answers."""
+        for probe in self.probes:
+            value, seen = probe.check()
+            met = value is not None and probe.slo.bound.met_by(value)
+            self.record(probe.slo, value, "" if met else seen)
         for slo in self.slos:
             try:
                 value, error = provider.query(slo.promql), ""

@@ -7,6 +7,8 @@ from __future__ import annotations
 ORDER = (
     "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
     "test_a_release_on_the_cluster_promotes_through_the_httproute",
+    "test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further",
+    "test_a_green_dead_before_a_shift_is_not_shifted_to",
     "test_slo_breach_at_any_step_rolls_back_to_blue[5]",
     "test_prometheus_unreachable_during_a_window_rolls_back",
     "test_invalid_trigger_params_are_refused_naming_the_field",

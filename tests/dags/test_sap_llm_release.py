@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk.definitions.param import ParamValidationError
+from tenacity import retry, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.routers.base import ALL_BLUE, Weights
@@ -192,6 +195,81 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     record = ledger.release_record(release_id(dag_run))
     (window,) = record["slo_windows"]
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
+
+
+def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further(quiet_stack, ledger):
+    """Green's process dies a moment into the 20 % window: its last samples still fill the rate window and nginx
+    retries its requests on blue, so only green's own health (scraped, fresh, answering) can tell."""
+    killed: dict[str, float] = {}
+
+    def kill_green_once_it_served() -> None:
+        time.sleep(2)  # green answers its share for a moment first, so the rate window holds its samples
+        killed["at"] = quiet_stack.kill("green")
+
+    quiet_stack.when_green_weight(20, kill_green_once_it_served)
+
+    dag_run, states = run_release(release_conf())
+
+    assert killed, "green was never killed"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.watch_020"] == "failed"
+    assert states["traffic_shift.shift_to_050"] == "upstream_failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == ALL_BLUE
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5, 20, 0]  # nothing more sent to dead green
+    window = {w["green_weight"]: w for w in record["slo_windows"]}[20]
+    assert window["verdict"] == "failed"
+    assert any(health in window["reason"] for health in ("green_scraped", "green_fresh", "green_ready"))
+    (rollback,) = record["rollbacks"]
+    assert rollback["blue_healthy"] == 1 and "step_020" in rollback["cause"]
+    # `nginx -s reload` returns as the master is signalled; its old worker may take requests a moment longer
+    rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
+    assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
+    assert quiet_stack.requests_sent_to("green", since=killed["at"] - 2)  # green had its share before it died
+
+
+def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread:
+    """Run ``action()`` in the background as soon as the ledger holds a passed window at ``weight`` % from now on."""
+    since = datetime.now(timezone.utc).isoformat()
+
+    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda rows: not rows),  # writing: look again
+           stop=stop_after_delay(300), wait=wait_fixed(0.02), retry_error_callback=lambda state: [])
+    def passed() -> list:
+        return ledger.rows("SELECT 1 FROM slo_windows WHERE green_weight = :w AND verdict = 'passed' "
+                           "AND recorded_at > :since", w=weight, since=since)
+
+    def watch() -> None:
+        if passed():
+            action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, ledger):
+    """Green dies between its 5 % window passing and the shift to 20 %: the shift asks green first and fails."""
+    killed: dict[str, float] = {}
+    ledger.migrate()
+    _when_window_passed(ledger, 5, lambda: killed.setdefault("at", quiet_stack.kill("green")))
+
+    dag_run, states = run_release(release_conf())
+
+    assert killed, "green was never killed"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.watch_005"] == "success"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == ALL_BLUE
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5, 0]
+    (refused,) = [e for e in record["release_events"] if e["event"] == "green_not_ready_before_shift"]
+    assert refused["detail"].startswith("step 20%: local green deployment is not running")
+    rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
+    assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
 
 
 @pytest.mark.parametrize("field, value", [

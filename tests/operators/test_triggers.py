@@ -20,7 +20,8 @@ def _dead_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
-def _trigger(url: str, window_s: float, failure_limit: int = 2, no_data: str = "fail") -> SLOWindowTrigger:
+def _trigger(url: str, window_s: float, failure_limit: int = 2, no_data: str = "fail",
+             ready_url: str = "") -> SLOWindowTrigger:
     now = datetime.now(timezone.utc)
     return SLOWindowTrigger(
         prometheus_url=url,
@@ -29,6 +30,7 @@ def _trigger(url: str, window_s: float, failure_limit: int = 2, no_data: str = "
         interval_s=0.05,
         window_end=(now + timedelta(seconds=window_s)).isoformat(),
         window_start=now.isoformat(),
+        ready_url=ready_url,
     )
 
 
@@ -43,6 +45,24 @@ def test_serialize_round_trips_and_accepts_old_kwargs():
     assert path == "operators.triggers.SLOWindowTrigger"
     again = SLOWindowTrigger(**kwargs, retired_option="from an older release")
     assert again.serialize() == (path, kwargs)
+
+
+def test_a_trigger_saved_before_the_readiness_probe_still_loads():
+    _, kwargs = _trigger("http://127.0.0.1:9090", 30, ready_url="http://127.0.0.1:8002/health/ready").serialize()
+    assert kwargs["ready_url"] == "http://127.0.0.1:8002/health/ready"
+    del kwargs["ready_url"]
+    assert SLOWindowTrigger(**kwargs).serialize()[1] == {**kwargs, "ready_url": ""}
+
+
+def test_a_green_that_stops_answering_fails_the_window_through_its_readiness_probe():
+    """Whatever the metrics say (here: nothing, counted neither way), green not answering fails at the limit."""
+    ready_url = _dead_url() + "/health/ready"
+    event = asyncio.run(_first_event(_trigger(_dead_url(), window_s=30, no_data="inconclusive",
+                                              ready_url=ready_url)))
+    assert event["status"] == "failed"
+    assert event["reason"].startswith("SLO green_ready failed 2 of 2 checks (limit 2); worst 0.0")
+    assert f"GET {ready_url} failed: ConnectError" in event["reason"]
+    assert [tally["name"] for tally in event["checks"]] == ["green_ready", "error_rate"]
 
 
 def test_unreachable_prometheus_fails_at_the_failure_limit_before_the_window_ends():
@@ -82,11 +102,11 @@ class FakeHITLRecord:
                                   chosen_options=options, responded_by_user=HITLUser(**user) if user else None)
 
 
-def _approval_trigger(url: str, slos: bool = True, timeout_s: float = 30) -> ApprovalGuardTrigger:
+def _approval_trigger(url: str, slos: bool = True, timeout_s: float = 30, ready_url: str = "") -> ApprovalGuardTrigger:
     return ApprovalGuardTrigger(
         ti_id=uuid.uuid4(), options=["Approve", "Reject"], params={}, defaults=["Reject"],
         timeout_datetime=datetime.now(timezone.utc) + timedelta(seconds=timeout_s), poke_interval=0.05,
-        prometheus_url=url, failure_limit=2, interval_s=0.05,
+        prometheus_url=url, failure_limit=2, interval_s=0.05, ready_url=ready_url,
         slos=[{"name": "error_rate", "promql": "vector(0)", "op": "<", "threshold": 0.01, "no_data": "fail"}]
         if slos else [],
     )
@@ -106,6 +126,15 @@ def test_approval_trigger_serializes_with_its_guard():
     path, kwargs = trigger.serialize()
     assert path == "operators.triggers.ApprovalGuardTrigger"
     assert ApprovalGuardTrigger(**kwargs).serialize() == (path, kwargs)
+    assert kwargs["ready_url"] == ""  # saved before the readiness probe: none
+    kwargs["ready_url"] = "http://127.0.0.1:8002/health/ready"
+    assert ApprovalGuardTrigger(**kwargs).serialize() == (path, kwargs)
+
+
+def test_a_green_that_stops_answering_supersedes_the_approval(hitl_record):
+    event = asyncio.run(_first_event(_approval_trigger(_dead_url(), ready_url=_dead_url() + "/health/ready")))
+    assert event["superseded"].startswith("SLO green_ready failed 2 of 2 checks")
+    assert hitl_record.updates == [["Reject"]]
 
 
 def test_a_breach_while_waiting_supersedes_the_approval_and_closes_it(hitl_record):

@@ -305,6 +305,32 @@ def test_duplicate_slo_names(spec_data):
     assert "analysis.slos: Value error, duplicate SLO name 'error_rate'" in _error(spec_data)
 
 
+def test_green_health_is_checked_with_the_slos(spec):
+    health = spec.analysis.health
+    assert [slo.name for slo in health] == ["green_scraped", "green_fresh"]
+    assert all(slo.no_data.value == "fail" for slo in health)
+    assert health[0].render(colour="green", rate_window="10s", service="sap-llm") == (
+        'min(up{job="sap-llm",colour="green"})')
+
+
+def test_green_health_is_required(spec_data):
+    spec_data["analysis"]["health"] = []
+    assert "analysis.health: List should have at least 1 item" in _error(spec_data)
+
+
+def test_green_health_without_data_must_fail(spec_data):
+    spec_data["analysis"]["health"][1]["no_data"] = "inconclusive"
+    assert ("analysis.health: Value error, health checks green_fresh: no_data must be 'fail'"
+            in _error(spec_data))
+
+
+def test_health_and_slo_names_are_one_namespace(spec_data):
+    spec_data["analysis"]["health"][0]["name"] = "error_rate"
+    assert "analysis: Value error, duplicate SLO name 'error_rate'" in _error(spec_data)
+    spec_data["analysis"]["health"][0]["name"] = "green_ready"
+    assert "analysis: Value error, SLO name 'green_ready' is the readiness probe's own" in _error(spec_data)
+
+
 def test_gate_in_traffic_shift_phase(spec_data):
     spec_data["gates"][0]["phase"] = "traffic_shift"
     assert "gates.0.phase: Value error, traffic_shift is driven by traffic.steps" in _error(spec_data)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -92,6 +93,20 @@ class LiveStack:
         thread = threading.Thread(target=watch, daemon=True)
         thread.start()
         return thread
+
+    def kill(self, colour: str) -> float:
+        """SIGKILL the process group of the slot ``colour`` (named as itself), as a crash would; return when."""
+        pid = json.loads((self.dir / f"{colour}.json").read_text())["pid"]
+        os.killpg(pid, signal.SIGKILL)
+        return time.time()
+
+    def requests_sent_to(self, colour: str, since: float = 0.0) -> list[str]:
+        """nginx's access-log lines from ``since`` (epoch seconds) on whose upstream addresses (each server a
+        request was sent to, retries included) name the slot ``colour``."""
+        address = f"127.0.0.1:{self.info['ports'][colour]}"
+        lines = (self.dir / "access.log").read_text().splitlines()
+        return [line for line in lines if float(line.split(" ", 1)[0]) >= since
+                and address in re.findall(r"\d+\.\d+\.\d+\.\d+:\d+", line.split('"', 1)[0])]
 
     def kill_prometheus(self) -> None:
         pid = int((self.dir / "prometheus.pid").read_text())

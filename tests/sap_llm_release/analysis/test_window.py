@@ -187,3 +187,55 @@ def test_summary_is_plain_data():
 def test_slo_query_bound():
     assert str(SLOQuery("p95", "q", "<", 1.5).bound) == "< 1.5"
     assert SLOQuery("alerts", "q", "==", 0).bound.met_by(0)
+
+
+# -- a dead green --------------------------------------------------------------------------------------------------
+
+SCRAPED = SLOQuery("green_scraped", "up_promql", "==", 1)
+FRESH = SLOQuery("green_fresh", "age_promql", "<", 60)
+
+
+class ScriptedProbe:
+    """A probe answering the scripted ``(value, seen)`` pairs in turn."""
+
+    def __init__(self, name: str, answers: list[tuple[float | None, str]]) -> None:
+        self.slo = SLOQuery(name, f"GET {name}", "==", 1.0)
+        self.answers = list(answers)
+
+    def check(self) -> tuple[float | None, str]:
+        return self.answers.pop(0)
+
+
+def test_a_dead_green_fails_on_its_health_while_its_rates_still_look_good():
+    """After green dies its rates keep the samples from before the death for a whole rate window; its scrape
+    target (down) and its series (stale: no data) fail at the limit meanwhile."""
+    analysis = WindowAnalysis([SCRAPED, FRESH, ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"up_promql": [1, 0, 0], "age_promql": [0.4, None, None],
+                                 "error_rate_promql": [0.0, 0.0, 0.0]})
+    assert _run(analysis, provider, 2) == [None, None]
+    analysis.observe(provider)
+    status, reason = analysis.outcome(window_over=False)
+    assert status == "failed"
+    assert reason == "SLO green_scraped failed 2 of 3 checks (limit 2); worst 0, threshold == 1"
+    assert analysis.tallies["green_fresh"].failures == 2 and analysis.tallies["green_fresh"].no_data == 2
+    assert analysis.tallies["error_rate"].failures == 0
+
+
+def test_a_green_that_stops_answering_fails_the_window_through_its_probe():
+    probe = ScriptedProbe("green_ready", [(1.0, "GET -> 200"), (0.0, "GET failed: ConnectError"),
+                                          (0.0, "GET failed: ConnectError")])
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2, probes=[probe])
+    provider = ScriptedProvider({"error_rate_promql": [0.0, 0.0, 0.0]})
+    assert list(analysis.tallies) == ["green_ready", "error_rate"]  # asked first, reported first
+    assert _run(analysis, provider, 3) == [None, None, (
+        "failed", "SLO green_ready failed 2 of 3 checks (limit 2); worst 0.0, threshold == 1.0; "
+                  "last error: GET failed: ConnectError")]
+
+
+def test_a_probe_that_answers_keeps_no_error_and_passes():
+    probe = ScriptedProbe("green_ready", [(0.0, "GET -> 503"), (1.0, "GET -> 200")])
+    analysis = WindowAnalysis([ERROR_RATE], failure_limit=2, probes=[probe])
+    _run(analysis, ScriptedProvider({"error_rate_promql": [0.0, 0.0]}), 2)
+    tally = analysis.tallies["green_ready"]
+    assert (tally.checks, tally.failures, tally.last_error) == (2, 1, "")
+    assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
