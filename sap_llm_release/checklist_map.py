@@ -48,10 +48,14 @@ def _traffic_rows(spec: ReleaseSpec) -> list[MapRow]:
     for step in spec.traffic.steps:
         rows.append(MapRow(shift, f"Traffic to green: {step.weight} %", step.name, "router weights, read back live",
                            f"{shift.value}.shift_to_{step.weight:03d}", "traffic_changes"))
-        for slo in spec.analysis.slos:
+        watch = f"{shift.value}.watch_{step.weight:03d}"
+        rows.append(MapRow(shift, f"Green answers its readiness probe during the {step.weight} % step",
+                           "green_ready", "HTTP GET /health/ready, every analysis interval", watch, "slo_windows"))
+        for slo, kind in [*((s, "green health") for s in spec.analysis.health),
+                          *((s, "SLO") for s in spec.analysis.slos)]:
             rows.append(MapRow(shift, f"{slo.description or slo.name} {slo.threshold} during the {step.weight} % "
-                                      f"step", slo.name, "SLO window (PromQL, every analysis interval)",
-                               f"{shift.value}.watch_{step.weight:03d}", "slo_windows"))
+                                      f"step", slo.name, f"{kind} window (PromQL, every analysis interval)", watch,
+                               "slo_windows"))
     return rows
 
 

@@ -33,7 +33,8 @@ def test_every_gate_slo_step_approval_and_job_has_a_row():
     assert {gate.name for gate in SPEC.gates} <= names
     assert {job.name for job in SPEC.jobs} | {approval.name for approval in SPEC.approvals} <= names
     watches = {(row.name, row.task_id) for row in rows if row.ledger_table == "slo_windows"}
-    assert len(watches) == len(SPEC.traffic.steps) * len(SPEC.analysis.slos)
+    per_step = 1 + len(SPEC.analysis.health) + len(SPEC.analysis.slos)  # the readiness probe, health, SLOs
+    assert len(watches) == len(SPEC.traffic.steps) * per_step
     assert [row.phase for row in rows] == sorted((row.phase for row in rows), key=list(Phase).index)
 
 
