@@ -66,7 +66,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
         self.defer(
             trigger=ApprovalGuardTrigger(
                 ti_id=context["task_instance"].id, options=self.options, params={}, defaults=self.defaults,
-                timeout_datetime=deadline, poke_interval=POKE_INTERVAL_S, prometheus_url=run.prometheus_url,
+                timeout_datetime=deadline, poke_interval=POKE_INTERVAL_S, prometheus=run.prometheus.to_dict(),
                 slos=[vars(slo) for slo in guard], failure_limit=spec.analysis.failure_limit,
                 interval_s=spec.analysis_interval(request.profile).total_seconds(),
                 ready_url=run.green_ready_url() if guard else "",

@@ -200,10 +200,6 @@ class ReleaseRun:
         return ledger_for(connection_url(LEDGER_CONN_ID))
 
     @cached_property
-    def prometheus_url(self) -> str:
-        return connection_url(PROMETHEUS_CONN_ID)
-
-    @cached_property
     def prometheus(self) -> PrometheusAccess:
         return prometheus_access(PROMETHEUS_CONN_ID)
 

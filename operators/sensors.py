@@ -38,7 +38,7 @@ class SLOWindowSensor(BaseOperator):
                       self.weight, window)
         self.defer(
             trigger=SLOWindowTrigger(
-                prometheus_url=run.prometheus_url,
+                prometheus=run.prometheus.to_dict(),
                 slos=[vars(slo) for slo in slos],
                 failure_limit=spec.analysis.failure_limit,
                 interval_s=spec.analysis_interval(profile).total_seconds(),

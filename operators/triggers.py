@@ -18,19 +18,29 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from sap_llm_release.analysis.window import SLOQuery, WindowAnalysis
 
 
+def _prometheus(prometheus: dict[str, Any] | None, prometheus_url: str) -> Any:
+    """The Prometheus a trigger reads: its access (URL, CA bundle, credentials; Airflow keeps trigger kwargs
+    encrypted), or a bare URL for a trigger saved before it carried one."""
+    from sap_llm_release.analysis.prometheus import PrometheusAccess, PrometheusProvider
+
+    return PrometheusProvider(PrometheusAccess(**prometheus) if prometheus else PrometheusAccess(prometheus_url))
+
+
 class SLOWindowTrigger(BaseTrigger):
     def __init__(
         self,
-        prometheus_url: str,
         slos: list[dict[str, Any]],
         failure_limit: int,
         interval_s: float,
         window_end: str,
         window_start: str = "",
         ready_url: str = "",
+        prometheus: dict[str, Any] | None = None,
+        prometheus_url: str = "",
         **_unknown: Any,  # kwargs of older versions, so triggers saved before an upgrade still load
     ) -> None:
         super().__init__()
+        self.prometheus = prometheus
         self.prometheus_url = prometheus_url
         self.slos = slos
         self.failure_limit = failure_limit
@@ -43,6 +53,7 @@ class SLOWindowTrigger(BaseTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
+                "prometheus": self.prometheus,
                 "prometheus_url": self.prometheus_url,
                 "slos": self.slos,
                 "failure_limit": self.failure_limit,
@@ -54,9 +65,7 @@ class SLOWindowTrigger(BaseTrigger):
         )
 
     async def run(self):
-        from sap_llm_release.analysis.prometheus import PrometheusProvider
-
-        provider = PrometheusProvider(self.prometheus_url)
+        provider = _prometheus(self.prometheus, self.prometheus_url)
         analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
                                   probes=_readiness_probes(self.ready_url))
         end = datetime.fromisoformat(self.window_end)
@@ -84,10 +93,11 @@ class ApprovalGuardTrigger(HITLTrigger):
     Reject) and, while green carries traffic, keeps analysing its SLOs: a breach closes the approval as superseded
     at once, so the rollback never waits for a person (fluxcd/flagger#1801)."""
 
-    def __init__(self, *, prometheus_url: str = "", slos: list[dict[str, Any]] | None = None,
-                 failure_limit: int = 1, interval_s: float = 60.0, ready_url: str = "", **kwargs: Any) -> None:
+    def __init__(self, *, prometheus: dict[str, Any] | None = None, prometheus_url: str = "",
+                 slos: list[dict[str, Any]] | None = None, failure_limit: int = 1, interval_s: float = 60.0,
+                 ready_url: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prometheus_url = prometheus_url
+        self.prometheus, self.prometheus_url = prometheus, prometheus_url
         self.slos = slos or []
         self.failure_limit = failure_limit
         self.interval_s = interval_s
@@ -97,7 +107,7 @@ class ApprovalGuardTrigger(HITLTrigger):
         _, kwargs = super().serialize()
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {**kwargs, "prometheus_url": self.prometheus_url, "slos": self.slos,
+            {**kwargs, "prometheus": self.prometheus, "prometheus_url": self.prometheus_url, "slos": self.slos,
              "failure_limit": self.failure_limit, "interval_s": self.interval_s, "ready_url": self.ready_url},
         )
 
@@ -106,9 +116,7 @@ class ApprovalGuardTrigger(HITLTrigger):
         from airflow.sdk.timezone import utcnow
         from asgiref.sync import sync_to_async
 
-        from sap_llm_release.analysis.prometheus import PrometheusProvider
-
-        provider = PrometheusProvider(self.prometheus_url) if self.slos else None
+        provider = _prometheus(self.prometheus, self.prometheus_url) if self.slos else None
         analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
                                   probes=_readiness_probes(self.ready_url) if self.slos else [])
         next_check = asyncio.get_running_loop().time() + self.interval_s

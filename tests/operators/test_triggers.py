@@ -47,6 +47,29 @@ def test_serialize_round_trips_and_accepts_old_kwargs():
     assert again.serialize() == (path, kwargs)
 
 
+def test_the_window_reads_prometheus_with_the_connections_credentials():
+    """A trigger carries Prometheus's access (Airflow stores trigger kwargs encrypted) and every query sends it."""
+    import base64
+
+    from sap_llm_release.analysis.prometheus import PrometheusAccess
+    from tests.sap_llm_release.conftest import CannedPrometheus
+
+    authorization = "Basic " + base64.b64encode(b"release:s3cret").decode()
+    prometheus = CannedPrometheus(authorization=authorization)
+    prometheus.scalar("vector(0)", "0")
+    try:
+        access = PrometheusAccess(prometheus.url, username="release", password="s3cret").to_dict()
+        trigger = _trigger("", window_s=0.3)
+        trigger = SLOWindowTrigger(**{**trigger.serialize()[1], "prometheus": access})
+        event = asyncio.run(_first_event(trigger))
+        unauthenticated = asyncio.run(_first_event(_trigger(prometheus.url, window_s=0.3)))
+    finally:
+        prometheus.close()
+    assert event["status"] == "passed", event
+    assert unauthenticated["status"] == "failed" and "401" in unauthenticated["reason"], unauthenticated
+    assert authorization in prometheus.authorizations
+
+
 def test_a_trigger_saved_before_the_readiness_probe_still_loads():
     _, kwargs = _trigger("http://127.0.0.1:9090", 30, ready_url="http://127.0.0.1:8002/health/ready").serialize()
     assert kwargs["ready_url"] == "http://127.0.0.1:8002/health/ready"
