@@ -56,9 +56,9 @@ $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard infere
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
 
-$(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal_stores.py $(wildcard stack/stores/*.sql) \
+$(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal/stores.py $(wildcard stack/stores/*.sql) \
 		$(wildcard inference_images/sap_llm_contract/*.py) | $(REHEARSAL_MODEL)/manifest.json
-	$(PY) -m sap_llm_release.rehearsal_stores --dir $(REHEARSAL_STORES)
+	$(PY) -m sap_llm_release.rehearsal.stores --dir $(REHEARSAL_STORES)
 	touch $@
 
 demo: setup

@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sap_llm_release import local_stack  # noqa: E402
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
-from sap_llm_release.local_postgres import temporary_postgres  # noqa: E402
+from sap_llm_release.rehearsal import local_stack  # noqa: E402
+from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
 from sap_llm_release.targets import local_target  # noqa: E402
 

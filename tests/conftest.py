@@ -30,7 +30,7 @@ os.environ.update(
     }
 )
 
-from sap_llm_release.local_postgres import temporary_postgres  # noqa: E402
+from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
 
 # Each pytest-xdist worker runs its own live stack on its own 20 ports: the session's stack on the first ten, a
 # benchmark's stack on the next ten. Below Linux's ephemeral range (32768-60999): a port there can be taken at any

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from sap_llm_release.deployers.base import Colour, Deployer, DeployError
-from sap_llm_release.processes import alive, stop_group
+from sap_llm_release.rehearsal.processes import alive, stop_group
 
 
 class LocalProcessDeployer(Deployer):

@@ -83,7 +83,7 @@ def test_a_mongodb_connection_is_what_the_service_ping_asks(monkeypatch):
 
 def test_a_store_connection_is_what_the_store_gates_query(monkeypatch, tmp_path):
     from sap_llm_release.checks.stores import StoreQuery, StoreQueryParams
-    from sap_llm_release.rehearsal_stores import build
+    from sap_llm_release.rehearsal.stores import build
 
     stores = build(tmp_path, history=10, test_documents=10)
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_KNOWLEDGE_BASE",

@@ -8,7 +8,7 @@ import sqlite3
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import evaluate_gate, phase_results
-from sap_llm_release.rehearsal_stores import SCHEMAS
+from sap_llm_release.rehearsal.stores import SCHEMAS
 from sap_llm_release.spec import Phase
 
 ACCURACY = "vision_encoder_classification_accuracy"

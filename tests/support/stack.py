@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from sap_llm_release import local_stack
+from sap_llm_release.rehearsal import local_stack
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import Target, local_target
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, make_url, text
 from sap_llm_release.checks.base import CheckContext, CheckUnavailable
 from sap_llm_release.checks.stores import StoreQuery, StoreQueryParams
 from sap_llm_release.evidence import Threshold, Verdict
-from sap_llm_release.rehearsal_stores import SCHEMAS, build
+from sap_llm_release.rehearsal.stores import SCHEMAS, build
 from sap_llm_release.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
-from sap_llm_release.processes import alive
+from sap_llm_release.rehearsal.processes import alive
 
 SERVER_SCRIPT = Path(__file__).resolve().parents[3] / "inference_images" / "sap_llm_server" / "server.py"
 

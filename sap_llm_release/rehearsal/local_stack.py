@@ -1,8 +1,8 @@
 """The local stack the rehearsal runs against: blue in production behind real nginx, a real Prometheus scraping
 both colours every second, and a steady synthetic traffic source.
 
-    python -m sap_llm_release.local_stack up --dir .stack [--base-port 18080]
-    python -m sap_llm_release.local_stack down --dir .stack
+    python -m sap_llm_release.rehearsal.local_stack up --dir .stack [--base-port 18080]
+    python -m sap_llm_release.rehearsal.local_stack down --dir .stack
 
 ``up`` writes ``stack.json``, which the local target reads; ``down`` stops every process ``up`` started.
 """
@@ -24,13 +24,13 @@ from string import Template
 
 import httpx
 
-from sap_llm_release.processes import alive, stop_group
-from sap_llm_release.rehearsal_stores import STORES
+from sap_llm_release.rehearsal.processes import alive, stop_group
+from sap_llm_release.rehearsal.stores import STORES
+from sap_llm_release.rehearsal.traffic import API_KEY_ENV
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import local_target
-from sap_llm_release.traffic import API_KEY_ENV
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_FILES = PROJECT_DIR / "stack"
 SERVER_SCRIPT = PROJECT_DIR / "inference_images" / "sap_llm_server" / "server.py"
 # The inference images' entrypoints as local processes, each from the environment `make setup` builds for it.
@@ -44,7 +44,7 @@ JOB_ENV = {"PYTHONPATH": f"{PROJECT_DIR / 'inference_images'}:{PROJECT_DIR / 'in
 # counted by the prometheus_replicas gate.
 PROMETHEUS_REPLICAS = ("prometheus", "prometheus-2", "prometheus-3")
 BACKGROUND = ("traffic", *PROMETHEUS_REPLICAS, "alertmanager", "redis")
-# The rehearsal's knowledge base and process memory graph (`make setup` builds them: sap_llm_release.rehearsal_stores).
+# The rehearsal's knowledge base and process memory graph (`make setup` builds them: sap_llm_release.rehearsal.stores).
 REHEARSAL_STORES = PROJECT_DIR / ".models" / "rehearsal" / "stores"
 
 
@@ -169,7 +169,8 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     _wait_http(f"{stack['router_url']}/health", 10, "nginx")
     _start(
         "traffic",
-        [sys.executable, "-m", "sap_llm_release.traffic", "--url", stack["router_url"], "--rps", str(traffic_rps)],
+        [sys.executable, "-m", "sap_llm_release.rehearsal.traffic", "--url", stack["router_url"],
+         "--rps", str(traffic_rps)],
         stack_dir,
         env={API_KEY_ENV: auth["api_key"]},
     )

@@ -8,8 +8,8 @@ import struct
 
 from sap_llm_contract.taxonomy import APIS, DOCUMENT_TYPES, FIELDS
 
-from sap_llm_release.local_stack import REHEARSAL_STORES, _stores
-from sap_llm_release.rehearsal_stores import EMBEDDING_DIMENSIONS, build
+from sap_llm_release.rehearsal.local_stack import REHEARSAL_STORES, _stores
+from sap_llm_release.rehearsal.stores import EMBEDDING_DIMENSIONS, build
 
 
 def query(path, sql: str) -> list[tuple]:

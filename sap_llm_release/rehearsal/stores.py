@@ -3,7 +3,7 @@
 data gates query real stores on the local stack. Business rules and transformations are tested here, against
 generated documents, and their outcomes recorded as a store records them.
 
-    python -m sap_llm_release.rehearsal_stores --dir .models/rehearsal/stores [--history 100000]
+    python -m sap_llm_release.rehearsal.stores --dir .models/rehearsal/stores [--history 100000]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sap_llm_contract.documents import synthetic_documents
 from sap_llm_contract.schema import adc_schema, field_schema, normalise_field
 from sap_llm_contract.taxonomy import APIS, DOCUMENT_TYPES, FIELDS, PO_SUBTYPES
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "stack" / "stores"
+SCHEMAS = Path(__file__).resolve().parents[2] / "stack" / "stores"
 STORES = ("knowledge_base", "process_memory_graph")
 EMBEDDING_DIMENSIONS = 64
 PARTY_FIELDS = ("vendor", "customer", "employee")

@@ -1,6 +1,7 @@
 """A steady synthetic traffic source: documents through the router at a fixed rate, for a bounded time.
 
-    SAP_LLM_API_KEY=... python -m sap_llm_release.traffic --url http://127.0.0.1:18080 --rps 20 --duration 3600
+    SAP_LLM_API_KEY=... python -m sap_llm_release.rehearsal.traffic --url http://127.0.0.1:18080 --rps 20 \
+        --duration 3600
 """
 
 from __future__ import annotations
