@@ -383,15 +383,16 @@ def test_approval_request_is_the_latest_try(ledger, release_id):
 
 def test_the_first_claim_on_an_approval_request_holds_it(ledger, release_id):
     assert ledger.approval_claim(release_id, "go_live", 1) is None
-    first = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="rejected",
+    won, first = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="rejected",
                                   decided_by="slack:U0MLLEAD01", channel="slack",
                                   answer="Reject by sam (Slack U0MLLEAD01)", request_sha256="ab" * 32)
-    second = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="timed_out",
-                                   decided_by="system", channel="system", answer="no answer within the timeout")
+    lost, second = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="timed_out",
+                                         decided_by="system", channel="system", answer="no answer within the timeout")
+    assert (won, lost) == (True, False)
     assert first == second == ledger.approval_claim(release_id, "go_live", 1)
     assert (second["decision"], second["decided_by"], second["request_sha256"]) == (
         "rejected", "slack:U0MLLEAD01", "ab" * 32)
-    retry = ledger.claim_approval(release_id, approval="go_live", try_number=2, decision="approved",
+    _, retry = ledger.claim_approval(release_id, approval="go_live", try_number=2, decision="approved",
                                   decided_by="bob", channel="airflow", answer="Approve by bob")
     assert (retry["try_number"], retry["decided_by"]) == (2, "bob")  # a new try of the approval is a new request
 
@@ -401,7 +402,7 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
     import threading
 
     barrier = threading.Barrier(8)
-    held: list[dict] = []
+    held: list[tuple[bool, dict]] = []
 
     def claim(index: int) -> None:
         barrier.wait()
@@ -414,5 +415,7 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert len(held) == 8 and len({row["decided_by"] for row in held}) == 1
+    assert len(held) == 8 and [won for won, _ in held].count(True) == 1
+    winner = next(row for won, row in held if won)
+    assert all(row == winner for _, row in held)
     assert len(ledger.rows("SELECT * FROM approval_claims WHERE release_id = :r", r=release_id)) == 1
