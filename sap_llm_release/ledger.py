@@ -313,11 +313,11 @@ class Ledger:
         return rows[0] if rows else None
 
     def claim_approval(self, release_id: str, *, approval: str, try_number: int, decision: str, decided_by: str,
-                       channel: str, answer: str, request_sha256: str | None = None) -> dict[str, Any]:
-        """Claim the right to answer one approval request (its try); return the claim that holds it: this one when
-        no answer claimed it first, else the first. One insert against the primary key decides, on SQLite and on
+                       channel: str, answer: str, request_sha256: str | None = None) -> tuple[bool, dict[str, Any]]:
+        """Claim the right to answer one approval request (its try): ``(True, this claim)`` when this insert made
+        it, else ``(False, the claim that holds it)``. One insert against the primary key decides, on SQLite and on
         PostgreSQL alike."""
-        self._insert(
+        won = self._insert(
             "approval_claims",
             {
                 "release_id": release_id,
@@ -334,7 +334,7 @@ class Ledger:
         held = self.approval_claim(release_id, approval, try_number)
         if held is None:
             raise LedgerError(f"claim on {approval} of {release_id} (try {try_number}) neither written nor found")
-        return held
+        return won, held
 
     def approval_claim(self, release_id: str, approval: str, try_number: int) -> dict[str, Any] | None:
         """The claim on one approval request, or None while nobody answered it."""
