@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import create_engine, text
 
 from tests.support.approval_race import CLICKS
@@ -30,14 +31,14 @@ def _databases(postgres_url: str, tag: str) -> tuple[str, str]:
     return (base.replace("+psycopg:", "+psycopg2:") + f"/race_airflow_{tag}", base + f"/race_ledger_{tag}")
 
 
-def race(tmp_path: Path, metadata_url: str, ledger_url: str) -> dict:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"),
+def race(tmp_path: Path, metadata_url: str, ledger_url: str, *args: str, **extra_env: str) -> dict:
+    env = {**os.environ, **extra_env, "AIRFLOW_HOME": str(tmp_path / "airflow"),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url, "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
            "AIRFLOW_CONN_SAP_LLM_LEDGER": json.dumps({"conn_type": "generic", "extra": {"url": ledger_url}}),
            "AIRFLOW_CONN_SAP_LLM_PROMETHEUS": json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 9})}
     env.pop("AIRFLOW_CONN_SAP_LLM_SLACK", None)  # no Slack: the approval's message is not the point here
     result = tmp_path / "race.json"
-    done = subprocess.run([sys.executable, "-m", "tests.support.approval_race", str(result)], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-m", "tests.support.approval_race", str(result), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=420)
     assert done.returncode == 0 and result.exists(), done.stderr[-4000:]
     return json.loads(result.read_text())
@@ -81,3 +82,26 @@ def test_racing_clicks_have_exactly_one_winner(tmp_path, backends):
     assert {(row["decided_by"], row["detail"]) for row in refused} == {(f"slack:{r['user']}", told) for r in losers}
     (claim,) = ledger["approval_claims"]
     assert (claim["decision"], claim["decided_by"]) == (decision, f"slack:{winner['user']}")
+
+
+def test_clicks_after_the_approval_timed_out_are_told_the_timeout_decided(tmp_path):
+    """The approval's resume claims the timeout, so a click that comes later hears what decided, not its own
+    answer and not Airflow's stand-in default ("Reject by the timeout")."""
+    spec = yaml.safe_load((ROOT / "specs" / "sap_llm.yaml").read_text())
+    spec["profiles"]["rehearsal"]["approval_timeout"] = "3s"
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    result = race(tmp_path, f"sqlite:///{tmp_path / 'airflow.db'}", f"sqlite:///{tmp_path / 'ledger.db'}", "--late",
+                  SAP_LLM_RELEASE_SPEC=str(spec_file))
+    assert result["error"] is None and len(result["replies"]) == len(CLICKS), result
+    told = "first_shift_go was already answered: no answer within the timeout"
+    assert all((r["ok"], r["status"]) == (False, 409) and r["text"].startswith(told) for r in result["replies"]), \
+        [r["text"] for r in result["replies"]]
+    assert result["airflow"]["state"] == "failed"
+    ledger = result["ledger"]
+    assert [(c["decision"], c["decided_by"], c["channel"]) for c in ledger["approval_claims"]] == [
+        ("timed_out", "system", "system")]
+    assert [(a["decision"], a["decided_by"]) for a in ledger["approvals"] if a["decision"] != "refused"] == [
+        ("timed_out", "system")]
+    assert {row["outcome"] for row in ledger["slack_interactions"]} == {"refused"}
+    assert len(ledger["slack_interactions"]) == len(CLICKS)

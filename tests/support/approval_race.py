@@ -5,12 +5,14 @@ Run as a program (``python -m tests.support.approval_race RESULT_JSON``) with th
 URL once, at import, so each metadata backend needs its own process. A one-approval DAG (the release's own
 :class:`ReleaseApprovalOperator`) runs under ``dag.test()``; once the approval is pending, every click in
 ``CLICKS`` is posted at once (one thread each) to the real callback plugin app. What Airflow and the ledger then
-hold is written to RESULT_JSON.
+hold is written to RESULT_JSON. With ``--late`` nobody clicks while the approval waits: it times out, and then
+every click in ``CLICKS`` comes in one after another (the spec in ``SAP_LLM_RELEASE_SPEC``, with a short timeout).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -31,6 +33,10 @@ CLICKS = [(action, user, n) for n in range(2) for user in ("U0RELMGR01", "U0MLLE
           for action in ("approve", "reject")]
 
 
+def spec_path() -> str:
+    return os.environ.get("SAP_LLM_RELEASE_SPEC", str(SPEC_FILE))
+
+
 def race_dag() -> Any:
     from airflow.sdk import DAG, task
 
@@ -39,7 +45,7 @@ def race_dag() -> Any:
 
     @task
     def open_release(**context: Any) -> None:
-        run = ReleaseRun(str(SPEC_FILE), context)
+        run = ReleaseRun(spec_path(), context)
         run.ledger.record_release(
             run.release_id, service=run.spec.service, environment=run.request.environment,
             version=run.request.version, profile=run.request.profile, triggered_by=run.triggered_by,
@@ -47,9 +53,19 @@ def race_dag() -> Any:
 
     with DAG(DAG_ID, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
              params=release_conf()) as dag:
-        open_release() >> ReleaseApprovalOperator(task_id=TASK_ID, spec_path=str(SPEC_FILE), approval=APPROVAL,
+        open_release() >> ReleaseApprovalOperator(task_id=TASK_ID, spec_path=spec_path(), approval=APPROVAL,
                                                   guard_weight=0)
     return dag
+
+
+def click_in_turn(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every click in ``CLICKS``, one after another."""
+    clicker, replies = SlackClicker(), []
+    for index, (action, user, n) in enumerate(CLICKS):
+        body = click_body(request["release_id"], APPROVAL, action, user, trigger_id=f"late.{index}.{n}")
+        reply = clicker.post(body, signed(body))
+        replies.append({"action": action, "user": user, "http": reply.status_code, **reply.json()})
+    return replies
 
 
 def click_at_once(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -77,8 +93,9 @@ def click_at_once(request: dict[str, Any]) -> list[dict[str, Any]]:
 class Racer(threading.Thread):
     """Waits for the approval to be pending in Airflow, then clicks; what it raises is kept for the report."""
 
-    def __init__(self) -> None:
+    def __init__(self, late: bool) -> None:
         super().__init__(daemon=True)
+        self.late = late
         self.replies: list[dict[str, Any]] = []
         self.request: dict[str, Any] | None = None
         self.error: str | None = None
@@ -98,7 +115,8 @@ class Racer(threading.Thread):
             if self.request is None:
                 raise TimeoutError("the approval was never pending")
             time.sleep(1.0)  # the task parks in the triggerer first
-            self.replies = click_at_once(self.request)
+            if not self.late:
+                self.replies = click_at_once(self.request)
         except Exception as exc:  # noqa: BLE001 - reported in the result
             self.error = f"{type(exc).__name__}: {exc}"
 
@@ -141,18 +159,20 @@ def dag_from_folder() -> Any:
     return bag.dags[DAG_ID]
 
 
-def main(result_path: str) -> None:
+def main(result_path: str, late: bool = False) -> None:
     from tests.support.runs import ledger_at_connection
 
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     ledger = ledger_at_connection()
     ledger.migrate()
     complete_dag_test_harness()
-    racer = Racer()
+    racer = Racer(late)
     racer.start()
     dag_from_folder().test(run_conf=release_conf())
     racer.join(timeout=150)
     request = racer.request or {}
+    if late and request:
+        racer.replies = click_in_turn(request)
     result: dict[str, Any] = {"error": racer.error, "replies": racer.replies, "request": request}
     if request:
         result["airflow"] = airflow_holds(request)
@@ -162,4 +182,4 @@ def main(result_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], late="--late" in sys.argv[2:])
