@@ -127,8 +127,8 @@ def check_workspace(interaction: Interaction, slack_team: str | None) -> None:
     if not interaction.team_id:
         raise Refusal(403, f"the click names no Slack workspace (team.id); only {slack_team} may answer")
     if interaction.team_id != slack_team:
-        raise Refusal(403, f"the click comes from Slack workspace {interaction.team_id!r}, not the release's "
-                           f"workspace {slack_team}")
+        named = repr(interaction.team_id) if interaction.team_id.isalnum() else "an unrecognised one"
+        raise Refusal(403, f"the click comes from Slack workspace {named}, not the release's workspace {slack_team}")
 
 
 def prior_answer(claim: Mapping[str, Any] | None, airflow_answer: str | None) -> str | None:

@@ -129,6 +129,7 @@ def test_a_click_after_a_timeout_or_breach_is_told_what_decided(ledger):
 @pytest.mark.parametrize(("team", "message"), [
     ("T0ELSEWHERE", "the click comes from Slack workspace 'T0ELSEWHERE', not the release's workspace T0SAPLLM01"),
     (None, "the click names no Slack workspace (team.id); only T0SAPLLM01 may answer"),
+    ("<!channel>", "the click comes from Slack workspace an unrecognised one, not the release's workspace T0SAPLLM01"),
 ])
 def test_a_click_from_another_workspace_is_refused_before_anything_is_resolved(ledger, team, message):
     airflow = HITLStandIn()
