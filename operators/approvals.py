@@ -82,6 +82,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
         checks = event.get("guard_checks") or []
         watched = max((check["checks"] for check in checks), default=0)
         detail = decision.detail + (f"; green's SLOs checked {watched} times while waiting" if watched else "")
+        detail += _claim(run, self.approval, decision)
         run.ledger.record_approval(run.release_id, gate=self.approval, decision=decision.decision,
                                    decided_by=decision.decided_by, channel=decision.channel, detail=detail,
                                    writer=run.writer)
@@ -99,6 +100,17 @@ class ReleaseApprovalOperator(ApprovalOperator):
             raise AirflowFailException(f"approval {self.approval} {decision.decision}: {detail}")
         self.log.info("%s: %s", self.approval, detail)
         return {"decision": decision.decision, "decided_by": decision.decided_by, "chosen_options": [APPROVE]}
+
+
+def _claim(run: ReleaseRun, approval: str, decision: Decision) -> str:
+    """Claim the approval request for what Airflow delivered, so that a later Slack click is told what decided; a
+    note for the record when another answer had claimed it (one Airflow did not take)."""
+    claimed, claim = run.ledger.claim_approval(
+        run.release_id, approval=approval, try_number=run.writer.try_number, decision=decision.decision,
+        decided_by=decision.decided_by, channel=decision.channel, answer=decision.detail)
+    if claimed or (claim["decision"], claim["decided_by"]) == (decision.decision, decision.decided_by):
+        return ""
+    return f"; {claim['decided_by']} had claimed it ({claim['decision']}), an answer Airflow did not take"
 
 
 def _closing_text(approval: str, decision: Decision) -> str:

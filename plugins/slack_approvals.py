@@ -18,7 +18,9 @@ from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, spec_at
 from sap_llm_release.approvals.decision import APPROVE, REJECT, SLACK_USER_PREFIX
@@ -42,8 +44,7 @@ class SlackApprover(BaseUser):
         return f"{SLACK_USER_PREFIX}{self.interaction.slack_user}"
 
     def get_name(self) -> str:
-        name = self.interaction.slack_user_name or self.interaction.slack_user
-        return f"{name} (Slack {self.interaction.slack_user})"
+        return self.interaction.responder
 
 
 class AirflowHITL:
@@ -68,21 +69,40 @@ class AirflowHITL:
             return f"{', '.join(detail.chosen_options or [])} by {who}"
 
     def resolve(self, request: Any, interaction: Interaction) -> None:
-        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-        from airflow.utils.session import create_session
         from fastapi import HTTPException
 
         chosen = APPROVE if interaction.decision == "approved" else REJECT
         try:
-            with create_session() as session:
-                update_hitl_detail(
-                    dag_id=request["dag_id"], dag_run_id=request["run_id"], task_id=request["task_id"],
-                    update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[chosen], params_input={}),
-                    user=SlackApprover(interaction), session=session, map_index=request["map_index"],
-                )
+            _write_answer(request, chosen, SlackApprover(interaction))
         except HTTPException as exc:
             raise Refusal(exc.status_code, f"Airflow refused the answer: {exc.detail}") from None
+
+
+@retry(retry=retry_if_exception_type(OperationalError), stop=stop_after_attempt(3), wait=wait_fixed(0.5),
+       reraise=True)
+def _write_answer(request: Any, chosen: str, user: SlackApprover) -> None:
+    """Airflow's own HITL PATCH, after locking the task instance and its HITL row (in Airflow's order) so that an
+    answer committed before the lock is read, and refused, rather than overwritten."""
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    with create_session() as session:
+        ti_id = session.scalar(select(TaskInstance.id).where(
+            TaskInstance.dag_id == request["dag_id"], TaskInstance.run_id == request["run_id"],
+            TaskInstance.task_id == request["task_id"], TaskInstance.map_index == request["map_index"],
+        ).with_for_update())
+        if ti_id is not None:  # on SQLite this write takes the database's write lock
+            session.execute(update(HITLDetail).where(HITLDetail.ti_id == ti_id).values(
+                responded_at=HITLDetail.responded_at))
+        update_hitl_detail(
+            dag_id=request["dag_id"], dag_run_id=request["run_id"], task_id=request["task_id"],
+            update_hitl_detail_payload=UpdateHITLDetailPayload(chosen_options=[chosen], params_input={}),
+            user=user, session=session, map_index=request["map_index"],
+        )
 
 
 def _slack_client() -> Any:

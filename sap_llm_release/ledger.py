@@ -312,6 +312,36 @@ class Ledger:
                          "ORDER BY try_number DESC LIMIT 1", r=release_id, a=approval)
         return rows[0] if rows else None
 
+    def claim_approval(self, release_id: str, *, approval: str, try_number: int, decision: str, decided_by: str,
+                       channel: str, answer: str, request_sha256: str | None = None) -> tuple[bool, dict[str, Any]]:
+        """Claim the right to answer one approval request (its try): ``(True, this claim)`` when this insert made
+        it, else ``(False, the claim that holds it)``. One insert against the primary key decides, on SQLite and on
+        PostgreSQL alike."""
+        won = self._insert(
+            "approval_claims",
+            {
+                "release_id": release_id,
+                "approval": approval,
+                "try_number": try_number,
+                "decision": decision,
+                "decided_by": decided_by,
+                "channel": channel,
+                "answer": answer,
+                "request_sha256": request_sha256,
+                "claimed_at": utcnow(),
+            },
+        )
+        held = self.approval_claim(release_id, approval, try_number)
+        if held is None:
+            raise LedgerError(f"claim on {approval} of {release_id} (try {try_number}) neither written nor found")
+        return won, held
+
+    def approval_claim(self, release_id: str, approval: str, try_number: int) -> dict[str, Any] | None:
+        """The claim on one approval request, or None while nobody answered it."""
+        rows = self.rows("SELECT * FROM approval_claims WHERE release_id = :r AND approval = :a AND try_number = :t",
+                         r=release_id, a=approval, t=try_number)
+        return rows[0] if rows else None
+
     def record_notification(
         self, release_id: str, *, channel: str, kind: str, dedup_key: str, status: str, detail: str, writer: Writer
     ) -> None:
@@ -489,6 +519,7 @@ class Ledger:
             "gate_results": "recorded_at",
             "slo_windows": "recorded_at",
             "approval_requests": "opened_at",
+            "approval_claims": "claimed_at",
             "approvals": "recorded_at",
             "traffic_changes": "changed_at",
             "rollbacks": "completed_at",

@@ -243,6 +243,7 @@ class Job(BaseModel):
 
 
 SLACK_USER_ID = r"[UW][A-Z0-9]{2,30}"
+SLACK_TEAM_ID = r"^T[A-Z0-9]{2,30}$"
 
 
 class ApprovalPoint(str, enum.Enum):
@@ -346,6 +347,8 @@ class ReleaseSpec(BaseModel):
     gates: list[Gate] = Field(min_length=1)
     jobs: list[Job] = Field(default_factory=list)
     approvals: list[Approval] = Field(default_factory=list)
+    slack_team: str | None = Field(default=None, pattern=SLACK_TEAM_ID, description="the Slack workspace (team ID) "
+                                   "whose button clicks may answer approvals; a click from any other is refused")
     people: dict[str, str] = Field(
         default_factory=dict, description="Airflow user name -> Slack user ID: who triggered a release, in Slack")
     deadline: Duration = Field(default=timedelta(hours=12), description="a release still running after this is "
@@ -422,6 +425,13 @@ class ReleaseSpec(BaseModel):
         _require_unique([approval.name for approval in approvals], "approval")
         _require_unique([approval.before.value for approval in approvals], "approval point")
         return approvals
+
+    @model_validator(mode="after")
+    def _approvals_name_their_workspace(self) -> ReleaseSpec:
+        if self.approvals and self.slack_team is None:
+            raise ValueError("slack_team: name the Slack workspace (team ID, T...) whose clicks may answer the "
+                             "approvals")
+        return self
 
     @field_validator("people")
     @classmethod

@@ -125,8 +125,8 @@ class Airflow:
 class SlackButtons:
     """Clicks Approve on an open approval as Slack would: a signed block_actions request to the callback plugin."""
 
-    def __init__(self, airflow: Airflow, secret: str, user: str) -> None:
-        self.airflow, self.secret, self.user = airflow, secret, user
+    def __init__(self, airflow: Airflow, secret: str, user: str, team: str) -> None:
+        self.airflow, self.secret, self.user, self.team = airflow, secret, user, team
         self.answered: set[str] = set()
 
     def approve_open(self, run_id: str, states: dict[str, str | None], approvals: list[str]) -> list[str]:
@@ -138,7 +138,7 @@ class SlackButtons:
             time.sleep(2)  # let the approval settle in the triggerer before answering
             value = json.dumps({"release_id": f"{DAG_ID}:{run_id}", "approval": name})
             payload = {"type": "block_actions", "user": {"id": self.user, "username": "release-manager"},
-                       "actions": [{"action_id": "approve", "value": value}],
+                       "team": {"id": self.team}, "actions": [{"action_id": "approve", "value": value}],
                        "container": {"channel_id": "C0RELEASES", "message_ts": "0"}}
             body = urlencode({"payload": json.dumps(payload)}).encode()
             stamp = str(int(time.time()))
@@ -288,7 +288,8 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
         }
         run_id = airflow.trigger(conf)
         say(f"triggered {DAG_ID} run {run_id} through the REST API")
-        buttons = SlackButtons(airflow, signing_secret, user=spec.approvals[0].approvers[0] if spec.approvals else "")
+        buttons = SlackButtons(airflow, signing_secret, user=spec.approvals[0].approvers[0] if spec.approvals else "",
+                               team=spec.slack_team or "")
         approvals = [approval.name for approval in spec.approvals]
         injected = False
         reported: set[str] = set()

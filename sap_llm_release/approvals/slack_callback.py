@@ -2,7 +2,13 @@
 
 Order matters: the body's size and the signature (``slack_sdk``'s SignatureVerifier, HMAC-SHA256 with the signing
 secret, timestamps older than five minutes refused) are checked before a single byte of the payload is parsed,
-because the endpoint has no other authentication. Then the payload's shape, then who clicked.
+because the endpoint has no other authentication. Then the payload's shape, the Slack workspace, then who clicked.
+
+Several people may click at the same moment. Exactly one answer decides: a click first claims the approval request in
+the ledger (``approval_claims``: one insert against its primary key, atomic on SQLite and on PostgreSQL), and only
+the holder of the claim writes its answer to Airflow. Every other click is told who decided and how, and recorded as
+refused. Airflow's own answer path (the UI, the timeout) does not go through the claim, so what a person is told
+is derived from what Airflow holds whenever it holds an answer.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from sap_llm_release.approvals.decision import APPROVE, REJECT, SLACK_USER_PREFIX
 from sap_llm_release.ledger import Writer
 from sap_llm_release.spec import Approval, ReleaseSpec
 
@@ -24,14 +31,24 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 MAX_AGE_S = 5 * 60
 DECISIONS = {"approve": "approved", "reject": "rejected"}
+REPLAYED = "replayed request: this exact request was received before"
 
 
 class Refusal(Exception):
-    """A request that resolves nothing: ``message`` goes back to Slack, ``status`` is the HTTP status."""
+    """A request that resolves nothing: ``message`` goes back to Slack, ``status`` is the HTTP status. ``late``: the
+    approval was answered by another before this click, which is then also recorded as refused in ``approvals``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, late: bool = False) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.late = status, message, late
+
+
+class Replayed(Refusal):
+    """This exact request (same signature, same body) was received before: its first arrival is the one recorded
+    in ``slack_interactions``."""
+
+    def __init__(self) -> None:
+        super().__init__(409, REPLAYED, late=True)
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,17 @@ class Interaction:
     channel: str
     message_ts: str
     response_url: str
+    team_id: str = ""  # the Slack workspace the click came from (payload.team.id); "" when the payload names none
+
+    @property
+    def responder(self) -> str:
+        """The Slack user as Airflow records the answer's responder."""
+        return f"{self.slack_user_name or self.slack_user} (Slack {self.slack_user})"
+
+    @property
+    def answer(self) -> str:
+        """This click's answer as Airflow shows a recorded one (``Approve by sam (Slack U...)``)."""
+        return f"{APPROVE if self.decision == 'approved' else REJECT} by {self.responder}"
 
 
 def request_digest(body: bytes, headers: Mapping[str, str]) -> str:
@@ -81,10 +109,37 @@ def parse(body: bytes) -> Interaction:
             release_id=str(value["release_id"]), approval=str(value["approval"]), decision=decision,
             slack_user=str(payload["user"]["id"]), slack_user_name=str(payload["user"].get("username", "")),
             channel=str(payload["container"]["channel_id"]), message_ts=str(payload["container"]["message_ts"]),
-            response_url=str(payload.get("response_url", "")),
+            response_url=str(payload.get("response_url", "")), team_id=_team_id(payload),
         )
     except (UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise Refusal(400, f"malformed interaction payload: {type(exc).__name__}: {exc}") from None
+
+
+def _team_id(payload: Mapping[str, Any]) -> str:
+    team = payload.get("team")
+    return str(team.get("id") or "")[:64] if isinstance(team, Mapping) else ""
+
+
+def check_workspace(interaction: Interaction, slack_team: str | None) -> None:
+    """Only a click from the spec's Slack workspace may answer: a user ID means nothing in another workspace."""
+    if slack_team is None:
+        raise Refusal(403, "the release spec names no Slack workspace (slack_team): no click may answer")
+    if not interaction.team_id:
+        raise Refusal(403, f"the click names no Slack workspace (team.id); only {slack_team} may answer")
+    if interaction.team_id != slack_team:
+        named = repr(interaction.team_id) if interaction.team_id.isalnum() else "an unrecognised one"
+        raise Refusal(403, f"the click comes from Slack workspace {named}, not the release's workspace {slack_team}")
+
+
+def prior_answer(claim: Mapping[str, Any] | None, airflow_answer: str | None) -> str | None:
+    """Who decided and how, for a click that came later: a person's claim only counts as far as Airflow took it
+    (Airflow's record wins where it holds an answer); a claim from the approval's resume (timeout, SLO breach) is
+    what Airflow delivered."""
+    if claim is None:
+        return airflow_answer
+    if claim["channel"] == "system":
+        return str(claim["answer"])
+    return airflow_answer or str(claim["answer"])
 
 
 def authorise(interaction: Interaction, approval: Approval, group_members: set[str], triggered_by_slack: str | None,
@@ -92,7 +147,7 @@ def authorise(interaction: Interaction, approval: Approval, group_members: set[s
     """An allowed approver, the first answer, and no approval by the person who triggered the release (four eyes;
     rejecting one's own release is the safe direction and allowed)."""
     if prior_decision is not None:
-        raise Refusal(409, f"{approval.name} was already answered: {prior_decision}")
+        raise Refusal(409, f"{approval.name} was already answered: {prior_decision}", late=True)
     if interaction.slack_user not in set(approval.approvers) | group_members:
         raise Refusal(403, f"<@{interaction.slack_user}> may not answer {approval.name}")
     if interaction.decision == "approved" and interaction.slack_user == triggered_by_slack:
@@ -121,9 +176,9 @@ class Airflow(Protocol):
 
 @dataclass
 class CallbackDesk:
-    """Checks each Slack callback in order and resolves the approval only when every check passed. Every request
-    is recorded once in ``slack_interactions`` (its digest is the replay key); a replay and a refusal from Airflow
-    itself are recorded in ``approvals``."""
+    """Checks each Slack callback in order and resolves the approval only when every check passed and the click
+    holds the approval's claim. Every request is recorded once in ``slack_interactions`` (its digest is the replay
+    key) with its outcome; a replay and a click that came after another answer are also recorded in ``approvals``."""
 
     ledger: Any
     spec: ReleaseSpec
@@ -138,24 +193,46 @@ class CallbackDesk:
         try:
             verify(body, headers, self.signing_secret, now=self.now())
             interaction = parse(body)
+            check_workspace(interaction, self.spec.slack_team)
             if self.ledger.rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=digest):
-                self._record_refusal(interaction, "replayed request: this exact request was received before")
-                return Reply(409, "replayed request: this exact request was received before", interaction)
+                raise Replayed()
             request = self._check(interaction)
+            self._answer(request, interaction, digest)
         except Refusal as refusal:
             log.warning("slack callback refused (%s): %s", refusal.status, refusal.message)
-            self._record(digest, headers, "refused", refusal.message, interaction)
+            if refusal.late and interaction is not None:
+                self._record_refusal(interaction, refusal.message)
+            if not isinstance(refusal, Replayed) and not self._record(digest, headers, "refused", refusal.message,
+                                                                      interaction):
+                return Reply(409, REPLAYED, interaction)
             return Reply(refusal.status, refusal.message, interaction)
-        if not self._record(digest, headers, "accepted", f"{interaction.decision} by {interaction.slack_user}",
-                            interaction):
-            return Reply(409, "replayed request: this exact request was received before", interaction)
-        try:
-            self.airflow.resolve(request, interaction)
-        except Refusal as refusal:
-            self._record_refusal(interaction, refusal.message, request)
-            return Reply(refusal.status, refusal.message, interaction)
+        self._record(digest, headers, "accepted", f"{interaction.decision} by {interaction.slack_user}", interaction)
         verb = "Approved" if interaction.decision == "approved" else "Rejected"
         return Reply(200, f"{verb}: {interaction.approval} of {interaction.release_id}", interaction)
+
+    def _answer(self, request: Mapping[str, Any], interaction: Interaction, digest: str) -> None:
+        """Claim the approval request, then write the answer to Airflow; raise a late :class:`Refusal` naming who
+        decided when another answer holds the claim or Airflow already holds one."""
+        won, claim = self.ledger.claim_approval(
+            interaction.release_id, approval=interaction.approval, try_number=request["try_number"],
+            decision=interaction.decision, decided_by=f"{SLACK_USER_PREFIX}{interaction.slack_user}",
+            channel="slack", answer=interaction.answer, request_sha256=digest,
+        )
+        if not won:
+            if claim["request_sha256"] == digest:  # the same request arriving twice at once
+                raise Replayed()
+            prior = prior_answer(claim, self.airflow.answer(request))
+            raise Refusal(409, f"{interaction.approval} was already answered: {prior}", late=True)
+        try:
+            self.airflow.resolve(request, interaction)
+        except Refusal as refusal:  # answered in the UI or closed by the timeout just before
+            prior = self.airflow.answer(request)
+            message = f"{interaction.approval} was already answered: {prior}" if prior else refusal.message
+            raise Refusal(409 if prior else refusal.status, message, late=True) from None
+        except Exception as exc:  # noqa: BLE001 - Airflow unreachable: say so, the claim is on record
+            log.exception("could not write the answer to Airflow")
+            raise Refusal(503, f"the answer could not be written to Airflow ({type(exc).__name__}); answer "
+                               f"{interaction.approval} in the Airflow UI", late=True) from None
 
     def _check(self, interaction: Interaction) -> Mapping[str, Any]:
         request = self.ledger.approval_request(interaction.release_id, interaction.approval)
@@ -176,7 +253,8 @@ class CallbackDesk:
         if interaction.decision == "approved" and trigger_slack is None:
             raise Refusal(403, f"four eyes cannot be checked: the release was triggered by {triggered_by!r}, who has "
                                "no Slack user in the spec's people; approve in the Airflow UI")
-        authorise(interaction, approval, members, trigger_slack, self.airflow.answer(request))
+        claim = self.ledger.approval_claim(interaction.release_id, interaction.approval, request["try_number"])
+        authorise(interaction, approval, members, trigger_slack, prior_answer(claim, self.airflow.answer(request)))
         return request
 
     def _triggered_by(self, release_id: str) -> str:
@@ -201,6 +279,6 @@ class CallbackDesk:
             return
         self.ledger.record_approval(
             interaction.release_id, gate=interaction.approval, decision="refused",
-            decided_by=f"slack:{interaction.slack_user}", channel="slack", detail=detail,
+            decided_by=f"{SLACK_USER_PREFIX}{interaction.slack_user}", channel="slack", detail=detail,
             writer=Writer(request["dag_id"], request["run_id"], request["task_id"], request["try_number"]),
         )

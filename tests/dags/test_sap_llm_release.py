@@ -363,6 +363,9 @@ def test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer(qui
     assert [c["green_after"] for c in record["traffic_changes"]] == [5, 20, 50, 0]
     request = ledger.approval_request(release_id(dag_run), "full_traffic_go")
     assert _hitl_answer(request) == "Reject by the timeout"  # closed in Airflow: nobody can answer it any more
+    late = SlackClicker().click(release_id(dag_run), "full_traffic_go", "approve").json()
+    assert (late["ok"], late["status"]) == (False, 409)  # told what decided: the breach, not Airflow's default
+    assert late["text"].startswith("full_traffic_go was already answered: superseded by the SLO analysis: ")
     update = next(u for u in slack.calls("chat.update") if u["ts"] == request["slack_ts"])
     assert update["text"].startswith("*full_traffic_go: superseded* by system (system)")
     key = f"sap-llm-release/{release_id(dag_run)}"

@@ -17,13 +17,14 @@ from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Write
 
 MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
               "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
-              "008_approval_requests_append_only"]
+              "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
     "gate_results",
     "slo_windows",
     "approval_requests",
+    "approval_claims",
     "approvals",
     "traffic_changes",
     "rollbacks",
@@ -126,6 +127,8 @@ def record_each(ledger: Ledger, release_id: str, writer: Writer) -> None:
         release_id, approval="go_live", point="full_traffic", map_index=-1, slack_channel="C0RELEASES",
         slack_ts="1700000000.000001", evidence=["smoke_green: 4 passed"], deadline=STARTED, writer=writer,
     )
+    ledger.claim_approval(release_id, approval="go_live", try_number=writer.try_number, decision="approved",
+                          decided_by="bob", channel="airflow", answer="Approve by bob")
     ledger.record_approval(
         release_id,
         gate="go_live",
@@ -410,3 +413,43 @@ def test_approval_request_is_the_latest_try(ledger, release_id):
     request = ledger.approval_request(release_id, "go_live")
     assert (request["try_number"], request["slack_ts"], json.loads(request["evidence"])) == (
         WRITER.try_number + 1, "1700000000.000001", ["smoke_green: 4 passed"])
+
+
+def test_the_first_claim_on_an_approval_request_holds_it(ledger, release_id):
+    assert ledger.approval_claim(release_id, "go_live", 1) is None
+    won, first = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="rejected",
+                                  decided_by="slack:U0MLLEAD01", channel="slack",
+                                  answer="Reject by sam (Slack U0MLLEAD01)", request_sha256="ab" * 32)
+    lost, second = ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="timed_out",
+                                         decided_by="system", channel="system", answer="no answer within the timeout")
+    assert (won, lost) == (True, False)
+    assert first == second == ledger.approval_claim(release_id, "go_live", 1)
+    assert (second["decision"], second["decided_by"], second["request_sha256"]) == (
+        "rejected", "slack:U0MLLEAD01", "ab" * 32)
+    _, retry = ledger.claim_approval(release_id, approval="go_live", try_number=2, decision="approved",
+                                  decided_by="bob", channel="airflow", answer="Approve by bob")
+    assert (retry["try_number"], retry["decided_by"]) == (2, "bob")  # a new try of the approval is a new request
+
+
+def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_id):
+    """Many connections claim at the same moment: every one of them is told the same holder."""
+    import threading
+
+    barrier = threading.Barrier(8)
+    held: list[tuple[bool, dict]] = []
+
+    def claim(index: int) -> None:
+        barrier.wait()
+        held.append(ledger.claim_approval(release_id, approval="go_live", try_number=1, decision="approved",
+                                          decided_by=f"slack:U0USER{index:04d}", channel="slack",
+                                          answer=f"Approve by user {index}"))
+
+    threads = [threading.Thread(target=claim, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(held) == 8 and [won for won, _ in held].count(True) == 1
+    winner = next(row for won, row in held if won)
+    assert all(row == winner for _, row in held)
+    assert len(ledger.rows("SELECT * FROM approval_claims WHERE release_id = :r", r=release_id)) == 1

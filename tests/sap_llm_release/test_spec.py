@@ -421,6 +421,18 @@ def test_approvals_name_who_may_answer_and_one_per_point(spec_data):
         parse_spec(spec_data)
 
 
+def test_approvals_name_the_slack_workspace(spec, spec_data):
+    assert spec.slack_team == "T0SAPLLM01"
+    spec_data["slack_team"] = "sap-llm.slack.com"
+    with pytest.raises(SpecError, match=r"slack_team: String should match pattern"):
+        parse_spec(spec_data)
+    del spec_data["slack_team"]
+    with pytest.raises(SpecError, match=r"slack_team: name the Slack workspace \(team ID, T...\)"):
+        parse_spec(spec_data)
+    spec_data["approvals"] = []
+    assert parse_spec(spec_data).slack_team is None  # no approval, no button to click
+
+
 def test_approvals_one_per_point_with_people_for_four_eyes(spec):
     assert [(a.name, a.before.value) for a in spec.approvals] == [
         ("first_shift_go", "first_shift"), ("full_traffic_go", "full_traffic"),

@@ -19,6 +19,7 @@ from sap_llm_release.ledger import Ledger
 PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "slack_approvals.py"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 RELEASE_MANAGER = "U0RELMGR01"
+SLACK_TEAM = "T0SAPLLM01"  # the spec's slack_team: the workspace whose clicks may answer
 
 
 def load_plugin() -> Any:
@@ -29,10 +30,14 @@ def load_plugin() -> Any:
 
 
 def click_body(release_id: str, approval: str, action: str = "approve", user: str = RELEASE_MANAGER,
-               response_url: str = "", value: str | None = None) -> bytes:
+               response_url: str = "", value: str | None = None, team: str | None = SLACK_TEAM,
+               trigger_id: str = "") -> bytes:
+    """A ``block_actions`` payload as Slack sends it for a button click (``team=None`` leaves the team out)."""
     payload = {
         "type": "block_actions",
-        "user": {"id": user, "username": user.lower()},
+        "user": {"id": user, "username": user.lower(), **({"team_id": team} if team else {})},
+        **({"team": {"id": team, "domain": "sap-llm"}} if team else {}),
+        **({"trigger_id": trigger_id} if trigger_id else {}),
         "actions": [{"action_id": action,
                      "value": value or json.dumps({"release_id": release_id, "approval": approval})}],
         "container": {"channel_id": "C0RELEASES", "message_ts": "1700000000.000001"},

@@ -71,6 +71,13 @@ def ledger() -> Ledger:
     return Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
 
 
+def ledger_at_connection() -> Ledger:
+    """The ledger the release's tasks use: the ``sap_llm_ledger`` connection, on whatever database it names."""
+    from operators.runtime import LEDGER_CONN_ID, connection_url
+
+    return Ledger(connection_url(LEDGER_CONN_ID))
+
+
 def release_id(dag_run: Any) -> str:
     return f"{dag_run.dag_id}:{dag_run.run_id}"
 
