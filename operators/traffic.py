@@ -252,10 +252,7 @@ class RollbackOperator(ReleaseOperator):
 
     @staticmethod
     def _cause(run: ReleaseRun, context: Any) -> str:
-        failed_windows = run.ledger.rows(
-            "SELECT step, reason FROM slo_windows WHERE release_id = :r AND verdict = 'failed' ORDER BY recorded_at",
-            r=run.release_id,
-        )
+        failed_windows = run.ledger.slo_windows(run.release_id, verdict="failed")
         if failed_windows:
             return f"{failed_windows[-1]['step']}: {failed_windows[-1]['reason']}"
         failed = sorted(task for task, state in task_states(context).items() if state in FAILED_STATES)

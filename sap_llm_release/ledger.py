@@ -308,7 +308,7 @@ class Ledger:
 
     def approval_request(self, release_id: str, approval: str) -> dict[str, Any] | None:
         """The latest try's request for ``approval`` in ``release_id``, or None when it was never opened."""
-        rows = self.rows("SELECT * FROM approval_requests WHERE release_id = :r AND approval = :a "
+        rows = self._rows("SELECT * FROM approval_requests WHERE release_id = :r AND approval = :a "
                          "ORDER BY try_number DESC LIMIT 1", r=release_id, a=approval)
         return rows[0] if rows else None
 
@@ -338,7 +338,7 @@ class Ledger:
 
     def approval_claim(self, release_id: str, approval: str, try_number: int) -> dict[str, Any] | None:
         """The claim on one approval request, or None while nobody answered it."""
-        rows = self.rows("SELECT * FROM approval_claims WHERE release_id = :r AND approval = :a AND try_number = :t",
+        rows = self._rows("SELECT * FROM approval_claims WHERE release_id = :r AND approval = :a AND try_number = :t",
                          r=release_id, a=approval, t=try_number)
         return rows[0] if rows else None
 
@@ -385,7 +385,7 @@ class Ledger:
     def job_result(self, release_id: str, job: str) -> dict[str, Any] | None:
         """The result of the latest try of ``job`` in ``release_id`` that wrote a JSON object, or None (``passed``
         is set exactly for those tries)."""
-        rows = self.rows(
+        rows = self._rows(
             "SELECT result_json FROM job_results WHERE release_id = :r AND job = :j AND passed IS NOT NULL "
             "ORDER BY try_number DESC, recorded_at DESC LIMIT 1", r=release_id, j=job,
         )
@@ -429,61 +429,79 @@ class Ledger:
             )
 
     def environment_holder(self, environment: str) -> dict[str, Any] | None:
-        rows = self.rows("SELECT * FROM environment_locks WHERE environment = :e", e=environment)
+        rows = self._rows("SELECT * FROM environment_locks WHERE environment = :e", e=environment)
         return rows[0] if rows else None
 
-    def rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
+    def _rows(self, query: str, **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(text(query), params)]
 
     def blue_slot(self, release_id: str) -> str:
         """Which slot served production when ``release_id`` started."""
-        rows = self.rows("SELECT blue_slot FROM releases WHERE release_id = :r", r=release_id)
+        rows = self._rows("SELECT blue_slot FROM releases WHERE release_id = :r", r=release_id)
         if not rows:
             raise LedgerError(f"release {release_id} is not in the ledger")
         return rows[0]["blue_slot"]
 
     def release(self, release_id: str) -> dict[str, Any] | None:
         """The release's own record (who triggered it, version, environment, blue slot), or None."""
-        rows = self.rows("SELECT * FROM releases WHERE release_id = :r", r=release_id)
+        rows = self._rows("SELECT * FROM releases WHERE release_id = :r", r=release_id)
         return rows[0] if rows else None
 
     def latest_event(self, release_id: str) -> dict[str, Any] | None:
         """The release's most recent event, or None while it has none."""
-        rows = self.rows("SELECT * FROM release_events WHERE release_id = :r ORDER BY recorded_at DESC LIMIT 1",
+        rows = self._rows("SELECT * FROM release_events WHERE release_id = :r ORDER BY recorded_at DESC LIMIT 1",
                          r=release_id)
         return rows[0] if rows else None
 
     def slo_windows(self, release_id: str, verdict: str | None = None) -> list[dict[str, Any]]:
         """The release's SLO windows in the order they were recorded (only those with ``verdict`` when given)."""
-        rows = self.rows("SELECT * FROM slo_windows WHERE release_id = :r ORDER BY recorded_at", r=release_id)
+        rows = self._rows("SELECT * FROM slo_windows WHERE release_id = :r ORDER BY recorded_at", r=release_id)
         return [row for row in rows if verdict is None or row["verdict"] == verdict]
 
     def latest_traffic_change(self, release_id: str) -> dict[str, Any] | None:
         """The release's most recent traffic change, or None while traffic was never touched."""
-        rows = self.rows("SELECT * FROM traffic_changes WHERE release_id = :r ORDER BY changed_at DESC LIMIT 1",
+        rows = self._rows("SELECT * FROM traffic_changes WHERE release_id = :r ORDER BY changed_at DESC LIMIT 1",
                          r=release_id)
         return rows[0] if rows else None
 
     def sent_notifications(self, release_id: str, channel: str) -> list[dict[str, Any]]:
         """The notifications delivered on ``channel`` (slack, pagerduty) for the release, oldest first."""
-        return self.rows("SELECT * FROM notifications WHERE release_id = :r AND channel = :c AND status = 'sent' "
+        return self._rows("SELECT * FROM notifications WHERE release_id = :r AND channel = :c AND status = 'sent' "
                          "ORDER BY recorded_at", r=release_id, c=channel)
+
+    def approval_requests_opened_since(self, since: str) -> list[dict[str, Any]]:
+        """Approval requests of any release opened at or after ``since`` (ISO time), oldest first."""
+        return self._rows("SELECT * FROM approval_requests WHERE opened_at >= :t ORDER BY opened_at", t=since)
+
+    def slo_windows_recorded_since(self, since: str) -> list[dict[str, Any]]:
+        """SLO windows of any release recorded after ``since`` (ISO time), oldest first."""
+        return self._rows("SELECT * FROM slo_windows WHERE recorded_at > :t ORDER BY recorded_at", t=since)
+
+    def slack_interactions(self, release_id: str | None = None) -> list[dict[str, Any]]:
+        """Requests to the Slack callback (of one release, or all, unsigned ones included) in arrival order."""
+        if release_id is None:
+            return self._rows("SELECT * FROM slack_interactions ORDER BY received_at")
+        return self._rows("SELECT * FROM slack_interactions WHERE release_id = :r ORDER BY received_at", r=release_id)
+
+    def applied_migrations(self) -> list[str]:
+        """The versions of the ``sql/`` migrations applied, in order."""
+        return [row["version"] for row in self._rows("SELECT version FROM schema_migrations ORDER BY version")]
 
     def slack_request_seen(self, request_sha256: str) -> bool:
         """Whether this exact Slack request (its digest) was received before."""
-        return bool(self.rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=request_sha256))
+        return bool(self._rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=request_sha256))
 
     def gate_verdicts(self, release_id: str) -> dict[str, dict[str, Any]]:
         """The latest try's result of every gate recorded for ``release_id``."""
         latest: dict[str, dict[str, Any]] = {}
-        for row in self.rows("SELECT * FROM gate_results WHERE release_id = :r ORDER BY try_number", r=release_id):
+        for row in self._rows("SELECT * FROM gate_results WHERE release_id = :r ORDER BY try_number", r=release_id):
             latest[row["gate"]] = row
         return latest
 
     def release_dag_ids(self) -> list[str]:
         """Every DAG that has recorded a release."""
-        return [row["dag_id"] for row in self.rows("SELECT DISTINCT dag_id FROM releases ORDER BY dag_id")]
+        return [row["dag_id"] for row in self._rows("SELECT DISTINCT dag_id FROM releases ORDER BY dag_id")]
 
     def recent_releases(self, limit: int = 20, dag_ids: set[str] | None = None) -> list[dict[str, Any]]:
         """The newest ``limit`` releases (of ``dag_ids`` only, when given) first, each with its latest event as
@@ -527,7 +545,7 @@ class Ledger:
             "job_results": "recorded_at",
         }
         return {
-            table: self.rows(f"SELECT * FROM {table} WHERE release_id = :r ORDER BY {column}", r=release_id)
+            table: self._rows(f"SELECT * FROM {table} WHERE release_id = :r ORDER BY {column}", r=release_id)
             for table, column in order.items()
         }
 

@@ -194,7 +194,7 @@ class CallbackDesk:
             verify(body, headers, self.signing_secret, now=self.now())
             interaction = parse(body)
             check_workspace(interaction, self.spec.slack_team)
-            if self.ledger.rows("SELECT 1 FROM slack_interactions WHERE request_sha256 = :d", d=digest):
+            if self.ledger.slack_request_seen(digest):
                 raise Replayed()
             request = self._check(interaction)
             self._answer(request, interaction, digest)
@@ -258,8 +258,8 @@ class CallbackDesk:
         return request
 
     def _triggered_by(self, release_id: str) -> str:
-        rows = self.ledger.rows("SELECT triggered_by FROM releases WHERE release_id = :r", r=release_id)
-        return rows[0]["triggered_by"] if rows else ""
+        release = self.ledger.release(release_id)
+        return release["triggered_by"] if release else ""
 
     def _record(self, digest: str, headers: Mapping[str, str], outcome: str, detail: str,
                 interaction: Interaction | None) -> bool:

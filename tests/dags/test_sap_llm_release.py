@@ -237,8 +237,8 @@ def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread
     @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda rows: not rows),  # writing: look again
            stop=stop_after_delay(300), wait=wait_fixed(0.02), retry_error_callback=lambda state: [])
     def passed() -> list:
-        return ledger.rows("SELECT 1 FROM slo_windows WHERE green_weight = :w AND verdict = 'passed' "
-                           "AND recorded_at > :since", w=weight, since=since)
+        return [window for window in ledger.slo_windows_recorded_since(since)
+                if window["green_weight"] == weight and window["verdict"] == "passed"]
 
     def watch() -> None:
         if passed():
@@ -293,7 +293,7 @@ def test_production_environment_needs_production_profile(fresh_stack, ledger):
     assert states["start_release"] == "failed"
     assert states["traffic_shift.shift_to_005"] == "upstream_failed"
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
-    assert ledger.rows("SELECT * FROM releases WHERE release_id = :r", r=release_id(dag_run)) == []
+    assert ledger.release(release_id(dag_run)) is None
 
 
 def test_one_release_per_environment(fresh_stack, ledger):
@@ -428,8 +428,7 @@ def test_slack_callbacks_are_checked_before_anything_is_resolved(fresh_stack, le
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
 
     release = release_id(dag_run)
-    interactions = ledger.rows("SELECT outcome, slack_user, detail FROM slack_interactions WHERE release_id = :r "
-                               "OR release_id IS NULL ORDER BY received_at", r=release)
+    interactions = [row for row in ledger.slack_interactions() if row["release_id"] in (release, None)]
     refused = [row["detail"] for row in interactions if row["outcome"] == "refused"]
     for expected in ("invalid Slack signature", "stale request", "malformed interaction payload",
                      "request body over 65536 bytes", "may not answer", "four eyes", "already answered"):

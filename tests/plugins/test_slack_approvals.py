@@ -25,6 +25,5 @@ def test_a_signed_click_for_an_approval_never_opened_is_refused_and_recorded(air
     assert reply.status_code == 200  # a signed click is answered 200; the refusal is in the body
     assert (reply.json()["ok"], reply.json()["status"]) == (False, 404)
     assert reply.json()["text"] == "no approval first_shift_go was opened for release sap_llm_release:manual__never"
-    (row,) = store.rows("SELECT outcome, detail FROM slack_interactions WHERE release_id = :r",
-                        r="sap_llm_release:manual__never")
+    (row,) = store.slack_interactions("sap_llm_release:manual__never")
     assert row["outcome"] == "refused" and json.dumps(row["detail"]).startswith('"no approval first_shift_go')

@@ -160,8 +160,7 @@ def counts(ledger: Ledger, release_id: str) -> dict[str, int]:
 def test_migrate_is_idempotent(fresh_ledger):
     assert fresh_ledger.migrate() == MIGRATIONS
     assert fresh_ledger.migrate() == []
-    versions = [row["version"] for row in fresh_ledger.rows("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == MIGRATIONS
+    assert fresh_ledger.applied_migrations() == MIGRATIONS
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
@@ -194,7 +193,7 @@ def test_a_replayed_slack_request_finds_its_digest_taken(ledger):
               "detail": "invalid Slack signature"}
     assert ledger.record_slack_interaction(**record) is True
     assert ledger.record_slack_interaction(**{**record, "outcome": "approved"}) is False
-    (row,) = ledger.rows("SELECT * FROM slack_interactions")
+    (row,) = ledger.slack_interactions()
     assert (row["outcome"], row["release_id"]) == ("refused", None)
 
 
@@ -396,7 +395,8 @@ def test_each_test_has_its_own_database(request, ledger):
     assert ledger.dialect == backend
     assert sqlalchemy.inspect(ledger.engine).has_table("environment_locks")
     if backend == "postgresql":
-        schema = ledger.rows("SELECT current_schema() AS s")[0]["s"]
+        with ledger.engine.connect() as conn:
+            schema = conn.execute(sqlalchemy.text("SELECT current_schema()")).scalar_one()
         assert schema.startswith("ledger_")
         assert sqlalchemy.inspect(ledger.engine).get_table_names(schema="public") == []
 
@@ -452,4 +452,4 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
     assert len(held) == 8 and [won for won, _ in held].count(True) == 1
     winner = next(row for won, row in held if won)
     assert all(row == winner for _, row in held)
-    assert len(ledger.rows("SELECT * FROM approval_claims WHERE release_id = :r", r=release_id)) == 1
+    assert len(ledger.release_record(release_id)["approval_claims"]) == 1

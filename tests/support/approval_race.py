@@ -108,7 +108,8 @@ class Racer(threading.Thread):
         try:
             deadline = time.monotonic() + 120
             while self.request is None and time.monotonic() < deadline:
-                rows = ledger.rows("SELECT * FROM approval_requests WHERE approval = :a", a=APPROVAL)
+                rows = [row for row in ledger.approval_requests_opened_since("1970-01-01T00:00:00+00:00")
+                        if row["approval"] == APPROVAL]
                 if rows and hitl.answer(rows[0]) is None:
                     self.request = rows[0]
                 time.sleep(0.25)
@@ -136,11 +137,10 @@ def airflow_holds(request: dict[str, Any]) -> dict[str, Any]:
                 "responded_by": detail.responded_by}
 
 
-def _rows(ledger: Any, table: str, release_id: str) -> list[dict[str, Any]] | str:
-    try:
-        return ledger.rows(f"SELECT * FROM {table} WHERE release_id = :r", r=release_id)
-    except Exception as exc:  # noqa: BLE001 - a table this ledger does not have
-        return f"{type(exc).__name__}: {exc}"
+def _ledger_rows(ledger: Any, release_id: str) -> dict[str, list[dict[str, Any]]]:
+    record = ledger.release_record(release_id)
+    return {"approvals": record["approvals"], "approval_claims": record["approval_claims"],
+            "slack_interactions": ledger.slack_interactions(release_id)}
 
 
 def dag_from_folder() -> Any:
@@ -176,8 +176,7 @@ def main(result_path: str, late: bool = False) -> None:
     result: dict[str, Any] = {"error": racer.error, "replies": racer.replies, "request": request}
     if request:
         result["airflow"] = airflow_holds(request)
-        result["ledger"] = {table: _rows(ledger, table, request["release_id"])
-                            for table in ("approvals", "slack_interactions", "approval_claims")}
+        result["ledger"] = _ledger_rows(ledger, request["release_id"])
     Path(result_path).write_text(json.dumps(result, default=str, indent=1))
 
 

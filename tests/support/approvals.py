@@ -90,7 +90,7 @@ class Approver(threading.Thread):
     def run(self) -> None:
         done: set[tuple[str, str, int]] = set()
         while not self._done.wait(0.25):
-            for row in self.ledger.rows("SELECT * FROM approval_requests WHERE opened_at >= :t", t=self._since):
+            for row in self.ledger.approval_requests_opened_since(self._since):
                 key = (row["release_id"], row["approval"], row["try_number"])
                 if key in done:
                     continue

@@ -60,8 +60,7 @@ def click(ledger, airflow, action="approve", user="U0RELMGR01", team=SLACK_TEAM,
 
 
 def outcomes(ledger: Ledger) -> list[tuple[str, str]]:
-    rows = ledger.rows("SELECT slack_user, outcome FROM slack_interactions ORDER BY received_at")
-    return [(row["slack_user"], row["outcome"]) for row in rows]
+    return [(row["slack_user"], row["outcome"]) for row in ledger.slack_interactions()]
 
 
 def test_racing_clicks_one_writes_the_rest_are_told_who_decided(ledger):
@@ -91,7 +90,7 @@ def test_racing_clicks_one_writes_the_rest_are_told_who_decided(ledger):
     assert sorted(o for _, o in outcomes(ledger)) == ["accepted"] + ["refused"] * (len(users) - 1)
     claim = ledger.approval_claim(RELEASE, "first_shift_go", 1)
     assert (claim["decided_by"], claim["answer"]) == (f"slack:{winner.interaction.slack_user}", airflow.held)
-    refused = ledger.rows("SELECT decided_by FROM approvals WHERE decision = 'refused'")
+    refused = [row for row in ledger.release_record(RELEASE)["approvals"] if row["decision"] == "refused"]
     assert {row["decided_by"] for row in refused} == {f"slack:{r.interaction.slack_user}" for r in losers}
 
 
@@ -108,7 +107,7 @@ def test_airflow_answered_between_the_check_and_the_write_decides_the_reply(ledg
     reply = click(ledger, airflow, "reject", "U0MLLEAD01")
     assert (reply.status, reply.text) == (409, "first_shift_go was already answered: Approve by alice")
     assert outcomes(ledger) == [("U0MLLEAD01", "refused")]
-    (row,) = ledger.rows("SELECT decision, detail FROM approvals")
+    (row,) = ledger.release_record(RELEASE)["approvals"]
     assert (row["decision"], row["detail"]) == ("refused", reply.text)
     # a later click is told Airflow's answer too, not the claim Airflow refused
     assert click(ledger, airflow, "approve", "U0RELMGR01").text == reply.text
@@ -136,7 +135,7 @@ def test_a_click_from_another_workspace_is_refused_before_anything_is_resolved(l
     reply = click(ledger, airflow, team=team)
     assert (reply.status, reply.text) == (403, message)
     assert airflow.writes == [] and ledger.approval_claim(RELEASE, "first_shift_go", 1) is None
-    (row,) = ledger.rows("SELECT outcome, detail, slack_user FROM slack_interactions")
+    (row,) = ledger.slack_interactions()
     assert (row["outcome"], row["detail"], row["slack_user"]) == ("refused", message, "U0RELMGR01")
     assert click(ledger, airflow).status == 200  # the same person from the release's workspace answers
 
