@@ -114,6 +114,11 @@ class Ledger:
         with self.engine.begin() as conn:
             return conn.execute(statement, row).rowcount == 1
 
+    def _record(self, table: str, release_id: str, writer: Writer, *, stamped: str = "recorded_at",
+                **fields: Any) -> bool:
+        """One row of a release's record: its fields, the task try that wrote it, and the time in ``stamped``."""
+        return self._insert(table, {"release_id": release_id, **fields, **self._by(writer), stamped: utcnow()})
+
     @staticmethod
     def _by(writer: Writer) -> dict[str, Any]:
         return {
@@ -154,15 +159,10 @@ class Ledger:
         )
 
     def record_event(self, release_id: str, event_name: str, detail: str, writer: Writer) -> None:
-        self._insert(
-            "release_events",
-            {
-                "release_id": release_id,
-                "event": event_name,
-                "detail": detail,
-                **self._by(writer),
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "release_events", release_id, writer,
+            event=event_name,
+            detail=detail,
         )
 
     def record_gate(
@@ -170,23 +170,18 @@ class Ledger:
     ) -> None:
         measured = evidence.measured
         numeric = isinstance(measured, (int, float)) and not isinstance(measured, bool)
-        self._insert(
-            "gate_results",
-            {
-                "release_id": release_id,
-                "gate": gate,
-                "phase": phase,
-                "kind": kind,
-                "verdict": evidence.verdict.value,
-                "measured_value": float(measured) if numeric else None,
-                "measured_text": None if numeric or measured is None else str(measured),
-                "threshold": evidence.threshold,
-                "detail": evidence.detail,
-                "evidence_uri": evidence.evidence_uri,
-                "attested_by": evidence.extra.get("attested_by"),
-                **self._by(writer),
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "gate_results", release_id, writer,
+            gate=gate,
+            phase=phase,
+            kind=kind,
+            verdict=evidence.verdict.value,
+            measured_value=float(measured) if numeric else None,
+            measured_text=None if numeric or measured is None else str(measured),
+            threshold=evidence.threshold,
+            detail=evidence.detail,
+            evidence_uri=evidence.evidence_uri,
+            attested_by=evidence.extra.get("attested_by"),
         )
 
     def record_slo_window(
@@ -202,20 +197,15 @@ class Ledger:
         started_at: str,
         writer: Writer,
     ) -> None:
-        self._insert(
-            "slo_windows",
-            {
-                "release_id": release_id,
-                "step": step,
-                "green_weight": green_weight,
-                "verdict": verdict,
-                "reason": reason,
-                "window_seconds": window_seconds,
-                "checks_json": json.dumps(checks, sort_keys=True),
-                **self._by(writer),
-                "started_at": started_at,
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "slo_windows", release_id, writer,
+            step=step,
+            green_weight=green_weight,
+            verdict=verdict,
+            reason=reason,
+            window_seconds=window_seconds,
+            checks_json=json.dumps(checks, sort_keys=True),
+            started_at=started_at,
         )
 
     def record_traffic_change(
@@ -228,19 +218,14 @@ class Ledger:
         router: str,
         writer: Writer,
     ) -> None:
-        self._insert(
-            "traffic_changes",
-            {
-                "release_id": release_id,
-                "reason": reason,
-                "blue_before": before[0],
-                "green_before": before[1],
-                "blue_after": after[0],
-                "green_after": after[1],
-                "router": router,
-                **self._by(writer),
-                "changed_at": utcnow(),
-            },
+        self._record(
+            "traffic_changes", release_id, writer, stamped="changed_at",
+            reason=reason,
+            blue_before=before[0],
+            green_before=before[1],
+            blue_after=after[0],
+            green_after=after[1],
+            router=router,
         )
 
     def record_rollback(
@@ -255,61 +240,46 @@ class Ledger:
         started_at: str,
         writer: Writer,
     ) -> None:
-        self._insert(
-            "rollbacks",
-            {
-                "release_id": release_id,
-                "cause": cause,
-                "blue_weight_after": blue_weight_after,
-                "green_removed": int(green_removed),
-                "blue_healthy": int(blue_healthy),
-                "detail": detail,
-                **self._by(writer),
-                "started_at": started_at,
-                "completed_at": utcnow(),
-            },
+        self._record(
+            "rollbacks", release_id, writer, stamped="completed_at",
+            cause=cause,
+            blue_weight_after=blue_weight_after,
+            green_removed=int(green_removed),
+            blue_healthy=int(blue_healthy),
+            detail=detail,
+            started_at=started_at,
         )
 
     def record_approval(
         self, release_id: str, *, gate: str, decision: str, decided_by: str, channel: str, detail: str, writer: Writer
     ) -> None:
-        self._insert(
-            "approvals",
-            {
-                "release_id": release_id,
-                "gate": gate,
-                "decision": decision,
-                "decided_by": decided_by,
-                "channel": channel,
-                "detail": detail,
-                **self._by(writer),
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "approvals", release_id, writer,
+            gate=gate,
+            decision=decision,
+            decided_by=decided_by,
+            channel=channel,
+            detail=detail,
         )
 
     def record_approval_request(self, release_id: str, *, approval: str, point: str, map_index: int,
                                 slack_channel: str | None, slack_ts: str | None, evidence: list[str],
                                 deadline: str, writer: Writer) -> None:
-        self._insert(
-            "approval_requests",
-            {
-                "release_id": release_id,
-                "approval": approval,
-                "point": point,
-                **self._by(writer),
-                "map_index": map_index,
-                "slack_channel": slack_channel,
-                "slack_ts": slack_ts,
-                "evidence": json.dumps(evidence),
-                "opened_at": utcnow(),
-                "deadline": deadline,
-            },
+        self._record(
+            "approval_requests", release_id, writer, stamped="opened_at",
+            approval=approval,
+            point=point,
+            map_index=map_index,
+            slack_channel=slack_channel,
+            slack_ts=slack_ts,
+            evidence=json.dumps(evidence),
+            deadline=deadline,
         )
 
     def approval_request(self, release_id: str, approval: str) -> dict[str, Any] | None:
         """The latest try's request for ``approval`` in ``release_id``, or None when it was never opened."""
         rows = self._rows("SELECT * FROM approval_requests WHERE release_id = :r AND approval = :a "
-                         "ORDER BY try_number DESC LIMIT 1", r=release_id, a=approval)
+                          "ORDER BY try_number DESC LIMIT 1", r=release_id, a=approval)
         return rows[0] if rows else None
 
     def claim_approval(self, release_id: str, *, approval: str, try_number: int, decision: str, decided_by: str,
@@ -339,47 +309,37 @@ class Ledger:
     def approval_claim(self, release_id: str, approval: str, try_number: int) -> dict[str, Any] | None:
         """The claim on one approval request, or None while nobody answered it."""
         rows = self._rows("SELECT * FROM approval_claims WHERE release_id = :r AND approval = :a AND try_number = :t",
-                         r=release_id, a=approval, t=try_number)
+                          r=release_id, a=approval, t=try_number)
         return rows[0] if rows else None
 
     def record_notification(
         self, release_id: str, *, channel: str, kind: str, dedup_key: str, status: str, detail: str, writer: Writer
     ) -> None:
-        self._insert(
-            "notifications",
-            {
-                "release_id": release_id,
-                "channel": channel,
-                "kind": kind,
-                "dedup_key": dedup_key,
-                "status": status,
-                "detail": detail,
-                **self._by(writer),
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "notifications", release_id, writer,
+            channel=channel,
+            kind=kind,
+            dedup_key=dedup_key,
+            status=status,
+            detail=detail,
         )
 
     def record_job_result(self, release_id: str, outcome: JobOutcome, writer: Writer) -> None:
         """An inference job's result JSON exactly as its entrypoint wrote it, with its digest."""
-        self._insert(
-            "job_results",
-            {
-                "release_id": release_id,
-                "job": outcome.job,
-                "image": outcome.image,
-                "command": outcome.command,
-                "runner": outcome.runner,
-                "exit_code": outcome.exit_code,
-                "passed": None if outcome.result is None else bool(outcome.result.get("passed")),
-                "result_json": outcome.result_text,
-                "result_sha256": hashlib.sha256(outcome.result_text.encode()).hexdigest()
-                if outcome.result_text is not None else None,
-                "detail": outcome.detail,
-                "started_at": outcome.started_at,
-                "finished_at": outcome.finished_at,
-                **self._by(writer),
-                "recorded_at": utcnow(),
-            },
+        self._record(
+            "job_results", release_id, writer,
+            job=outcome.job,
+            image=outcome.image,
+            command=outcome.command,
+            runner=outcome.runner,
+            exit_code=outcome.exit_code,
+            passed=None if outcome.result is None else bool(outcome.result.get("passed")),
+            result_json=outcome.result_text,
+            result_sha256=None if outcome.result_text is None
+            else hashlib.sha256(outcome.result_text.encode()).hexdigest(),
+            detail=outcome.detail,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
         )
 
     def job_result(self, release_id: str, job: str) -> dict[str, Any] | None:
@@ -451,7 +411,7 @@ class Ledger:
     def latest_event(self, release_id: str) -> dict[str, Any] | None:
         """The release's most recent event, or None while it has none."""
         rows = self._rows("SELECT * FROM release_events WHERE release_id = :r ORDER BY recorded_at DESC LIMIT 1",
-                         r=release_id)
+                          r=release_id)
         return rows[0] if rows else None
 
     def slo_windows(self, release_id: str, verdict: str | None = None) -> list[dict[str, Any]]:
@@ -462,13 +422,13 @@ class Ledger:
     def latest_traffic_change(self, release_id: str) -> dict[str, Any] | None:
         """The release's most recent traffic change, or None while traffic was never touched."""
         rows = self._rows("SELECT * FROM traffic_changes WHERE release_id = :r ORDER BY changed_at DESC LIMIT 1",
-                         r=release_id)
+                          r=release_id)
         return rows[0] if rows else None
 
     def sent_notifications(self, release_id: str, channel: str) -> list[dict[str, Any]]:
         """The notifications delivered on ``channel`` (slack, pagerduty) for the release, oldest first."""
         return self._rows("SELECT * FROM notifications WHERE release_id = :r AND channel = :c AND status = 'sent' "
-                         "ORDER BY recorded_at", r=release_id, c=channel)
+                          "ORDER BY recorded_at", r=release_id, c=channel)
 
     def approval_requests_opened_since(self, since: str) -> list[dict[str, Any]]:
         """Approval requests of any release opened at or after ``since`` (ISO time), oldest first."""
