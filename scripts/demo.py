@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
+from sap_llm_release.polling import poll_until  # noqa: E402
 from sap_llm_release.rehearsal import local_stack  # noqa: E402
 from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
@@ -109,17 +110,18 @@ class Airflow:
                 return states
 
     def _wait(self, ready, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        """Ask ``ready()`` every second for at most ``timeout_s``; an unanswered request is not ready yet, an exited
+        Airflow ends the wait at once."""
+        def answered() -> bool:
             if self.process and self.process.poll() is not None:
                 raise SystemExit(f"airflow standalone exited; see {self.home / 'standalone.log'}")
             try:
-                if ready():
-                    return
+                return bool(ready())
             except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise SystemExit(f"{what} not ready within {timeout_s:.0f}s; see {self.home / 'standalone.log'}")
+                return False
+
+        if not poll_until(answered, bool, timeout_s=timeout_s, interval_s=1.0):
+            raise SystemExit(f"{what} not ready within {timeout_s:.0f}s; see {self.home / 'standalone.log'}")
 
 
 class SlackButtons:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 
 from sap_llm_release.deployers.base import Colour, Deployer, DeployError
+from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal.processes import alive, stop_group
 
 
@@ -70,21 +71,23 @@ class LocalProcessDeployer(Deployer):
         return True
 
     def wait_ready(self, colour: Colour, timeout_s: float) -> tuple[bool, str]:
+        """GET the slot's readiness endpoint every 0.2 s until it answers 200, for at most ``timeout_s``; a process
+        that is gone ends the wait at once."""
         url = self.url(colour) + "/health/ready"
-        deadline = time.monotonic() + timeout_s
-        seen = "not started"
-        while time.monotonic() < deadline:
+
+        def probe() -> tuple[bool | None, str]:
             if self._state(colour) is None:
                 return False, f"local {colour} deployment is not running ({self._log_tail(colour)})"
             try:
                 response = httpx.get(url, timeout=2.0)
-                seen = f"GET {url} -> {response.status_code}"
-                if response.status_code == 200:
-                    return True, seen
             except httpx.HTTPError as exc:
-                seen = f"GET {url} failed: {exc!r}"
-            time.sleep(0.2)
-        return False, f"not ready after {timeout_s:.0f}s: {seen}"
+                return None, f"GET {url} failed: {exc!r}"
+            return (True if response.status_code == 200 else None), f"GET {url} -> {response.status_code}"
+
+        ready, seen = poll_until(probe, lambda result: result[0] is not None, timeout_s=timeout_s, interval_s=0.2)
+        if ready is None:
+            return False, f"not ready after {timeout_s:.0f}s: {seen}"
+        return ready, seen
 
     def remove(self, colour: Colour) -> bool:
         state = self._state(colour)
