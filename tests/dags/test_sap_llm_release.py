@@ -12,6 +12,7 @@ from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import load_spec
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release
+from tests.support.stack import BLUE_VERSION, ReloadThatDoesNotTakeEffect
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 SPEC = load_spec(SPEC_FILE)
@@ -192,6 +193,42 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     record = ledger.release_record(release_id(dag_run))
     (window,) = record["slo_windows"]
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
+
+
+def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack, ledger, notifications):
+    """After the first shift nginx accepts a reload its master cannot apply (a listen address taken): the next shift
+    fails naming the wanted and the live split, blue is never decommissioned, and the rollback (whose reload applies)
+    starts from the split nginx really served."""
+    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir)
+    quiet_stack.when_green_weight(5, breaker.arm)
+    try:
+        dag_run, states = run_release(release_conf())
+    finally:
+        breaker.disarm()
+
+    assert breaker.failed_reloads == 1  # nginx's error log: "still could not bind()"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.shift_to_005"] == "success"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["traffic_shift.shift_to_050"] == "upstream_failed"
+    assert states["decommission_blue.remove_blue"] in ("skipped", "upstream_failed")
+    assert states["rollback.rollback_to_blue"] == "success"
+    target = quiet_stack.target
+    assert target.router.get_weights() == ALL_BLUE
+    assert target.deployer.running_version("blue") == BLUE_VERSION
+    assert target.deployer.running_version("green") is None
+
+    record = ledger.release_record(release_id(dag_run))
+    changes = [(c["reason"], c["blue_before"], c["green_before"], c["blue_after"], c["green_after"])
+               for c in record["traffic_changes"]]
+    assert changes == [("step 5%", 100, 0, 95, 5), ("rollback", 95, 5, 100, 0)]
+    (not_applied,) = [e["detail"] for e in record["release_events"] if e["event"] == "traffic_not_applied"]
+    assert "wanted blue 80% / green 20%" in not_applied and "live blue 95% / green 5%" in not_applied
+    assert "still could not bind()" in not_applied
+    (rollback,) = record["rollbacks"]
+    assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1
+    assert "shift_to_020" in rollback["cause"]
+    assert "blue_decommissioned" not in [e["event"] for e in record["release_events"]]
 
 
 def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack):
