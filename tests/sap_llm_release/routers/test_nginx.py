@@ -229,3 +229,19 @@ def test_an_nginx_that_is_not_running_has_no_live_split(router):
 
 def test_describe(router):
     assert router.describe() == f"nginx upstream sap_llm ({router.upstream_file})"
+
+
+def test_the_blue_has_no_traffic_gate_reads_what_nginx_serves(live):
+    """The decommission gate (router_weight, colour blue, == 0) measures the running configuration: a file that says
+    all green while nginx still serves 95/5 does not let blue be decommissioned."""
+    from sap_llm_release.checks.base import CheckContext
+    from sap_llm_release.checks.target import RouterWeight, RouterWeightParams
+    from sap_llm_release.evidence import Threshold
+
+    assert live.set_weights(Weights(95, 5)) is True
+    live.upstream_file.write_text(live.render(Weights(0, 100)))  # written, never applied
+    evidence = RouterWeight().run(RouterWeightParams(colour="blue"), Threshold(op="==", value=0),
+                                  CheckContext(service="sap-llm", router=live))
+    assert evidence.measured == 95
+    assert evidence.verdict.value == "failed"
+    assert "routes blue 95% / green 5%" in evidence.detail
