@@ -195,11 +195,16 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
 
 
+def _not_applied(record: dict, event: str) -> str:
+    (detail,) = [e["detail"] for e in record["release_events"] if e["event"] == event]
+    return detail
+
+
 def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack, ledger, notifications):
     """After the first shift nginx accepts a reload its master cannot apply (a listen address taken): the next shift
     fails naming the wanted and the live split, blue is never decommissioned, and the rollback (whose reload applies)
     starts from the split nginx really served."""
-    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir)
+    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir, once=True)
     quiet_stack.when_green_weight(5, breaker.arm)
     try:
         dag_run, states = run_release(release_conf())
@@ -222,13 +227,46 @@ def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack,
     changes = [(c["reason"], c["blue_before"], c["green_before"], c["blue_after"], c["green_after"])
                for c in record["traffic_changes"]]
     assert changes == [("step 5%", 100, 0, 95, 5), ("rollback", 95, 5, 100, 0)]
-    (not_applied,) = [e["detail"] for e in record["release_events"] if e["event"] == "traffic_not_applied"]
-    assert "wanted blue 80% / green 20%" in not_applied and "live blue 95% / green 5%" in not_applied
+    not_applied = _not_applied(record, "traffic_not_applied")
+    assert "wanted blue 80% / green 20%, live blue 95% / green 5%" in not_applied
     assert "still could not bind()" in not_applied
     (rollback,) = record["rollbacks"]
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1
     assert "shift_to_020" in rollback["cause"]
     assert "blue_decommissioned" not in [e["event"] for e in record["release_events"]]
+
+
+def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, ledger, notifications):
+    """Every reload after the first shift fails in nginx's master: the shift and the rollback both fail naming the
+    live split, which the ledger holds; blue is never decommissioned, green (still serving its 5 %) is not removed,
+    and on-call is paged."""
+    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir, once=False)
+    quiet_stack.when_green_weight(5, breaker.arm)
+    try:
+        dag_run, states = run_release(release_conf())
+        target = quiet_stack.target
+        live, green_version = target.router.get_weights(), target.deployer.running_version("green")
+    finally:
+        breaker.disarm()
+
+    assert breaker.failed_reloads == 2  # the shift's and the rollback's
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["rollback.rollback_to_blue"] == "failed"
+    assert states["decommission_blue.remove_blue"] in ("skipped", "upstream_failed")
+    assert live == Weights(95, 5) and green_version == "1.1.0"
+    assert target.deployer.running_version("blue") == BLUE_VERSION
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5]
+    assert "wanted blue 80% / green 20%, live blue 95% / green 5%" in _not_applied(record, "traffic_not_applied")
+    assert "wanted blue 100% / green 0%, live blue 95% / green 5%" in _not_applied(record, "rollback_not_applied")
+    assert record["release_events"][-1]["event"] == "rollback_failed"
+    slack, pagerduty = notifications
+    key = f"sap-llm-release/{release_id(dag_run)}"
+    assert ("trigger", key) in pages(pagerduty, dag_run.run_id)
+    assert ("resolve", key) not in pages(pagerduty, dag_run.run_id)
+    assert any(text.startswith("rollback failed:") for text in slack_thread(slack, dag_run.run_id))
 
 
 def test_invalid_trigger_params_are_refused_naming_the_field(fresh_stack):
