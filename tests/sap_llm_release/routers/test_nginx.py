@@ -2,91 +2,25 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 
 import httpx
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from sap_llm_release.processes import alive
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.routers.nginx import NginxRouter
-
-BLUE, GREEN = "127.0.0.1:30101", "127.0.0.1:30102"
-ROUTER_PORT = 30100
-STATE_URL = f"http://127.0.0.1:{ROUTER_PORT}/_router/state"
-
-
-def nginx_conf(directory, extra: str = "") -> str:
-    user = "user root;" if os.geteuid() == 0 else ""
-    return f"""{user}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/nginx-error.log warn;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/tmp/body;
-    proxy_temp_path {directory}/tmp/proxy;
-    fastcgi_temp_path {directory}/tmp/fastcgi;
-    uwsgi_temp_path {directory}/tmp/uwsgi;
-    scgi_temp_path {directory}/tmp/scgi;
-    include {directory}/upstream.conf;
-    server {{
-        listen 127.0.0.1:{ROUTER_PORT};
-        location = /_router/state {{ default_type application/json; return 200 $sap_llm_router_state; }}
-        location / {{ proxy_pass http://sap_llm; }}
-    }}
-    {extra}
-}}
-"""
+from tests.support.nginx import BLUE, GREEN, STATE_URL, nginx, nginx_conf, nginx_router, running, until
 
 
 @pytest.fixture
 def router(tmp_path) -> NginxRouter:
-    """The router over a written nginx.conf; nginx itself is not started."""
-    (tmp_path / "tmp").mkdir()
-    (tmp_path / "nginx.conf").write_text(nginx_conf(tmp_path))
-    return NginxRouter(
-        nginx_conf=tmp_path / "nginx.conf",
-        upstream_file=tmp_path / "upstream.conf",
-        addresses={"blue": BLUE, "green": GREEN},
-        state_url=STATE_URL,
-        apply_timeout_s=3,
-    )
-
-
-def nginx(router: NginxRouter, *args: str) -> None:
-    subprocess.run(["nginx", "-c", str(router.nginx_conf), "-p", str(router.nginx_conf.parent), *args],
-                   check=True, capture_output=True)
-
-
-def _stop(pid: int) -> None:
-    """Fast shutdown, waited for: the next test's nginx listens on the same port."""
-    os.kill(pid, signal.SIGTERM)
-    until(lambda: alive(pid), False, timeout_s=10)
-
-
-def until(read, expected, timeout_s: float = 5):
-    """What ``read()`` returns once it returns ``expected`` (a reload is applied asynchronously)."""
-    return Retrying(stop=stop_after_delay(timeout_s), wait=wait_fixed(0.05),
-                    retry=retry_if_result(lambda value: value != expected))(read)
+    return nginx_router(tmp_path)
 
 
 @pytest.fixture
 def live(router):
-    """The router over a running nginx that routes all traffic to blue."""
-    router.prepare(ALL_BLUE)
-    nginx(router)
-    pid = int((router.nginx_conf.parent / "nginx.pid").read_text())
-    try:
-        Retrying(stop=stop_after_delay(10), wait=wait_fixed(0.05), reraise=True)(router.get_weights)
+    with running(router):
         yield router
-    finally:
-        _stop(pid)
 
 
 @pytest.mark.parametrize(("blue", "green"), [(100, 0), (95, 5), (50, 50), (0, 100)])
@@ -230,18 +164,3 @@ def test_an_nginx_that_is_not_running_has_no_live_split(router):
 def test_describe(router):
     assert router.describe() == f"nginx upstream sap_llm ({router.upstream_file})"
 
-
-def test_the_blue_has_no_traffic_gate_reads_what_nginx_serves(live):
-    """The decommission gate (router_weight, colour blue, == 0) measures the running configuration: a file that says
-    all green while nginx still serves 95/5 does not let blue be decommissioned."""
-    from sap_llm_release.checks.base import CheckContext
-    from sap_llm_release.checks.target import RouterWeight, RouterWeightParams
-    from sap_llm_release.evidence import Threshold
-
-    assert live.set_weights(Weights(95, 5)) is True
-    live.upstream_file.write_text(live.render(Weights(0, 100)))  # written, never applied
-    evidence = RouterWeight().run(RouterWeightParams(colour="blue"), Threshold(op="==", value=0),
-                                  CheckContext(service="sap-llm", router=live))
-    assert evidence.measured == 95
-    assert evidence.verdict.value == "failed"
-    assert "routes blue 95% / green 5%" in evidence.detail
