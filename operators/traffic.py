@@ -85,7 +85,11 @@ class ShiftTrafficOperator(ReleaseOperator):
         before = router.get_weights()
         wanted = Weights.green_percent(self.weight)
         self._require_green_ready(run)
-        router.set_weights(wanted)
+        try:
+            router.set_weights(wanted)
+        except RouterError as exc:  # not applied: the ledger holds why and the split the live router serves
+            run.event("traffic_not_applied", str(exc))
+            raise
         live = router.get_weights()
         if live != wanted:
             raise RouterError(f"{router.describe()} routes {live} after setting {wanted}")
@@ -197,7 +201,11 @@ class RollbackOperator(ReleaseOperator):
         started = datetime.now(timezone.utc).isoformat()
         target = run.target
         before = target.router.get_weights()
-        target.router.set_weights(ALL_BLUE)
+        try:
+            target.router.set_weights(ALL_BLUE)
+        except RouterError as exc:  # not applied: the ledger holds why and the split the live router serves
+            run.event("rollback_not_applied", str(exc))
+            raise
         after = target.router.get_weights()
         run.ledger.record_traffic_change(
             run.release_id,

@@ -24,6 +24,7 @@ from sap_llm_release.routers.nginx import NginxRouter
 
 STACK_DIR_ENV = "SAP_LLM_STACK_DIR"
 KUBERNETES_SETTINGS_ENV = "SAP_LLM_KUBERNETES_SETTINGS"
+ROUTER_STATE_PATH = "/_router/state"  # where the local stack's nginx answers the split it routes (nginx.conf.tmpl)
 
 
 class TargetError(RuntimeError):
@@ -88,7 +89,8 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
     return Target(
         name="local",
         router=NginxRouter(
-            nginx_conf=stack_dir / "nginx.conf", upstream_file=stack_dir / "upstream.conf", addresses=addresses
+            nginx_conf=stack_dir / "nginx.conf", upstream_file=stack_dir / "upstream.conf", addresses=addresses,
+            state_url=f"http://127.0.0.1:{ports['router']}{ROUTER_STATE_PATH}",
         ),
         deployer=LocalProcessDeployer(
             state_dir=stack_dir,

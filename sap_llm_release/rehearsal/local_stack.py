@@ -28,7 +28,7 @@ from sap_llm_release.rehearsal.processes import alive, stop_group
 from sap_llm_release.rehearsal.stores import STORES
 from sap_llm_release.rehearsal.traffic import API_KEY_ENV
 from sap_llm_release.routers.base import ALL_BLUE
-from sap_llm_release.targets import local_target
+from sap_llm_release.targets import ROUTER_STATE_PATH, local_target
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_FILES = PROJECT_DIR / "stack"
@@ -126,12 +126,13 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         stack_dir / "nginx.conf",
         dir=str(stack_dir),
         router_port=str(ports["router"]),
+        router_state_path=ROUTER_STATE_PATH,
         router_tls_port=str(ports["router_tls"]),
         certificate=str(tls["certificate"]),
         key=str(tls["key"]),
         user="user root;" if os.geteuid() == 0 else "",
     )
-    target.router.set_weights(ALL_BLUE)
+    target.router.prepare(ALL_BLUE)
     nginx = subprocess.run(
         ["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir)], capture_output=True, text=True
     )

@@ -43,7 +43,9 @@ class Router(Protocol):
         """The split the router applies now, read from the live object."""
 
     def set_weights(self, weights: Weights) -> bool:
-        """Apply ``weights``; write only when the live split differs. True when something changed."""
+        """Apply ``weights``; write only when the live split differs. True when something changed, and only once the
+        live router is seen serving it (or its controller acknowledged it); RouterError naming the wanted and the
+        live state when that does not happen within the router's bound."""
 
     def describe(self) -> str:
         """A short name of the routed object for logs and the ledger."""

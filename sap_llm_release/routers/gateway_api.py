@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
 from sap_llm_release.routers.base import Router, RouterError, Weights
 from sap_llm_release.routers.kubernetes_api import call_api
 
@@ -15,7 +17,9 @@ GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "httproutes"
 
 
 class HTTPRouteRouter(Router):
-    """Sets blue's and green's weights in every rule of the route that carries both Services, keeping the rest."""
+    """Sets blue's and green's weights in every rule of the route that carries both Services, keeping the rest; a
+    write counts once the Gateway controller reports the route Accepted by every parent at the written generation
+    (``status.parents[].conditions``), within ``accept_timeout_s``."""
 
     def __init__(
         self,
@@ -26,6 +30,7 @@ class HTTPRouteRouter(Router):
         blue_service: str,
         green_service: str,
         timeout_s: float = 10.0,
+        accept_timeout_s: float = 60.0,
     ) -> None:
         from kubernetes import client
 
@@ -34,6 +39,7 @@ class HTTPRouteRouter(Router):
         self.route = route
         self.services = {"blue": blue_service, "green": green_service}
         self.timeout_s = timeout_s
+        self.accept_timeout_s = accept_timeout_s
 
     def describe(self) -> str:
         return f"HTTPRoute {self.namespace}/{self.route}"
@@ -50,8 +56,22 @@ class HTTPRouteRouter(Router):
             return False
         rules = [self._weighted(rule, weights) for rule in route["spec"]["rules"]]
         patch = {"metadata": {"resourceVersion": route["metadata"]["resourceVersion"]}, "spec": {"rules": rules}}
-        self._call("patch", self.api.patch_namespaced_custom_object, patch)
+        written = self._call("patch", self.api.patch_namespaced_custom_object, patch)
+        self._await_accepted(written["metadata"]["generation"], weights)
         return True
+
+    def _await_accepted(self, generation: int, wanted: Weights) -> None:
+        """Poll the route until every parent reports it Accepted at ``generation`` or later."""
+        polling = Retrying(stop=stop_after_delay(self.accept_timeout_s), wait=wait_fixed(0.5),
+                           retry=retry_if_result(lambda route: not _accepted(route, generation)))
+        try:
+            polling(self._read)
+        except RetryError as exc:
+            route = exc.last_attempt.result()
+            raise RouterError(
+                f"{self.describe()} generation {generation} ({wanted}) not accepted by the Gateway controller within "
+                f"{self.accept_timeout_s:g}s: {_parents_seen(route)}"
+            ) from None
 
     def _read(self) -> dict:
         return self._call("get", self.api.get_namespaced_custom_object)
@@ -100,3 +120,25 @@ class HTTPRouteRouter(Router):
     def _call(self, verb: str, method, *body: dict) -> dict:
         return call_api(self.describe(), verb, method, GROUP, VERSION, self.namespace, PLURAL, self.route, *body,
                         timeout_s=self.timeout_s)
+
+
+def _accepted(route: dict, generation: int) -> bool:
+    """Every parent in the route's status has Accepted=True observed at ``generation`` or later (at least one)."""
+    parents = (route.get("status") or {}).get("parents") or []
+    return bool(parents) and all(
+        any(condition.get("type") == "Accepted" and condition.get("status") == "True"
+            and condition.get("observedGeneration", 0) >= generation for condition in parent.get("conditions") or [])
+        for parent in parents
+    )
+
+
+def _parents_seen(route: dict) -> str:
+    parents = (route.get("status") or {}).get("parents") or []
+    if not parents:
+        return "no parent status"
+    return "; ".join(
+        f"{(parent.get('parentRef') or {}).get('name', '?')}: " + ", ".join(
+            f"{c.get('type')}={c.get('status')} at generation {c.get('observedGeneration')}"
+            + (f" ({c['message']})" if c.get("message") else "") for c in parent.get("conditions") or []
+        ) for parent in parents
+    )

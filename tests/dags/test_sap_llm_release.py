@@ -15,6 +15,7 @@ from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import load_spec
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release
+from tests.support.stack import BLUE_VERSION, ReloadThatDoesNotTakeEffect
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 SPEC = load_spec(SPEC_FILE)
@@ -270,6 +271,80 @@ def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, ledger):
     assert refused["detail"].startswith("step 20%: local green deployment is not running")
     rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
     assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
+
+
+def _not_applied(record: dict, event: str) -> str:
+    (detail,) = [e["detail"] for e in record["release_events"] if e["event"] == event]
+    return detail
+
+
+def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack, ledger, notifications):
+    """After the first shift nginx accepts a reload its master cannot apply (a listen address taken): the next shift
+    fails naming the wanted and the live split, blue is never decommissioned, and the rollback (whose reload applies)
+    starts from the split nginx really served."""
+    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir, once=True)
+    quiet_stack.when_green_weight(5, breaker.arm)
+    try:
+        dag_run, states = run_release(release_conf())
+    finally:
+        breaker.disarm()
+
+    assert breaker.failed_reloads == 1  # nginx's error log: "still could not bind()"
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.shift_to_005"] == "success"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["traffic_shift.shift_to_050"] == "upstream_failed"
+    assert states["decommission_blue.remove_blue"] in ("skipped", "upstream_failed")
+    assert states["rollback.rollback_to_blue"] == "success"
+    target = quiet_stack.target
+    assert target.router.get_weights() == ALL_BLUE
+    assert target.deployer.running_version("blue") == BLUE_VERSION
+    assert target.deployer.running_version("green") is None
+
+    record = ledger.release_record(release_id(dag_run))
+    changes = [(c["reason"], c["blue_before"], c["green_before"], c["blue_after"], c["green_after"])
+               for c in record["traffic_changes"]]
+    assert changes == [("step 5%", 100, 0, 95, 5), ("rollback", 95, 5, 100, 0)]
+    not_applied = _not_applied(record, "traffic_not_applied")
+    assert "wanted blue 80% / green 20%, live blue 95% / green 5%" in not_applied
+    assert "still could not bind()" in not_applied
+    (rollback,) = record["rollbacks"]
+    assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1
+    assert "shift_to_020" in rollback["cause"]
+    assert "blue_decommissioned" not in [e["event"] for e in record["release_events"]]
+
+
+def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, ledger, notifications):
+    """Every reload after the first shift fails in nginx's master: the shift and the rollback both fail naming the
+    live split, which the ledger holds; blue is never decommissioned, green (still serving its 5 %) is not removed,
+    and on-call is paged."""
+    breaker = ReloadThatDoesNotTakeEffect(quiet_stack.dir, once=False)
+    quiet_stack.when_green_weight(5, breaker.arm)
+    try:
+        dag_run, states = run_release(release_conf())
+        target = quiet_stack.target
+        live, green_version = target.router.get_weights(), target.deployer.running_version("green")
+    finally:
+        breaker.disarm()
+
+    assert breaker.failed_reloads == 2  # the shift's and the rollback's
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.shift_to_020"] == "failed"
+    assert states["rollback.rollback_to_blue"] == "failed"
+    assert states["decommission_blue.remove_blue"] in ("skipped", "upstream_failed")
+    assert live == Weights(95, 5) and green_version == "1.1.0"
+    assert target.deployer.running_version("blue") == BLUE_VERSION
+
+    record = ledger.release_record(release_id(dag_run))
+    assert [c["green_after"] for c in record["traffic_changes"]] == [5]
+    assert "wanted blue 80% / green 20%, live blue 95% / green 5%" in _not_applied(record, "traffic_not_applied")
+    assert "wanted blue 100% / green 0%, live blue 95% / green 5%" in _not_applied(record, "rollback_not_applied")
+    assert record["release_events"][-1]["event"] == "rollback_failed"
+    slack, pagerduty = notifications
+    key = f"sap-llm-release/{release_id(dag_run)}"
+    assert ("trigger", key) in pages(pagerduty, dag_run.run_id)
+    assert ("resolve", key) not in pages(pagerduty, dag_run.run_id)
+    assert any(text.startswith("rollback failed:") for text in slack_thread(slack, dag_run.run_id))
 
 
 @pytest.mark.parametrize("field, value", [

@@ -14,6 +14,8 @@ kmock 0.8 lacks.
   subresource;
 * ``labelSelector`` (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) and ``fieldSelector`` (any dotted
   field, ``=``, ``==``, ``!=``) on lists and watches;
+* a Gateway controller: an HTTPRoute written is reported Accepted by each of its parentRefs at its generation
+  (``status.parents``) unless ``hold_route_acceptance``;
 * a deployment controller (status follows the spec unless ``hold_rollout``; ``complete_rollout`` makes a held
   deployment's current spec ready) and a kubelet that runs pods as scripted (``script_pod``) or as an ``on_pod`` hook
   decides, with the ``log`` and ``exec`` subresources the KubernetesPodOperator uses; ``serve_pod_log`` gives a pod
@@ -189,6 +191,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     _revision: int = attrs.field(default=0, init=False)
     _held: set[str] = attrs.field(factory=set, init=False)
+    _unaccepted_routes: set[str] = attrs.field(factory=set, init=False)
     _completed: dict[str, int] = attrs.field(factory=dict, init=False)  # held deployment -> generation made ready
     _scripts: list[PodScript] = attrs.field(factory=list, init=False)
     _pod_hooks: list[Callable[[dict], PodScript | None]] = attrs.field(factory=list, init=False)
@@ -217,8 +220,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         key = (resource, namespace, metadata["name"])
         self._apply_create_defaults(obj, resource, info, namespace)
         stored = await self._store(key, obj, "ADDED" if self._current(key) is None else "MODIFIED")
-        if resource.plural == "deployments" and "status" not in obj:
-            await self._roll_out(key)
+        if resource.plural in ("deployments", "httproutes") and "status" not in obj:
+            await self._react(key)
         return stored
 
     def stored(self, plural: str, namespace: str | None = None) -> list[dict]:
@@ -228,6 +231,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._held.add(name)
         for key in [key for key in self._objects.keys() if key[0].plural == "deployments" and key[2] == name]:
             await self._roll_out(key)
+
+    async def hold_route_acceptance(self, name: str) -> None:
+        self._unaccepted_routes.add(name)
 
     async def complete_rollout(self, name: str) -> None:
         for key in [key for key in self._objects.keys() if key[0].plural == "deployments" and key[2] == name]:
@@ -489,6 +495,21 @@ class KubeEmulator(kmock.KubernetesEmulator):
     async def _react(self, key: tuple) -> None:
         if key[0].plural == "deployments":
             await self._roll_out(key)
+        elif key[0].plural == "httproutes" and key[2] not in self._unaccepted_routes:
+            await self._accept_route(key)
+
+    async def _accept_route(self, key: tuple) -> None:
+        """A Gateway controller: every parentRef reports the route Accepted at its current generation."""
+        route = self._current(key)
+        if route is None:
+            return
+        generation = route["metadata"].get("generation", 1)
+        accepted = {"type": "Accepted", "status": "True", "reason": "Accepted", "observedGeneration": generation,
+                    "lastTransitionTime": _rfc3339(datetime.datetime.now(datetime.timezone.utc)), "message": ""}
+        parents = [{"parentRef": ref, "controllerName": "stand-in.example.com/gateway-controller",
+                    "conditions": [accepted]} for ref in route.get("spec", {}).get("parentRefs") or []]
+        route["status"] = {"parents": parents}
+        await self._store(key, route, "MODIFIED")
 
     async def _roll_out(self, key: tuple) -> None:
         deployment = self._current(key)
@@ -654,6 +675,11 @@ class ClusterStandIn:
     def hold_rollout(self, name: str) -> None:
         """Keep the deployments called ``name``, existing or created later, unready (readyReplicas 0)."""
         self._in_loop(self._emulator.hold_rollout, name)
+
+    def hold_route_acceptance(self, name: str) -> None:
+        """The Gateway controller no longer reports the HTTPRoutes called ``name`` Accepted after a write (their
+        status keeps the generation it last accepted)."""
+        self._in_loop(self._emulator.hold_route_acceptance, name)
 
     def complete_rollout(self, name: str) -> None:
         """Make the current spec of the held deployments called ``name`` ready; a later spec change is held again."""

@@ -6,9 +6,11 @@ import json
 import os
 import re
 import signal
+import socket
+import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -120,3 +122,54 @@ class LiveStack:
             pass
         port = self.info["ports"]["prometheus"]
         local_stack.start_prometheus(self.dir, port)
+
+
+@dataclass
+class ReloadThatDoesNotTakeEffect:
+    """nginx's next reload fails in its master the way a taken listen address makes it fail: ``nginx -t`` passes,
+    ``nginx -s reload`` exits 0, the master logs ``still could not bind()`` and keeps serving the old configuration.
+
+    ``arm()`` holds a loopback socket and adds a server block listening on its address to the stack's nginx.conf;
+    with ``once``, the socket is let go once the error log shows one failed reload, so the reload after it (a
+    rollback's) applies; without, every reload fails until ``disarm()``, which puts nginx.conf back and reloads."""
+
+    stack_dir: Path
+    once: bool = True
+    failed_reloads: int = 0
+    _original: str | None = field(default=None, repr=False)
+    _holder: socket.socket | None = field(default=None, repr=False)
+    _log_offset: int = field(default=0, repr=False)
+
+    def arm(self) -> None:
+        conf, log = self.stack_dir / "nginx.conf", self.stack_dir / "nginx-error.log"
+        self._holder = socket.create_server(("127.0.0.1", 0))
+        port = self._holder.getsockname()[1]
+        self._original = conf.read_text()
+        offset = self._log_offset = log.stat().st_size if log.exists() else 0
+        conf.write_text(self._original.replace(
+            "http {\n", f"http {{\n    server {{ listen 127.0.0.1:{port}; return 204; }}\n", 1))
+        if self.once:
+            threading.Thread(target=self._release_after_one_failure, args=(log, offset), daemon=True).start()
+
+    def _release_after_one_failure(self, log: Path, offset: int, timeout_s: float = 600) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with log.open() as handle:
+                handle.seek(offset)
+                if "still could not bind()" in handle.read():
+                    self.failed_reloads += 1
+                    break
+            time.sleep(0.05)
+        self._holder.close()
+
+    def disarm(self) -> None:
+        if self._holder is not None:
+            with (self.stack_dir / "nginx-error.log").open() as log:
+                log.seek(self._log_offset)
+                failures = log.read().count("still could not bind()")
+            self.failed_reloads = self.failed_reloads if self.once else failures
+            self._holder.close()
+        if self._original is not None:
+            (self.stack_dir / "nginx.conf").write_text(self._original)
+            subprocess.run(["nginx", "-c", str(self.stack_dir / "nginx.conf"), "-p", str(self.stack_dir), "-s",
+                            "reload"], check=True, capture_output=True)

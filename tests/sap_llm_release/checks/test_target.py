@@ -1,4 +1,4 @@
-"""router_weight over a real NginxRouter's upstream file, and deployment_ready."""
+"""router_weight over a real NginxRouter and a running nginx, and deployment_ready."""
 
 from __future__ import annotations
 
@@ -14,17 +14,15 @@ from sap_llm_release.checks.target import (
 from sap_llm_release.evidence import Threshold, Verdict
 from sap_llm_release.routers.base import RouterError, Weights
 from sap_llm_release.routers.nginx import NginxRouter
+from tests.support.nginx import nginx_router, running
 
 NO_TRAFFIC = Threshold(op="==", value=0)
 
 
 @pytest.fixture
 def router(tmp_path) -> NginxRouter:
-    return NginxRouter(
-        nginx_conf=tmp_path / "nginx.conf",
-        upstream_file=tmp_path / "upstream.conf",
-        addresses={"blue": "127.0.0.1:18081", "green": "127.0.0.1:18082"},
-    )
+    with running(nginx_router(tmp_path)) as router:
+        yield router
 
 
 def weight(router: NginxRouter, colour: str, threshold: Threshold = NO_TRAFFIC):
@@ -32,12 +30,7 @@ def weight(router: NginxRouter, colour: str, threshold: Threshold = NO_TRAFFIC):
     return RouterWeight().run(RouterWeightParams(colour=colour), threshold, context)
 
 
-def live(router: NginxRouter, weights: Weights) -> None:
-    router.upstream_file.write_text(router.render(weights))
-
-
 def test_all_blue(router):
-    live(router, Weights(100, 0))
     green = weight(router, "green")
     assert (green.verdict, green.measured, green.threshold) == (Verdict.PASSED, 0, "== 0")
     assert green.detail == f"nginx upstream sap_llm ({router.upstream_file}) routes blue 100% / green 0%"
@@ -45,8 +38,8 @@ def test_all_blue(router):
     assert (blue.verdict, blue.measured) == (Verdict.FAILED, 100)
 
 
-def test_split_is_read_from_the_live_file(router):
-    live(router, Weights(95, 5))
+def test_split_is_read_from_the_running_nginx(router):
+    router.set_weights(Weights(95, 5))
     green = weight(router, "green")
     assert (green.verdict, green.measured) == (Verdict.FAILED, 5)
     assert green.detail.endswith("routes blue 95% / green 5%")
@@ -54,14 +47,24 @@ def test_split_is_read_from_the_live_file(router):
 
 
 def test_all_green(router):
-    live(router, Weights(0, 100))
+    router.set_weights(Weights(0, 100))
     assert (weight(router, "blue").verdict, weight(router, "blue").measured) == (Verdict.PASSED, 0)
     assert weight(router, "green").measured == 100
 
 
-def test_unreadable_router_raises(router):
-    with pytest.raises(RouterError, match="read error"):
-        weight(router, "green")
+def test_blue_has_no_traffic_measures_what_nginx_serves_not_the_file(router):
+    """The decommission gate (blue == 0): a file that says all green while nginx still serves 95/5 (a reload that
+    did not take effect) does not let blue be decommissioned."""
+    router.set_weights(Weights(95, 5))
+    router.upstream_file.write_text(router.render(Weights(0, 100)))  # written, never applied
+    blue = weight(router, "blue")
+    assert (blue.verdict, blue.measured) == (Verdict.FAILED, 95)
+    assert blue.detail.endswith("routes blue 95% / green 5%")
+
+
+def test_unreadable_router_raises(tmp_path):
+    with pytest.raises(RouterError, match="cannot read the live split"):
+        weight(nginx_router(tmp_path), "green")  # nginx not running
 
 
 class FakeDeployer:

@@ -178,3 +178,35 @@ def test_a_stalled_answer_times_out(kube_api, router):
     with pytest.raises(RouterError, match=rf"^HTTPRoute {NAMESPACE}/{ROUTE} patch error: .*Read timed out"):
         router.set_weights(Weights(95, 5))
     assert time.monotonic() - started < 3
+
+
+def test_a_write_counts_once_the_gateway_controller_accepts_its_generation(kube_api, router):
+    kube_api.put(http_route(API_RULE))
+    assert router.set_weights(Weights(95, 5)) is True
+
+    live = kube_api.get("httproutes", ROUTE, NAMESPACE)
+    ((accepted,),) = [parent["conditions"] for parent in live["status"]["parents"]]
+    assert (accepted["type"], accepted["status"]) == ("Accepted", "True")
+    assert accepted["observedGeneration"] == live["metadata"]["generation"] == 2
+
+
+def test_a_write_the_gateway_controller_never_accepts_raises_naming_the_split(kube_api):
+    kube_api.put(http_route(API_RULE))  # accepted at generation 1
+    kube_api.hold_route_acceptance(ROUTE)
+    router = HTTPRouteRouter(kube_api.api_client(), namespace=NAMESPACE, route=ROUTE, blue_service="sap-llm-blue",
+                             green_service="sap-llm-green", timeout_s=0.5, accept_timeout_s=1)
+
+    with pytest.raises(RouterError, match=rf"^HTTPRoute {NAMESPACE}/{ROUTE} generation 2 \(blue 95% / green 5%\) "
+                                          r"not accepted by the Gateway controller within 1s: public-gateway: "
+                                          r"Accepted=True at generation 1$"):
+        router.set_weights(Weights(95, 5))
+
+
+def test_a_route_without_parent_status_is_never_accepted(kube_api):
+    kube_api.hold_route_acceptance(ROUTE)
+    kube_api.put(http_route(API_RULE))
+    router = HTTPRouteRouter(kube_api.api_client(), namespace=NAMESPACE, route=ROUTE, blue_service="sap-llm-blue",
+                             green_service="sap-llm-green", timeout_s=0.5, accept_timeout_s=0.5)
+
+    with pytest.raises(RouterError, match=r"not accepted by the Gateway controller within 0.5s: no parent status$"):
+        router.set_weights(Weights(95, 5))

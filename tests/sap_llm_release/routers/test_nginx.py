@@ -1,59 +1,35 @@
-"""The nginx router over a real ``nginx -t`` (nginx itself is not started)."""
+"""The nginx router over a real nginx on a loopback port: the live split is what the running nginx answers."""
 
 from __future__ import annotations
 
-import os
+import socket
 
+import httpx
 import pytest
 
-from sap_llm_release.routers.base import RouterError, Weights
+from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.routers.nginx import NginxRouter
-
-BLUE, GREEN = "127.0.0.1:28081", "127.0.0.1:28082"
-
-
-def nginx_conf(directory, extra: str = "") -> str:
-    user = "user root;" if os.geteuid() == 0 else ""
-    return f"""{user}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/nginx-error.log warn;
-events {{ worker_connections 16; }}
-http {{
-    access_log off;
-    client_body_temp_path {directory}/tmp/body;
-    proxy_temp_path {directory}/tmp/proxy;
-    fastcgi_temp_path {directory}/tmp/fastcgi;
-    uwsgi_temp_path {directory}/tmp/uwsgi;
-    scgi_temp_path {directory}/tmp/scgi;
-    include {directory}/upstream.conf;
-    server {{
-        listen 127.0.0.1:28080;
-        location / {{ proxy_pass http://sap_llm; }}
-    }}
-    {extra}
-}}
-"""
+from tests.support.nginx import BLUE, GREEN, STATE_URL, nginx, nginx_conf, nginx_router, running, until
 
 
 @pytest.fixture
 def router(tmp_path) -> NginxRouter:
-    (tmp_path / "tmp").mkdir()
-    (tmp_path / "nginx.conf").write_text(nginx_conf(tmp_path))
-    return NginxRouter(
-        nginx_conf=tmp_path / "nginx.conf",
-        upstream_file=tmp_path / "upstream.conf",
-        addresses={"blue": BLUE, "green": GREEN},
-    )
+    return nginx_router(tmp_path)
+
+
+@pytest.fixture
+def live(router):
+    with running(router):
+        yield router
 
 
 @pytest.mark.parametrize(("blue", "green"), [(100, 0), (95, 5), (50, 50), (0, 100)])
-def test_render_parse_round_trip(router, blue, green):
+def test_render_parse_round_trip(live, blue, green):
     weights = Weights(blue, green)
-    assert router.set_weights(weights) is True
-    assert router.get_weights() == weights
-    text = router.upstream_file.read_text()
-    assert text == router.render(weights)
+    assert live.set_weights(weights) is (weights != ALL_BLUE)
+    assert live.get_weights() == weights
+    text = live.upstream_file.read_text()
+    assert text == live.render(weights)
     assert text.startswith(f"# managed by sap-llm-release: blue {blue}% / green {green}%\nupstream sap_llm {{\n")
     assert (f"server {BLUE} weight={blue};" in text) is (blue > 0)
     assert (f"server {GREEN} weight={green};" in text) is (green > 0)
@@ -61,90 +37,130 @@ def test_render_parse_round_trip(router, blue, green):
 
 
 def test_render_all_blue_exactly(router):
-    assert router.render(Weights(100, 0)) == (
-        "# managed by sap-llm-release: blue 100% / green 0%\n"
+    assert router.render(Weights(95, 5)) == (
+        "# managed by sap-llm-release: blue 95% / green 5%\n"
         "upstream sap_llm {\n"
-        f"    server {BLUE} weight=100;\n"
+        f"    server {BLUE} weight=95;\n"
+        f"    server {GREEN} weight=5;\n"
         "    keepalive 32;\n"
+        "}\n"
+        "# the split this configuration routes, answered by the running nginx (see nginx.conf)\n"
+        "map $host $sap_llm_router_state {\n"
+        f"    default '{{\"upstream\": \"sap_llm\", \"servers\": {{\"{BLUE}\": 95, \"{GREEN}\": 5}}}}';\n"
         "}\n"
     )
 
 
-def test_set_weights_steps_through_a_release(router):
-    for green in (0, 5, 20, 50, 100):
-        assert router.set_weights(Weights.green_percent(green)) is True
-        assert router.get_weights().green == green
+def test_set_weights_steps_through_a_release(live):
+    for green in (5, 20, 50, 100):
+        assert live.set_weights(Weights.green_percent(green)) is True
+        assert live.get_weights().green == green
 
 
-def test_unchanged_weights_are_not_rewritten(router):
-    assert router.set_weights(Weights(95, 5)) is True
-    before = router.upstream_file.stat()
-    assert router.set_weights(Weights(95, 5)) is False
-    after = router.upstream_file.stat()
+def test_unchanged_weights_are_not_rewritten(live):
+    assert live.set_weights(Weights(95, 5)) is True
+    before = live.upstream_file.stat()
+    assert live.set_weights(Weights(95, 5)) is False
+    after = live.upstream_file.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_broken_nginx_conf_raises_and_restores_the_upstream(router):
-    assert router.set_weights(Weights(100, 0)) is True
-    previous = router.upstream_file.read_text()
-    router.nginx_conf.write_text(nginx_conf(router.nginx_conf.parent, extra="no_such_directive on;"))
+def test_the_live_split_is_the_running_configuration_not_the_file(live):
+    live.upstream_file.write_text(live.render(Weights(50, 50)))  # written, never reloaded
+    assert live.get_weights() == ALL_BLUE
+    nginx(live, "-s", "reload")
+    assert until(lambda: [live.get_weights() for _ in range(5)], [Weights(50, 50)] * 5)
+
+
+def test_a_reload_the_master_does_not_apply_raises_naming_both_splits(live):
+    """``nginx -t`` passes and ``nginx -s reload`` exits 0, but the master cannot bind a listen address a socket
+    here holds, and keeps serving the old configuration."""
+    assert live.set_weights(Weights(95, 5)) is True
+    applied = live.upstream_file.read_text()
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        taken = holder.getsockname()[1]
+        live.nginx_conf.write_text(nginx_conf(live.nginx_conf.parent,
+                                              extra=f"server {{ listen 127.0.0.1:{taken}; return 204; }}"))
+        with pytest.raises(RouterError) as excinfo:
+            live.set_weights(Weights(80, 20))
+        message = str(excinfo.value)
+        assert message.startswith(f"nginx upstream sap_llm ({live.upstream_file}): the reload did not take effect")
+        assert "wanted blue 80% / green 20%, live blue 95% / green 5%" in message
+        assert f"bind() to 127.0.0.1:{taken} failed (98: Address already in use)" in message
+        assert "still could not bind()" in message
+        assert live.get_weights() == Weights(95, 5)
+        assert live.upstream_file.read_text() == applied  # the file holds what nginx serves
+        with pytest.raises(RouterError, match="wanted blue 100% / green 0%, live blue 95% / green 5%"):
+            live.set_weights(ALL_BLUE)  # a rollback through the same broken reload is not recorded as done either
+    assert live.set_weights(Weights(80, 20)) is True  # the address is free again: the reload applies
+    assert live.get_weights() == Weights(80, 20)
+
+
+def test_broken_nginx_conf_raises_and_restores_the_upstream(live):
+    previous = live.upstream_file.read_text()
+    live.nginx_conf.write_text(nginx_conf(live.nginx_conf.parent, extra="no_such_directive on;"))
     with pytest.raises(RouterError) as excinfo:
-        router.set_weights(Weights(95, 5))
+        live.set_weights(Weights(95, 5))
     message = str(excinfo.value)
-    assert message.startswith(f"nginx upstream sap_llm ({router.upstream_file}): nginx -c {router.nginx_conf}")
+    assert message.startswith(f"nginx upstream sap_llm ({live.upstream_file}): nginx -c {live.nginx_conf}")
     assert "-t failed" in message
     assert 'unknown directive "no_such_directive"' in message
-    assert router.upstream_file.read_text() == previous
-    assert router.get_weights() == Weights(100, 0)
-    assert not router.upstream_file.with_suffix(".tmp").exists()
+    assert live.upstream_file.read_text() == previous
+    assert live.get_weights() == ALL_BLUE
+    assert not live.upstream_file.with_suffix(".tmp").exists()
 
 
-def test_invalid_address_is_refused_by_nginx(tmp_path, router):
+def test_invalid_address_is_refused_by_nginx(live):
     broken = NginxRouter(
-        nginx_conf=router.nginx_conf,
-        upstream_file=router.upstream_file,
+        nginx_conf=live.nginx_conf,
+        upstream_file=live.upstream_file,
         addresses={"blue": BLUE, "green": "127.0.0.1:notaport"},
+        state_url=STATE_URL,
     )
-    assert broken.set_weights(Weights(100, 0)) is True
     with pytest.raises(RouterError, match="-t failed"):
         broken.set_weights(Weights(50, 50))
-    assert broken.get_weights() == Weights(100, 0)
+    assert live.get_weights() == ALL_BLUE
 
 
-def test_unexpected_server_address(router):
-    router.upstream_file.write_text(
-        f"upstream sap_llm {{\n    server {BLUE} weight=90;\n    server 10.0.0.9:8080 weight=10;\n}}\n"
-    )
+def _serve(router: NginxRouter, upstream: str, state: str) -> None:
+    router.upstream_file.write_text(f"upstream sap_llm {{\n{upstream}}}\n"
+                                    f"map $host $sap_llm_router_state {{ default '{state}'; }}\n")
+    nginx(router, "-s", "reload")
+    answers = lambda: [httpx.get(STATE_URL, headers={"Connection": "close"}).text for _ in range(5)]  # noqa: E731
+    until(answers, [state] * 5)  # for a moment after a reload, workers of both configurations answer
+
+
+def test_unexpected_server_address(live):
+    _serve(live, f"    server {BLUE} weight=90;\n    server 10.0.0.9:8080 weight=10;\n",
+           f'{{"servers": {{"{BLUE}": 90, "10.0.0.9:8080": 10}}}}')
     with pytest.raises(RouterError, match=r"has unexpected servers \['10.0.0.9:8080'\]"):
-        router.get_weights()
+        live.get_weights()
 
 
-def test_no_servers(router):
-    router.upstream_file.write_text("upstream sap_llm {\n    keepalive 32;\n}\n")
+def test_no_servers(live):
+    _serve(live, f"    server {BLUE};\n", '{"servers": {}}')
     with pytest.raises(RouterError, match="has unexpected servers none"):
-        router.get_weights()
+        live.get_weights()
 
 
-def test_weights_not_adding_up(router):
-    router.upstream_file.write_text(
-        f"upstream sap_llm {{\n    server {BLUE} weight=3;\n    server {GREEN} weight=1;\n}}\n"
-    )
+def test_weights_not_adding_up(live):
+    _serve(live, f"    server {BLUE} weight=3;\n    server {GREEN} weight=1;\n",
+           f'{{"servers": {{"{BLUE}": 3, "{GREEN}": 1}}}}')
     with pytest.raises(RouterError, match="holds an invalid split: weights: blue \\+ green must be 100, got 3 \\+ 1"):
+        live.get_weights()
+
+
+def test_an_nginx_that_is_not_running_has_no_live_split(router):
+    router.prepare(ALL_BLUE)  # written and tested, as before nginx starts
+    assert router.upstream_file.read_text() == router.render(ALL_BLUE)
+    with pytest.raises(RouterError, match=f"nginx upstream sap_llm \\({router.upstream_file}\\): cannot read the "
+                                          f"live split from {STATE_URL}"):
         router.get_weights()
-
-
-def test_missing_upstream_file(router):
-    with pytest.raises(RouterError, match=f"nginx upstream sap_llm \\({router.upstream_file}\\) read error"):
-        router.get_weights()
-
-
-def test_not_running_without_pid(router):
-    assert router.is_running() is False
-    (router.nginx_conf.parent / "nginx.pid").write_text("not a pid")
-    assert router.is_running() is False
-    (router.nginx_conf.parent / "nginx.pid").write_text(str(os.getpid()))
-    assert router.is_running() is True
+    with pytest.raises(RouterError, match="cannot read the live split"):
+        router.set_weights(Weights(95, 5))
+    assert router.upstream_file.read_text() == router.render(ALL_BLUE)
 
 
 def test_describe(router):
     assert router.describe() == f"nginx upstream sap_llm ({router.upstream_file})"
+
