@@ -9,9 +9,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from sap_llm_release.processes import alive
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from sap_llm_release.rehearsal.processes import alive
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.routers.nginx import NginxRouter
 
