@@ -18,12 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from string import Template
 
 import httpx
 
+from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal.processes import alive, stop_group
 from sap_llm_release.rehearsal.stores import STORES
 from sap_llm_release.rehearsal.traffic import API_KEY_ENV
@@ -67,17 +67,19 @@ def _start(name: str, command: list[str], stack_dir: Path, env: dict[str, str] |
     return process.pid
 
 
-def _wait_http(url: str, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
+def _wait_http(url: str, timeout_s: float, what: str, answered=lambda response: True) -> None:
+    """GET ``url`` every 0.2 s until it answers 200 (and ``answered`` holds for the response), for at most
+    ``timeout_s``."""
+    def get() -> tuple[bool, str]:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            response = httpx.get(url, timeout=2)
         except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.2)
-    raise StackError(f"{what} did not answer {url} within {timeout_s:.0f}s {last}")
+            return False, repr(exc)
+        return response.status_code == 200 and answered(response), f"answered {response.status_code}"
+
+    done, last = poll_until(get, lambda result: result[0], timeout_s=timeout_s, interval_s=0.2)
+    if not done:
+        raise StackError(f"{what} did not answer {url} within {timeout_s:.0f}s: {last}")
 
 
 def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", traffic_rps: float = 20.0,
@@ -251,6 +253,9 @@ def start_prometheus(stack_dir: Path, port: int, name: str = "prometheus") -> No
         stack_dir,
     )
     _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, "Prometheus")
+    # ready is not yet scraping: a replica that has not discovered its targets would read as one that scrapes nothing
+    _wait_http(f"http://127.0.0.1:{port}/api/v1/targets?state=active", 30, f"Prometheus {name}'s scrape targets",
+               answered=lambda response: bool(response.json()["data"]["activeTargets"]))
 
 
 def down(stack_dir: Path) -> list[str]:
@@ -282,13 +287,12 @@ def _stop_nginx(stack_dir: Path, grace_s: float = 10.0) -> bool:
         return False
     subprocess.run(["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir), "-s", "quit"],
                    capture_output=True)
-    deadline = time.monotonic() + grace_s
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if alive(pid):
+    def gone() -> bool:
+        return not alive(pid)
+
+    if not poll_until(gone, bool, timeout_s=grace_s, interval_s=0.05):  # a graceful quit, then SIGTERM
         os.kill(pid, signal.SIGTERM)
-        while alive(pid) and time.monotonic() < deadline + 5:
-            time.sleep(0.05)
+        poll_until(gone, bool, timeout_s=5, interval_s=0.05)
     return True
 
 
