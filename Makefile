@@ -67,8 +67,12 @@ demo: setup
 demo-rollback: setup
 	$(PY) scripts/demo.py --inject-errors-at 20
 
+# The live rehearsals wait out compressed traffic windows: four workers, each with its own stack on its own ports,
+# run them side by side (tests/dags/conftest.py puts them in lanes, one xdist group each).
+TEST_WORKERS ?= 4
+
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 lint: setup
 	$(VENV)/bin/ruff check sap_llm_release operators dags plugins scripts benchmarks tests inference_images

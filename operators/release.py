@@ -7,11 +7,11 @@ from typing import Any
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun, kubernetes_api_client
-from operators.states import FAILED_STATES, task_states
-from sap_llm_release.evidence import Verdict
+from operators.states import task_states
 from sap_llm_release.gates import GateFailed, evaluate_gate, phase_results
 from sap_llm_release.ledger import EnvironmentLocked
 from sap_llm_release.request import RequestError, validate_requester
+from sap_llm_release.rollout import release_outcome
 from sap_llm_release.spec import Phase
 from sap_llm_release.targets import build_target, live_blue_slot
 
@@ -102,7 +102,10 @@ class FinishReleaseOperator(ReleaseOperator):
             raise GateFailed(f"release never started: {exc}") from None
         states = task_states(context)
         recorded = run.ledger.gate_verdicts(run.release_id)
-        outcome, message = self._outcome(run, states, recorded)
+        outcome, message = release_outcome(
+            states, promoted_task=self.promoted_task, rollback_task=self.rollback_task,
+            release_recorded=run.ledger.release(run.release_id) is not None, recorded=recorded,
+            version=request.version, environment=request.environment)
         if run.ledger.environment_holder(request.environment):
             run.ledger.release_environment(request.environment, run.release_id)
         if outcome is None:
@@ -117,25 +120,3 @@ class FinishReleaseOperator(ReleaseOperator):
             raise GateFailed(f"release {outcome}: {message}")
         self.log.info("release promoted: %s", message)
         return outcome
-
-    def _outcome(self, run: ReleaseRun, states: dict[str, str],
-                 recorded: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
-        if states.get(self.promoted_task) == "success":
-            return "promoted", f"{run.request.version} serves 100% of {run.request.environment}; blue decommissioned"
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        if states.get(self.rollback_task) == "success":
-            return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}"
-        if states.get(self.rollback_task) in FAILED_STATES:
-            return "rollback_failed", f"rollback failed; failed tasks: {', '.join(failed)}"
-        if run.ledger.release(run.release_id) is None:
-            return None, ""
-        failed_gates = [
-            f"gate {row['gate']} failed: measured {_measured(row)}, threshold {row['threshold']} ({row['detail']})"
-            for row in recorded.values()
-            if row["verdict"] == Verdict.FAILED.value
-        ]
-        return "failed", "; ".join(failed_gates) or f"failed tasks: {', '.join(failed) or 'none'}"
-
-
-def _measured(row: dict[str, Any]) -> Any:
-    return row["measured_value"] if row["measured_value"] is not None else row["measured_text"] or "no data"

@@ -19,6 +19,7 @@ from sap_llm_release.targets import Target, TargetError, build_target, slots_for
 
 if TYPE_CHECKING:
     from sap_llm_release.analysis.prometheus import PrometheusAccess
+    from sap_llm_release.rollout import Rollout
 
 LEDGER_CONN_ID = "sap_llm_ledger"
 PROMETHEUS_CONN_ID = "sap_llm_prometheus"
@@ -251,6 +252,13 @@ class ReleaseRun:
         """Every ``$name`` a job's arguments may use, for this release on this target."""
         builtins = {"version": self.request.version, **{f"{name}_url": url for name, url in self.target.urls.items()}}
         return self.profile.job_variables(builtins)
+
+    @cached_property
+    def rollout(self) -> Rollout:
+        """The release procedure on this run's target, recording as this task try."""
+        from sap_llm_release.rollout import Rollout
+
+        return Rollout(self.release_id, self.target, self.ledger, self.writer)
 
     def event(self, name: str, detail: str = "") -> None:
         self.ledger.record_event(self.release_id, name, detail, self.writer)

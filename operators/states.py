@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-FAILED_STATES = frozenset({"failed", "upstream_failed"})
+from sap_llm_release.rollout import FAILED_STATES
+
+__all__ = ["FAILED_STATES", "task_states"]
 
 
 def task_states(context: Any) -> dict[str, str]:

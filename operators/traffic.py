@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import httpx
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -16,11 +14,9 @@ from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun, kubernetes_connection_extras
 from operators.states import FAILED_STATES, task_states
 from operators.triggers import RolloutTrigger
-from sap_llm_release.analysis.readiness import green_ready_to_shift
-from sap_llm_release.evidence import Verdict
 from sap_llm_release.gates import phase_results
-from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC, Gate
+from sap_llm_release.rollout import Decision, RollbackIncomplete, RolloutRefused, decide, require_gates_proven
+from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 from sap_llm_release.targets import STACK_DIR_ENV
 
 
@@ -63,7 +59,7 @@ class DeployGreenOperator(ReleaseOperator):
 
 class ShiftTrafficOperator(ReleaseOperator):
     """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through and
-    seeing green answer ready right before the change."""
+    seeing green answer ready right before the change (:meth:`Rollout.shift`)."""
 
     ui_color = "#fdebd0"
     READY_PROBE_TIMEOUT_S = 10.0  # how long green may take to answer ready before a shift
@@ -76,60 +72,25 @@ class ShiftTrafficOperator(ReleaseOperator):
         run = ReleaseRun(self.spec_path, context)
         gates = [gate for gate in run.spec.gates if gate.phase in PHASES_BEFORE_TRAFFIC]
         recorded = run.ledger.gate_verdicts(run.release_id)
-        self._require_gates_proven(gates, recorded)
         notifier = release_notifier(run)
-        if self.weight == run.spec.traffic.steps[0].weight:
-            notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
-                         + "\n".join(phase_results(gates, recorded)))
-        router = run.target.router
-        before = router.get_weights()
-        wanted = Weights.green_percent(self.weight)
-        self._require_green_ready(run)
         try:
-            router.set_weights(wanted)
-        except RouterError as exc:  # not applied: the ledger holds why and the split the live router serves
-            run.event("traffic_not_applied", str(exc))
-            raise
-        live = router.get_weights()
-        if live != wanted:
-            raise RouterError(f"{router.describe()} routes {live} after setting {wanted}")
-        run.ledger.record_traffic_change(
-            run.release_id,
-            reason=f"step {self.weight}%",
-            before=before.as_tuple(),
-            after=live.as_tuple(),
-            router=router.describe(),
-            writer=run.writer,
-        )
-        self.log.info("traffic %s -> %s", before, live)
+            require_gates_proven(gates, recorded)
+            if self.weight == run.spec.traffic.steps[0].weight:
+                notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
+                             + "\n".join(phase_results(gates, recorded)))
+            shift = run.rollout.shift(self.weight, run.green_ready_url(), self.READY_PROBE_TIMEOUT_S)
+        except RolloutRefused as exc:
+            raise AirflowFailException(str(exc)) from None
+        self.log.info("traffic %s -> %s", shift.before, shift.live)
         notifier.say(f"traffic_{self.weight:03d}",
-                     f"traffic: {live.green} % on green {run.request.version} (was {before.green} %)")
-        return {"blue": live.blue, "green": live.green}
-
-    def _require_green_ready(self, run: ReleaseRun) -> None:
-        """Green must answer ready right before its share grows; otherwise the shift fails (the release rolls
-        back) and the refusal is in the ledger."""
-        ready, seen = green_ready_to_shift(run.target.deployer, run.green_ready_url(), self.READY_PROBE_TIMEOUT_S)
-        if not ready:
-            run.event("green_not_ready_before_shift", f"step {self.weight}%: {seen}")
-            raise AirflowFailException(f"refusing to shift {self.weight}% to green: it is not ready ({seen})")
-
-    @staticmethod
-    def _require_gates_proven(gates: list[Gate], recorded: dict[str, dict[str, Any]]) -> None:
-        unproven = [
-            gate.name
-            for gate in gates
-            if gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue
-        ]
-        if unproven:
-            raise AirflowFailException(
-                f"refusing to shift traffic: no passing record in the ledger for gates {', '.join(unproven)}"
-            )
+                     f"traffic: {shift.live.green} % on green {run.request.version} (was {shift.before.green} %)")
+        return {"blue": shift.live.blue, "green": shift.live.green}
 
 
 class ReleaseDecisionOperator(BaseBranchOperator):
     """Promote only when every traffic step and post-deployment task succeeded; roll back otherwise once traffic
-    was touched (the first shift ran, or the live router sends anything to green); neither when nothing was."""
+    was touched (the first shift ran, or the live router sends anything to green); neither when nothing was
+    (:func:`sap_llm_release.rollout.decide`)."""
 
     ui_color = "#f5eef8"
 
@@ -154,14 +115,14 @@ class ReleaseDecisionOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Any) -> str | list[str]:
         states = task_states(context)
-        started = states.get(self.start_task) == "success"
-        shifted = states.get(self.first_shift) in ("success", "failed")
-        if not (shifted or started and self._green_has_traffic(context)):
+        watched = [task.task_id for task in self.dag.tasks if task.task_id.split(".")[0] in self.watched_groups]
+        decision = decide(states, start_task=self.start_task, first_shift=self.first_shift, watched=watched,
+                          green_has_traffic=lambda: self._green_has_traffic(context))
+        if decision is Decision.NEITHER:
             self.log.info("no traffic was changed: nothing to promote or roll back")
             return []
-        watched = [task.task_id for task in self.dag.tasks if task.task_id.split(".")[0] in self.watched_groups]
-        unproven = sorted(task for task in watched if states.get(task) != "success")
-        if unproven:
+        if decision is Decision.ROLL_BACK:
+            unproven = sorted(task for task in watched if states.get(task) != "success")
             self.log.warning("rolling back; not succeeded: %s", ", ".join(f"{t} ({states.get(t)})" for t in unproven))
             return self.rollback_task
         return self.promote_task
@@ -176,7 +137,8 @@ class ReleaseDecisionOperator(BaseBranchOperator):
 
 
 class RollbackOperator(ReleaseOperator):
-    """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded."""
+    """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded
+    (:meth:`Rollout.roll_back`)."""
 
     ui_color = "#fadbd8"
 
@@ -185,86 +147,21 @@ class RollbackOperator(ReleaseOperator):
         Notifications never delay or fail the rollback itself (they retry briefly and only record failures)."""
         run = ReleaseRun(self.spec_path, context)
         notifier = release_notifier(run)
-        cause = self._cause(run, context)
+        failed = [task for task, state in task_states(context).items() if state in FAILED_STATES]
+        cause = run.rollout.rollback_cause(failed)
         notifier.page("rolled_back", f"{run.spec.service} {run.request.version} rolling back: {cause}")
         try:
-            result = self._roll_back(run, cause)
+            detail = run.rollout.roll_back(cause)
         except Exception as exc:
             notifier.page("rollback_failed", f"{run.spec.service} rollback FAILED: {exc}")
             notifier.say("rollback_failed", f"rollback failed: {exc}")
+            if isinstance(exc, RollbackIncomplete):
+                raise AirflowFailException(str(exc)) from None
             raise
-        notifier.resolve_page("rollback_verified", f"rolled back; {result['detail']}")
-        notifier.say("rolled_back", f"rolled back to blue ({result['detail']}); cause: {cause}")
-        return result
-
-    def _roll_back(self, run: ReleaseRun, cause: str) -> dict[str, Any]:
-        started = datetime.now(timezone.utc).isoformat()
-        target = run.target
-        before = target.router.get_weights()
-        try:
-            target.router.set_weights(ALL_BLUE)
-        except RouterError as exc:  # not applied: the ledger holds why and the split the live router serves
-            run.event("rollback_not_applied", str(exc))
-            raise
-        after = target.router.get_weights()
-        run.ledger.record_traffic_change(
-            run.release_id,
-            reason="rollback",
-            before=before.as_tuple(),
-            after=after.as_tuple(),
-            router=target.router.describe(),
-            writer=run.writer,
-        )
-        green_removed = target.deployer.remove("green") or target.deployer.running_version("green") is None
-        blue_healthy, detail = self._verify_blue(run)
-        run.ledger.record_rollback(
-            run.release_id,
-            cause=cause,
-            blue_weight_after=after.blue,
-            green_removed=green_removed,
-            blue_healthy=blue_healthy,
-            detail=detail,
-            started_at=started,
-            writer=run.writer,
-        )
-        if after != ALL_BLUE or not blue_healthy:
-            raise AirflowFailException(f"rollback incomplete: router {after}, blue healthy {blue_healthy}: {detail}")
+        notifier.resolve_page("rollback_verified", f"rolled back; {detail}")
+        notifier.say("rolled_back", f"rolled back to blue ({detail}); cause: {cause}")
         self.log.info("rolled back to blue (%s); cause: %s", detail, cause)
         return {"cause": cause, "detail": detail}
-
-    @staticmethod
-    def _verify_blue(run: ReleaseRun, probes: int = 10, settle_s: float = 30.0) -> tuple[bool, str]:
-        """Blue ready, and every one of ``probes`` requests through the router answered by blue's slot. A router
-        object (an HTTPRoute, a canary Ingress) is applied by its controller a moment after it is written, so rounds
-        of probes are repeated for up to ``settle_s``."""
-        ready, detail = run.target.deployer.wait_ready("blue", 60)
-        if not ready:
-            return False, f"blue not ready: {detail}"
-        url, blue = run.target.url("router") + "/health", run.target.slots["blue"]
-        started = time.monotonic()
-        with httpx.Client(timeout=5) as client:
-            while True:
-                served_by = []
-                for _ in range(probes):
-                    try:
-                        served_by.append(client.get(url).json().get("colour"))
-                    except (httpx.HTTPError, ValueError, AttributeError) as exc:
-                        served_by.append(f"error {exc!r}")
-                waited = time.monotonic() - started
-                if served_by.count(blue) == probes or waited >= settle_s:
-                    break
-                time.sleep(1)
-        healthy = served_by.count(blue) == probes
-        return healthy, (f"{served_by.count(blue)}/{probes} requests through the router answered by blue "
-                         f"(slot {blue}) after {waited:.1f}s")
-
-    @staticmethod
-    def _cause(run: ReleaseRun, context: Any) -> str:
-        failed_windows = run.ledger.slo_windows(run.release_id, verdict="failed")
-        if failed_windows:
-            return f"{failed_windows[-1]['step']}: {failed_windows[-1]['reason']}"
-        failed = sorted(task for task, state in task_states(context).items() if state in FAILED_STATES)
-        return "failed: " + ", ".join(failed)
 
 
 class DecommissionBlueOperator(ReleaseOperator):
@@ -273,7 +170,4 @@ class DecommissionBlueOperator(ReleaseOperator):
     ui_color = "#d6eaf8"
 
     def execute(self, context: Any) -> bool:
-        run = ReleaseRun(self.spec_path, context)
-        removed = run.target.deployer.remove("blue")
-        run.event("blue_decommissioned", "blue removed" if removed else "blue was not running")
-        return removed
+        return ReleaseRun(self.spec_path, context).rollout.decommission_blue()

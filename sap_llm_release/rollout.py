@@ -1,0 +1,193 @@
+"""The release procedure itself, over a target's router and deployer and the ledger: shift traffic and verify it,
+decide between promotion and rollback, roll back, and name the outcome. Operators gather Airflow's context and call
+these; a trigger that rolls back without the scheduler calls the same functions.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+
+from sap_llm_release.analysis.readiness import green_ready_to_shift
+from sap_llm_release.evidence import Verdict
+from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.polling import poll_until
+from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
+from sap_llm_release.spec import Gate
+from sap_llm_release.targets import Target
+
+FAILED_STATES = frozenset({"failed", "upstream_failed"})
+
+
+class RolloutRefused(RuntimeError):
+    """A step the procedure will not take (a gate not proven, green not ready); nothing was changed."""
+
+
+class RollbackIncomplete(RuntimeError):
+    """The rollback ran but blue does not carry all traffic healthily; the ledger holds what was seen."""
+
+
+class Decision(enum.Enum):
+    PROMOTE = "promote"
+    ROLL_BACK = "roll_back"
+    NEITHER = "neither"  # nothing was touched: there is nothing to promote or roll back
+
+
+@dataclass(frozen=True)
+class Shift:
+    before: Weights
+    live: Weights
+
+
+def require_gates_proven(gates: list[Gate], recorded: Mapping[str, Mapping[str, Any]]) -> None:
+    """Every gate has a record in the ledger whose verdict lets the release continue."""
+    unproven = [gate.name for gate in gates
+                if gate.name not in recorded or not Verdict(recorded[gate.name]["verdict"]).lets_release_continue]
+    if unproven:
+        raise RolloutRefused(f"refusing to shift traffic: no passing record in the ledger for gates "
+                             f"{', '.join(unproven)}")
+
+
+def decide(states: Mapping[str, str | None], *, start_task: str, first_shift: str, watched: Collection[str],
+           green_has_traffic: Callable[[], bool]) -> Decision:
+    """Promote only when every watched task (traffic steps, post-deployment) succeeded; roll back whenever traffic
+    may have moved (the first shift ran or failed, or the live router sends green anything); else neither."""
+    started = states.get(start_task) == "success"
+    shifted = states.get(first_shift) in ("success", "failed")
+    if not (shifted or started and green_has_traffic()):
+        return Decision.NEITHER
+    if any(states.get(task) != "success" for task in watched):
+        return Decision.ROLL_BACK
+    return Decision.PROMOTE
+
+
+def release_outcome(states: Mapping[str, str | None], *, promoted_task: str, rollback_task: str,
+                    release_recorded: bool, recorded: Mapping[str, Mapping[str, Any]], version: str,
+                    environment: str) -> tuple[str | None, str]:
+    """``(outcome, message)``: promoted, rolled_back, rollback_failed or failed; ``(None, "")`` for a release that
+    never started (nothing recorded)."""
+    if states.get(promoted_task) == "success":
+        return "promoted", f"{version} serves 100% of {environment}; blue decommissioned"
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    if states.get(rollback_task) == "success":
+        return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}"
+    if states.get(rollback_task) in FAILED_STATES:
+        return "rollback_failed", f"rollback failed; failed tasks: {', '.join(failed)}"
+    if not release_recorded:
+        return None, ""
+    failed_gates = [f"gate {row['gate']} failed: measured {_measured(row)}, threshold {row['threshold']} "
+                    f"({row['detail']})" for row in recorded.values() if row["verdict"] == Verdict.FAILED.value]
+    return "failed", "; ".join(failed_gates) or f"failed tasks: {', '.join(failed) or 'none'}"
+
+
+def _measured(row: Mapping[str, Any]) -> Any:
+    return row["measured_value"] if row["measured_value"] is not None else row["measured_text"]
+
+
+@dataclass
+class Rollout:
+    """One release's traffic on one target: each change verified on the live router and recorded."""
+
+    release_id: str
+    target: Target
+    ledger: Ledger
+    writer: Writer
+
+    def event(self, name: str, detail: str) -> None:
+        self.ledger.record_event(self.release_id, name, detail, self.writer)
+
+    def shift(self, weight: int, ready_url: str, ready_timeout_s: float) -> Shift:
+        """Send ``weight`` % to green once green answers ready (its platform and its own endpoint), and count the
+        change only when the live router serves it."""
+        router = self.target.router
+        before = router.get_weights()
+        ready, seen = green_ready_to_shift(self.target.deployer, ready_url, ready_timeout_s)
+        if not ready:
+            self.event("green_not_ready_before_shift", f"step {weight}%: {seen}")
+            raise RolloutRefused(f"refusing to shift {weight}% to green: it is not ready ({seen})")
+        wanted = Weights.green_percent(weight)
+        live = self._route(wanted, "traffic_not_applied")
+        self.ledger.record_traffic_change(self.release_id, reason=f"step {weight}%", before=before.as_tuple(),
+                                          after=live.as_tuple(), router=router.describe(), writer=self.writer)
+        return Shift(before, live)
+
+    def _route(self, wanted: Weights, not_applied: str) -> Weights:
+        """Write ``wanted`` and read the live split back; a change the router did not apply is recorded."""
+        router = self.target.router
+        try:
+            router.set_weights(wanted)
+        except RouterError as exc:  # not applied: the ledger holds why and the split the live router serves
+            self.event(not_applied, str(exc))
+            raise
+        live = router.get_weights()
+        if live != wanted:
+            raise RouterError(f"{router.describe()} routes {live} after setting {wanted}")
+        return live
+
+    def rollback_cause(self, failed_tasks: list[str]) -> str:
+        """The last failed SLO window, else the failed tasks."""
+        failed_windows = self.ledger.slo_windows(self.release_id, verdict="failed")
+        if failed_windows:
+            return f"{failed_windows[-1]['step']}: {failed_windows[-1]['reason']}"
+        return "failed: " + ", ".join(sorted(failed_tasks))
+
+    def roll_back(self, cause: str) -> str:
+        """All traffic to blue, green taken out, blue verified healthy through the router; all recorded. Returns
+        what the verification saw; raises :class:`RollbackIncomplete` when blue does not serve everything."""
+        started = datetime.now(timezone.utc).isoformat()
+        router, deployer = self.target.router, self.target.deployer
+        before = router.get_weights()
+        try:
+            router.set_weights(ALL_BLUE)
+        except RouterError as exc:
+            self.event("rollback_not_applied", str(exc))
+            raise
+        after = router.get_weights()
+        self.ledger.record_traffic_change(self.release_id, reason="rollback", before=before.as_tuple(),
+                                          after=after.as_tuple(), router=router.describe(), writer=self.writer)
+        green_removed = deployer.remove("green") or deployer.running_version("green") is None
+        blue_healthy, detail = self.verify_blue()
+        self.ledger.record_rollback(self.release_id, cause=cause, blue_weight_after=after.blue,
+                                    green_removed=green_removed, blue_healthy=blue_healthy, detail=detail,
+                                    started_at=started, writer=self.writer)
+        if after != ALL_BLUE or not blue_healthy:
+            raise RollbackIncomplete(f"rollback incomplete: router {after}, blue healthy {blue_healthy}: {detail}")
+        return detail
+
+    def verify_blue(self, probes: int = 10, settle_s: float = 30.0) -> tuple[bool, str]:
+        """Blue ready, and every one of ``probes`` requests through the router answered by blue's slot. A router
+        object (an HTTPRoute, a canary Ingress) is applied by its controller a moment after it is written, so rounds
+        of probes are repeated every second for up to ``settle_s``."""
+        ready, detail = self.target.deployer.wait_ready("blue", 60)
+        if not ready:
+            return False, f"blue not ready: {detail}"
+        url, blue = self.target.url("router") + "/health", self.target.slots["blue"]
+        started = time.monotonic()
+        with httpx.Client(timeout=5) as client:
+            served_by = poll_until(lambda: _answered_by(client, url, probes),
+                                   lambda answers: answers.count(blue) == probes, timeout_s=settle_s, interval_s=1.0)
+        healthy = served_by.count(blue) == probes
+        return healthy, (f"{served_by.count(blue)}/{probes} requests through the router answered by blue "
+                         f"(slot {blue}) after {time.monotonic() - started:.1f}s")
+
+    def decommission_blue(self) -> bool:
+        removed = self.target.deployer.remove("blue")
+        self.event("blue_decommissioned", "blue removed" if removed else "blue was not running")
+        return removed
+
+
+def _answered_by(client: httpx.Client, url: str, probes: int) -> list[str]:
+    """Which slot answered each of ``probes`` requests (or the error)."""
+    answers = []
+    for _ in range(probes):
+        try:
+            answers.append(str(client.get(url).json().get("colour")))
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            answers.append(f"error {exc!r}")
+    return answers

@@ -1,0 +1,250 @@
+"""The release procedure without Airflow: shifts verified on the router and recorded, the promote-or-rollback
+decision, the rollback and the release's outcome. A router and a deployer of the interfaces' own shape stand in for
+nginx and the processes; the ledger is real (SQLite); the router that answers which slot served is a real HTTP
+server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sap_llm_release.evidence import Verdict
+from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.rollout import (
+    Decision,
+    RollbackIncomplete,
+    Rollout,
+    RolloutRefused,
+    decide,
+    release_outcome,
+    require_gates_proven,
+)
+from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
+from sap_llm_release.spec import load_spec
+from sap_llm_release.targets import Target
+from tests.support.runs import SPEC_FILE
+
+RELEASE = "sap_llm_release:manual__rollout"
+WRITER = Writer("sap_llm_release", "manual__rollout", "traffic_shift.shift_to_020", 1)
+
+
+class MemoryRouter:
+    """A router of the interface's shape; ``applies=False`` plays one whose writes do not take effect."""
+
+    def __init__(self, applies: bool = True) -> None:
+        self.live, self.applies = ALL_BLUE, applies
+
+    def get_weights(self) -> Weights:
+        return self.live
+
+    def set_weights(self, weights: Weights) -> bool:
+        if not self.applies:
+            raise RouterError(f"memory router: wanted {weights}, live {self.live}")
+        changed, self.live = weights != self.live, weights
+        return changed
+
+    def describe(self) -> str:
+        return "memory router"
+
+
+class Slots:
+    """A deployer of the interface's shape: which colours run and whether they answer ready."""
+
+    def __init__(self, ready: bool = True) -> None:
+        self.running, self.ready = {"blue": "1.0.0", "green": "1.1.0"}, ready
+
+    def wait_ready(self, colour: str, timeout_s: float) -> tuple[bool, str]:
+        return (self.ready and colour in self.running), f"{colour} {'ready' if self.ready else 'not ready'}"
+
+    def remove(self, colour: str) -> bool:
+        return self.running.pop(colour, None) is not None
+
+    def running_version(self, colour: str) -> str | None:
+        return self.running.get(colour)
+
+
+class ServedBy:
+    """The router's address: /health answers which slot served it; /health/ready answers 200."""
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.dumps({"colour": served.slot}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    ledger.record_release(RELEASE, service="sap-llm", environment="rehearsal", version="1.1.0", profile="rehearsal",
+                          triggered_by="alice", spec_digest="d", blue_slot="blue", writer=WRITER)
+    return ledger
+
+
+@pytest.fixture
+def router_address():
+    served = ServedBy("blue")
+    yield served
+    served.server.shutdown()
+
+
+def rollout(ledger, router_address, router=None, deployer=None) -> Rollout:
+    target = Target(name="memory", router=router or MemoryRouter(), deployer=deployer or Slots(),
+                    urls={"router": router_address.url, "green": router_address.url}, reports_dir=Path("."),
+                    slots={"blue": "blue", "green": "green"})
+    return Rollout(RELEASE, target, ledger, WRITER)
+
+
+def events(ledger) -> list[str]:
+    return [event["event"] for event in ledger.release_record(RELEASE)["release_events"]]
+
+
+# -- shifts ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_shift_is_recorded_once_the_live_router_serves_it(ledger, router_address):
+    shift = rollout(ledger, router_address).shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    assert (shift.before, shift.live) == (ALL_BLUE, Weights(80, 20))
+    (change,) = ledger.release_record(RELEASE)["traffic_changes"]
+    assert (change["reason"], change["green_before"], change["green_after"]) == ("step 20%", 0, 20)
+
+
+def test_a_green_that_is_not_ready_is_not_shifted_to(ledger, router_address):
+    router = MemoryRouter()
+    with pytest.raises(RolloutRefused, match="refusing to shift 20% to green: it is not ready"):
+        rollout(ledger, router_address, router, Slots(ready=False)).shift(20, router_address.url, ready_timeout_s=1)
+    assert router.live == ALL_BLUE and events(ledger) == ["green_not_ready_before_shift"]
+    assert ledger.release_record(RELEASE)["traffic_changes"] == []
+
+
+def test_a_green_ready_by_its_platform_but_not_answering_is_not_shifted_to(ledger, router_address, free_port):
+    with pytest.raises(RolloutRefused, match="ConnectError"):
+        rollout(ledger, router_address).shift(50, f"http://127.0.0.1:{free_port}/health/ready", ready_timeout_s=1)
+    assert events(ledger) == ["green_not_ready_before_shift"]
+
+
+def test_a_change_the_router_did_not_apply_is_recorded_not_counted(ledger, router_address):
+    with pytest.raises(RouterError, match="wanted blue 95% / green 5%"):
+        rollout(ledger, router_address, MemoryRouter(applies=False)).shift(5, router_address.url, ready_timeout_s=1)
+    assert events(ledger) == ["traffic_not_applied"]
+    assert ledger.release_record(RELEASE)["traffic_changes"] == []
+
+
+def test_gates_without_a_passing_record_refuse_the_shift():
+    gates = [gate for gate in load_spec(SPEC_FILE).gates[:3]]
+    recorded = {gates[0].name: {"verdict": "passed"}, gates[1].name: {"verdict": "failed"}}
+    with pytest.raises(RolloutRefused, match=f"gates {gates[1].name}, {gates[2].name}$"):
+        require_gates_proven(gates, recorded)
+    require_gates_proven(gates, {gate.name: {"verdict": "waived"} for gate in gates})
+
+
+# -- the decision ----------------------------------------------------------------------------------------------------
+
+WATCHED = ["traffic_shift.watch_005", "post_deployment.post_error_rate"]
+
+
+def _decide(states, green_has_traffic=False):
+    return decide({"start_release": "success", **states}, start_task="start_release",
+                  first_shift="traffic_shift.shift_to_005", watched=WATCHED,
+                  green_has_traffic=lambda: green_has_traffic)
+
+
+def test_promote_only_when_every_watched_task_succeeded():
+    succeeded = {"traffic_shift.shift_to_005": "success", **dict.fromkeys(WATCHED, "success")}
+    assert _decide(succeeded) is Decision.PROMOTE
+    assert _decide({**succeeded, "traffic_shift.watch_005": "failed"}) is Decision.ROLL_BACK
+    del succeeded["post_deployment.post_error_rate"]  # no state is no proof
+    assert _decide(succeeded) is Decision.ROLL_BACK
+
+
+def test_nothing_touched_is_neither_unless_the_router_says_green_has_traffic():
+    assert _decide({"traffic_shift.shift_to_005": "upstream_failed"}) is Decision.NEITHER
+    assert _decide({"traffic_shift.shift_to_005": "upstream_failed"}, green_has_traffic=True) is Decision.ROLL_BACK
+    never_started = {"start_release": "failed", "traffic_shift.shift_to_005": "upstream_failed"}
+    assert _decide(never_started, green_has_traffic=True) is Decision.NEITHER
+
+
+# -- the rollback ----------------------------------------------------------------------------------------------------
+
+
+def test_a_rollback_sends_everything_to_blue_removes_green_and_verifies_blue(ledger, router_address):
+    router, slots = MemoryRouter(), Slots()
+    router.live = Weights(80, 20)
+    detail = rollout(ledger, router_address, router, slots).roll_back("step_020: error_rate")
+    assert router.live == ALL_BLUE and "green" not in slots.running
+    assert detail.startswith("10/10 requests through the router answered by blue (slot blue)")
+    record = ledger.release_record(RELEASE)
+    (rollback,) = record["rollbacks"]
+    assert (rollback["cause"], rollback["blue_healthy"], rollback["green_removed"]) == ("step_020: error_rate", 1, 1)
+    assert [(c["reason"], c["green_before"], c["green_after"]) for c in record["traffic_changes"]] == [
+        ("rollback", 20, 0)]
+
+
+def test_a_router_still_answering_from_green_makes_the_rollback_incomplete(ledger, router_address):
+    router_address.slot = "green"
+    with pytest.raises(RollbackIncomplete, match="0/10 requests through the router answered by blue"):
+        rollout(ledger, router_address).roll_back("cause")
+    (rollback,) = ledger.release_record(RELEASE)["rollbacks"]
+    assert rollback["blue_healthy"] == 0
+
+
+def test_blue_is_verified_once_the_router_applies_the_change(ledger, router_address):
+    """A router object applied a moment after it is written: rounds of probes until blue answers them all."""
+    router_address.slot = "green"
+    threading.Timer(1.5, lambda: setattr(router_address, "slot", "blue")).start()
+    healthy, detail = rollout(ledger, router_address).verify_blue(probes=5, settle_s=10)
+    assert healthy and detail.startswith("5/5 requests")
+
+
+def test_a_rollback_the_router_does_not_apply_is_recorded(ledger, router_address):
+    with pytest.raises(RouterError):
+        rollout(ledger, router_address, MemoryRouter(applies=False)).roll_back("cause")
+    assert events(ledger) == ["rollback_not_applied"]
+
+
+def test_the_cause_is_the_last_failed_window_else_the_failed_tasks(ledger, router_address):
+    procedure = rollout(ledger, router_address)
+    assert procedure.rollback_cause(["traffic_shift.shift_to_050", "post_deployment.x"]) == \
+        "failed: post_deployment.x, traffic_shift.shift_to_050"
+    ledger.record_slo_window(RELEASE, step="step_020", green_weight=20, verdict="failed", reason="error_rate 4 %",
+                             window_seconds=8.0, checks=[], started_at="2026-01-01T00:00:00", writer=WRITER)
+    assert procedure.rollback_cause([]) == "step_020: error_rate 4 %"
+
+
+# -- the outcome -----------------------------------------------------------------------------------------------------
+
+
+def _outcome(states, recorded=None, release_recorded=True):
+    return release_outcome(states, promoted_task="decommission_blue.remove_blue",
+                           rollback_task="rollback.rollback_to_blue", release_recorded=release_recorded,
+                           recorded=recorded or {}, version="1.1.0", environment="rehearsal")
+
+
+def test_outcomes():
+    assert _outcome({"decommission_blue.remove_blue": "success"})[0] == "promoted"
+    rolled = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.watch_020": "failed"})
+    assert rolled == ("rolled_back", "rolled back to blue after failure of traffic_shift.watch_020")
+    assert _outcome({"rollback.rollback_to_blue": "failed"})[0] == "rollback_failed"
+    assert _outcome({}, release_recorded=False) == (None, "")
+    gate = {"gate": "smoke_health", "verdict": Verdict.FAILED.value, "measured_value": None,
+            "measured_text": "503", "threshold": "== 200", "detail": "GET /health"}
+    assert _outcome({}, {"smoke_health": gate}) == (
+        "failed", "gate smoke_health failed: measured 503, threshold == 200 (GET /health)")
