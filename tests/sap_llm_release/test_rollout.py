@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sap_llm_release.evidence import Verdict
-from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.ledger import Writer
 from sap_llm_release.rollout import (
     Decision,
     RollbackIncomplete,
@@ -26,6 +26,7 @@ from sap_llm_release.rollout import (
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.spec import load_spec
 from sap_llm_release.targets import Target
+from tests.support.ledgers import ledger_with_release
 from tests.support.runs import SPEC_FILE
 
 RELEASE = "sap_llm_release:manual__rollout"
@@ -92,11 +93,7 @@ class ServedBy:
 
 @pytest.fixture
 def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.migrate()
-    ledger.record_release(RELEASE, service="sap-llm", environment="rehearsal", version="1.1.0", profile="rehearsal",
-                          triggered_by="alice", spec_digest="d", blue_slot="blue", writer=WRITER)
-    return ledger
+    return ledger_with_release(tmp_path, RELEASE, WRITER)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sap_llm_release.approvals.slack_callback import CallbackDesk, Refusal, chec
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.spec import load_spec
 from tests.support.approvals import SIGNING_SECRET, SLACK_TEAM, click_body, signed
+from tests.support.ledgers import ledger_with_release
 
 SPEC = load_spec(Path(__file__).resolve().parents[3] / "specs" / "sap_llm.yaml")
 RELEASE = "sap_llm_release:manual__2026-11-30"
@@ -40,10 +41,7 @@ class HITLStandIn:
 
 @pytest.fixture
 def ledger(tmp_path):
-    store = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    store.migrate()
-    store.record_release(RELEASE, service="sap-llm", environment="rehearsal", version="1.1.0", profile="rehearsal",
-                         triggered_by="admin", spec_digest="d", blue_slot="blue", writer=WRITER)
+    store = ledger_with_release(tmp_path, RELEASE, WRITER, triggered_by="admin")
     store.record_approval_request(RELEASE, approval="first_shift_go", point="first_shift", map_index=-1,
                                   slack_channel=None, slack_ts=None, evidence=[], deadline="2026-12-01", writer=WRITER)
     return store

@@ -10,11 +10,12 @@ import pagerduty
 import pytest
 from slack_sdk import WebClient
 
-from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.ledger import Writer
 from sap_llm_release.notify.delivery import deliver
 from sap_llm_release.notify.notifier import ReleaseNotifier
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
+from tests.support.ledgers import ledger_with_release
 from tests.support.standins import PagerDutyEvents, SlackWebApi
 
 RELEASE = "sap_llm_release:manual__2026-11-26"
@@ -24,11 +25,7 @@ ROUTING_KEY = "R0UT1NGKEY0000000000000000000000"
 
 @pytest.fixture
 def ledger(tmp_path):
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.migrate()
-    ledger.record_release(RELEASE, service="sap-llm", environment="rehearsal", version="1.1.0", profile="rehearsal",
-                          triggered_by="alice", spec_digest="d", blue_slot="blue", writer=WRITER)
-    return ledger
+    return ledger_with_release(tmp_path, RELEASE, WRITER)
 
 
 @pytest.fixture
