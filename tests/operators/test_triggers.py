@@ -246,10 +246,11 @@ def _local_rollout(stack_dir, colour: str, wait_s: float) -> RolloutTrigger:
 
 
 @pytest.mark.stack
-def test_the_local_stack_rollout_is_its_readiness_endpoint(local_stack):
-    ready = asyncio.run(_first_event(_local_rollout(local_stack.dir, "blue", 10)))
+def test_the_local_stack_rollout_is_its_readiness_endpoint(fresh_stack):
+    """Blue answers ready; green, which the fresh stack does not run, ends the wait at once."""
+    ready = asyncio.run(_first_event(_local_rollout(fresh_stack.dir, "blue", 10)))
     assert ready["ready"] is True and "/health/ready -> 200" in ready["seen"]
     started = time.monotonic()
-    absent = asyncio.run(_first_event(_local_rollout(local_stack.dir, "green", 30)))
+    absent = asyncio.run(_first_event(_local_rollout(fresh_stack.dir, "green", 30)))
     assert absent["ready"] is False and "local green is not running" in absent["seen"]
     assert time.monotonic() - started < 5

@@ -15,8 +15,9 @@ from sap_llm_release.rehearsal.processes import alive
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.routers.nginx import NginxRouter
 
-BLUE, GREEN = "127.0.0.1:30101", "127.0.0.1:30102"
-ROUTER_PORT = 30100
+# ports of their own for each pytest-xdist worker, below the ephemeral range
+ROUTER_PORT = 30100 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+BLUE, GREEN = f"127.0.0.1:{ROUTER_PORT + 1}", f"127.0.0.1:{ROUTER_PORT + 2}"
 STATE_URL = f"http://127.0.0.1:{ROUTER_PORT}/_router/state"
 
 

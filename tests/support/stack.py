@@ -50,7 +50,7 @@ class LiveStack:
 
     def reset(self) -> None:
         target = self.target
-        if target.deployer.running_version("blue") is None:
+        if target.deployer.running_version("blue") != BLUE_VERSION:  # none, or a release promoted into its slot
             target.deployer.deploy("blue", BLUE_VERSION)
         ready, seen = target.deployer.wait_ready("blue", 30)
         assert ready, seen

@@ -22,6 +22,7 @@ from sap_llm_release.checks.prometheus import (
     PrometheusTargetsParams,
 )
 from sap_llm_release.evidence import Threshold, Verdict
+from sap_llm_release.polling import poll_until
 from tests.sap_llm_release.conftest import CannedPrometheus
 
 RETENTION = "storage.tsdb.retention.time"
@@ -253,17 +254,16 @@ def test_no_target_or_no_answer_fails(canned_prometheus, answer):
 def test_the_stacks_prometheus_scrapes_itself_and_blue(fresh_stack):
     context = CheckContext(service="sap-llm", metrics=PrometheusProvider(fresh_stack.prometheus_url))
 
-    def up(job: str, **labels: str):
-        deadline = time.monotonic() + 15  # a restarted target's health is "unknown" until its next scrape
-        while True:
-            evidence = PrometheusTargets().run(PrometheusTargetsParams(job=job, labels=labels), NONE_MISSING, context)
-            if evidence.measured == 0 or time.monotonic() > deadline:
-                return evidence
-            time.sleep(0.5)
+    def up(job: str, down: int = 0, **labels: str):
+        """The check once ``down`` targets are down: a target's health follows its process only at its next scrape
+        (a green removed a moment ago still reads up, a restarted one unknown), so ask again for up to 15 s."""
+        return poll_until(
+            lambda: PrometheusTargets().run(PrometheusTargetsParams(job=job, labels=labels), NONE_MISSING, context),
+            lambda evidence: evidence.measured == down, timeout_s=15, interval_s=0.5)
 
     assert up("prometheus").verdict is Verdict.PASSED
     assert up("$service", colour="$blue").verdict is Verdict.PASSED
-    green = up("$service", colour="$green")
+    green = up("$service", down=1, colour="$green")
     assert (green.verdict, green.measured) == (Verdict.FAILED, 1)  # no green deployed: its target is down
 
 
