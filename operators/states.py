@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sap_llm_release.rollout import FAILED_STATES
-
-__all__ = ["FAILED_STATES", "task_states"]
-
 
 def task_states(context: Any) -> dict[str, str]:
     """``task_id -> state`` for every task instance of this run."""

@@ -12,10 +12,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun, kubernetes_connection_extras
-from operators.states import FAILED_STATES, task_states
+from operators.states import task_states
 from operators.triggers import RolloutTrigger
 from sap_llm_release.gates import phase_results
-from sap_llm_release.rollout import Decision, RollbackIncomplete, RolloutRefused, decide, require_gates_proven
+from sap_llm_release.rollout import (
+    FAILED_STATES,
+    Decision,
+    RollbackIncomplete,
+    RolloutRefused,
+    decide,
+    require_gates_proven,
+)
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 from sap_llm_release.targets import STACK_DIR_ENV
 
