@@ -28,7 +28,7 @@ from sap_llm_release.rehearsal.processes import alive, stop_group
 from sap_llm_release.rehearsal.stores import STORES
 from sap_llm_release.rehearsal.traffic import API_KEY_ENV
 from sap_llm_release.routers.base import ALL_BLUE
-from sap_llm_release.targets import ROUTER_STATE_PATH, local_target
+from sap_llm_release.targets import ROUTER_STATE_PATH, Target, local_target
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_FILES = PROJECT_DIR / "stack"
@@ -98,7 +98,26 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
              "prometheus-2": base_port + 8, "prometheus-3": base_port + 9}
     tls = make_tls_material(stack_dir / "tls")
     auth = make_credentials(stack_dir / "auth")
-    stack = {
+    stack = _describe(ports, tls, auth, stores_dir)
+    (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
+    target = local_target(stack_dir)
+    target.deployer.deploy("blue", blue_version)
+    ready, seen = target.deployer.wait_ready("blue", 30)
+    if not ready:
+        raise StackError(f"blue did not become ready: {seen}")
+    _start_router(stack_dir, ports, tls, target)
+    _start_monitoring(stack_dir, ports, nowhere=f"http://127.0.0.1:{base_port + 6}")
+    _start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]), "--save", "",
+                     "--appendonly", "no", "--protected-mode", "yes"], stack_dir)
+    _wait_http(f"{stack['router_url']}/health", 10, "nginx")
+    _start("traffic", [sys.executable, "-m", "sap_llm_release.rehearsal.traffic", "--url", stack["router_url"],
+                       "--rps", str(traffic_rps)], stack_dir, env={API_KEY_ENV: auth["api_key"]})
+    return stack
+
+
+def _describe(ports: dict[str, int], tls: dict, auth: dict, stores_dir: Path) -> dict:
+    """What ``stack.json`` holds: the ports, URLs, commands and credentials the local target is built from."""
+    return {
         "ports": ports,
         "server_command": [sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection", "--jwt-secret-file",
                            str(auth["jwt_secret_file"]), "--api-keys-file", str(auth["api_keys_file"])],
@@ -115,25 +134,14 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
         "ca_file": str(tls["ca"]),
         "services": {"redis": f"redis://127.0.0.1:{ports['redis']}/0", **_stores(stores_dir)},
     }
-    (stack_dir / "stack.json").write_text(json.dumps(stack, indent=2))
-    target = local_target(stack_dir)
 
-    target.deployer.deploy("blue", blue_version)
-    ready, seen = target.deployer.wait_ready("blue", 30)
-    if not ready:
-        raise StackError(f"blue did not become ready: {seen}")
 
-    _render(
-        "nginx.conf.tmpl",
-        stack_dir / "nginx.conf",
-        dir=str(stack_dir),
-        router_port=str(ports["router"]),
-        router_state_path=ROUTER_STATE_PATH,
-        router_tls_port=str(ports["router_tls"]),
-        certificate=str(tls["certificate"]),
-        key=str(tls["key"]),
-        user="user root;" if os.geteuid() == 0 else "",
-    )
+def _start_router(stack_dir: Path, ports: dict[str, int], tls: dict, target: Target) -> None:
+    """nginx in front of the slots (plain and TLS), all traffic on blue."""
+    _render("nginx.conf.tmpl", stack_dir / "nginx.conf", dir=str(stack_dir), router_port=str(ports["router"]),
+            router_state_path=ROUTER_STATE_PATH, router_tls_port=str(ports["router_tls"]),
+            certificate=str(tls["certificate"]), key=str(tls["key"]),
+            user="user root;" if os.geteuid() == 0 else "")
     target.router.prepare(ALL_BLUE)
     nginx = subprocess.run(
         ["nginx", "-c", str(stack_dir / "nginx.conf"), "-p", str(stack_dir)], capture_output=True, text=True
@@ -141,43 +149,26 @@ def up(stack_dir: Path, base_port: int = 18080, blue_version: str = "1.0.0", tra
     if nginx.returncode != 0:
         raise StackError(f"nginx did not start: {nginx.stderr.strip()}")
 
-    _render(
-        "prometheus.yml.tmpl",
-        stack_dir / "prometheus.yml",
-        rules=str(STACK_FILES / "rules.yml"),
-        blue_port=str(ports["blue"]),
-        green_port=str(ports["green"]),
-        prometheus_targets=", ".join(f'"127.0.0.1:{ports[name]}"' for name in PROMETHEUS_REPLICAS),
-        alertmanager_port=str(ports["alertmanager"]),
-    )
-    nowhere = f"http://127.0.0.1:{base_port + 6}"  # no PagerDuty or Slack on loopback: deliveries fail, logged
+
+def _start_monitoring(stack_dir: Path, ports: dict[str, int], nowhere: str) -> None:
+    """Alertmanager (its PagerDuty and Slack receivers point ``nowhere``: deliveries fail, logged) and the three
+    Prometheus replicas, each scraping the slots, nginx and one another."""
+    _render("prometheus.yml.tmpl", stack_dir / "prometheus.yml", rules=str(STACK_FILES / "rules.yml"),
+            blue_port=str(ports["blue"]), green_port=str(ports["green"]),
+            prometheus_targets=", ".join(f'"127.0.0.1:{ports[name]}"' for name in PROMETHEUS_REPLICAS),
+            alertmanager_port=str(ports["alertmanager"]))
     _render("alertmanager.yml.tmpl", stack_dir / "alertmanager.yml", pagerduty_url=f"{nowhere}/v2/enqueue",
             slack_url=f"{nowhere}/slack")
-    _start(
-        "alertmanager",
-        [
-            "prometheus-alertmanager",
-            f"--config.file={stack_dir / 'alertmanager.yml'}",
-            f"--storage.path={stack_dir / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",  # one instance: no gossip port
-        ],
-        stack_dir,
-    )
-    _wait_http(f"{stack['alertmanager_url']}/-/ready", 30, "Alertmanager")
-    _start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(ports["redis"]), "--save", "",
-                     "--appendonly", "no", "--protected-mode", "yes"], stack_dir)
+    _start("alertmanager", [
+        "prometheus-alertmanager",
+        f"--config.file={stack_dir / 'alertmanager.yml'}",
+        f"--storage.path={stack_dir / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+        "--cluster.listen-address=",  # one instance: no gossip port
+    ], stack_dir)
+    _wait_http(f"http://127.0.0.1:{ports['alertmanager']}/-/ready", 30, "Alertmanager")
     for name in PROMETHEUS_REPLICAS:
         start_prometheus(stack_dir, ports[name], name)
-    _wait_http(f"{stack['router_url']}/health", 10, "nginx")
-    _start(
-        "traffic",
-        [sys.executable, "-m", "sap_llm_release.rehearsal.traffic", "--url", stack["router_url"],
-         "--rps", str(traffic_rps)],
-        stack_dir,
-        env={API_KEY_ENV: auth["api_key"]},
-    )
-    return stack
 
 
 def _stores(stores_dir: Path) -> dict[str, str]:
