@@ -39,7 +39,7 @@ from sap_llm_release.polling import poll_until  # noqa: E402
 from sap_llm_release.rehearsal import local_stack  # noqa: E402
 from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
-from sap_llm_release.targets import local_target  # noqa: E402
+from sap_llm_release.targets import Target, local_target  # noqa: E402
 
 SPEC_FILE = ROOT / "specs" / "sap_llm.yaml"
 DAG_ID = "sap_llm_release"
@@ -248,16 +248,10 @@ def main() -> int:
         return rehearse(args, metadata_url)
 
 
-def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
-    """The rehearsal, with Airflow's metadata in the PostgreSQL database at ``metadata_url``."""
-    stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
-    stack_dir.mkdir(parents=True, exist_ok=True)
-    home.mkdir(exist_ok=True)
-    spec = load_spec(SPEC_FILE)
-    say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
-    stack = local_stack.up(stack_dir, base_port=args.base_port)
-    signing_secret = secrets.token_hex(16)
-    env = {
+def airflow_env(args: argparse.Namespace, home: Path, metadata_url: str, stack_dir: Path, stack: dict,
+                signing_secret: str) -> dict[str, str]:
+    """Airflow standalone's environment: its home, the metadata database, the DAGs and plugins, the connections."""
+    return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow`
         "AIRFLOW_HOME": str(home),
@@ -278,9 +272,45 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
         ),
         "AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING": json.dumps({"conn_type": "generic", "password": signing_secret}),
     }
-    airflow = Airflow(home, args.airflow_port, env)
+
+
+def follow(airflow: Airflow, run_id: str, buttons: SlackButtons, target: Target, prometheus: PrometheusProvider,
+           inject_errors_at: int | None) -> str:
+    """Report the run's phases, traffic and SLOs every 2 s until it ends, answering approvals as they open (and
+    injecting errors into green at ``inject_errors_at`` %); return the run's final state."""
+    spec = load_spec(SPEC_FILE)
+    approvals = [approval.name for approval in spec.approvals]
+    injected, reported, last_split = False, set(), None
+    while (state := airflow.run_state(run_id)) not in ("success", "failed"):
+        states = airflow.task_states(run_id)
+        for line in [*group_progress(states, reported), *buttons.approve_open(run_id, states, approvals)]:
+            say(line)
+        split = target.router.get_weights()
+        if split != last_split or any(s == "deferred" for s in states.values()):
+            say(f"traffic {split}; {slo_line(prometheus, spec.rate_window('rehearsal'))}")
+            last_split = split
+        if inject_errors_at and not injected and split.green == inject_errors_at:
+            faults = httpx.post(f"{target.url('green')}/admin/faults", json={"error_rate": 0.5}, timeout=5)
+            faults.raise_for_status()
+            injected = True
+            say(f"INJECTED: green now fails 50% of documents at {split.green}% traffic")
+        time.sleep(2)
+    for line in group_progress(airflow.task_states(run_id), reported):
+        say(line)
+    return state
+
+
+def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
+    """The rehearsal, with Airflow's metadata in the PostgreSQL database at ``metadata_url``."""
+    stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    home.mkdir(exist_ok=True)
+    spec = load_spec(SPEC_FILE)
+    say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
+    stack = local_stack.up(stack_dir, base_port=args.base_port)
+    signing_secret = secrets.token_hex(16)
+    airflow = Airflow(home, args.airflow_port, airflow_env(args, home, metadata_url, stack_dir, stack, signing_secret))
     target = local_target(stack_dir)
-    prometheus = PrometheusProvider(stack["prometheus_url"])
     try:
         say(f"starting Airflow (standalone, LocalExecutor) on {airflow.url}")
         airflow.start()
@@ -292,28 +322,8 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
         say(f"triggered {DAG_ID} run {run_id} through the REST API")
         buttons = SlackButtons(airflow, signing_secret, user=spec.approvals[0].approvers[0] if spec.approvals else "",
                                team=spec.slack_team or "")
-        approvals = [approval.name for approval in spec.approvals]
-        injected = False
-        reported: set[str] = set()
-        last_split = None
-        while (state := airflow.run_state(run_id)) not in ("success", "failed"):
-            states = airflow.task_states(run_id)
-            for line in group_progress(states, reported):
-                say(line)
-            for line in buttons.approve_open(run_id, states, approvals):
-                say(line)
-            split = target.router.get_weights()
-            if split != last_split or any(s == "deferred" for s in states.values()):
-                say(f"traffic {split}; {slo_line(prometheus, spec.rate_window('rehearsal'))}")
-                last_split = split
-            if args.inject_errors_at and not injected and split.green == args.inject_errors_at:
-                faults = httpx.post(f"{target.url('green')}/admin/faults", json={"error_rate": 0.5}, timeout=5)
-                faults.raise_for_status()
-                injected = True
-                say(f"INJECTED: green now fails 50% of documents at {split.green}% traffic")
-            time.sleep(2)
-        for line in group_progress(airflow.task_states(run_id), reported):
-            say(line)
+        state = follow(airflow, run_id, buttons, target, PrometheusProvider(stack["prometheus_url"]),
+                       args.inject_errors_at)
         say(f"release run finished: {state}; router now {target.router.get_weights()}")
         release_id = f"{DAG_ID}:{run_id}"
         board = airflow.client.get(f"/release-board/releases/{release_id}")  # the ledger, through the plugin
