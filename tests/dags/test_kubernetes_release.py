@@ -193,8 +193,10 @@ def test_a_release_on_the_cluster_promotes_through_the_httproute(quiet_stack, cl
     assert [(c["blue_before"], c["green_before"], c["blue_after"], c["green_after"]) for c in changes] == [
         (*before.as_tuple(), *after.as_tuple()) for before, after in zip([ALL_BLUE, *wanted], wanted, strict=False)]
     assert {c["router"] for c in changes} == {ROUTE_DESCRIPTION}
-    for change, seen in zip(changes, cluster.plane.route_changes[1:], strict=True):  # recorded as the route changed
-        assert abs(datetime.fromisoformat(change["changed_at"]).timestamp() - seen.at) < 2, (change, seen)
+    # recorded as the route changed: within 4 s, the shortest window apart (the data plane follows the route a few
+    # seconds late on 2 cores running four rehearsals at once: 2.97 s seen)
+    for change, seen in zip(changes, cluster.plane.route_changes[1:], strict=True):
+        assert abs(datetime.fromisoformat(change["changed_at"]).timestamp() - seen.at) < 4, (change, seen)
     assert cluster.route_weights() == {"sap-llm-blue": 0, "sap-llm-green": 100}
     assert cluster.stack.target.router.get_weights() == Weights(0, 100)  # nginx followed the route
 
