@@ -21,6 +21,7 @@ from sap_llm_release.polling import poll_until
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.spec import Gate
 from sap_llm_release.targets import Target
+from sap_llm_release.tls import default_tls
 
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
 
@@ -169,7 +170,7 @@ class Rollout:
             return False, f"blue not ready: {detail}"
         url, blue = self.target.url("router") + "/health", self.target.slots["blue"]
         started = time.monotonic()
-        with httpx.Client(timeout=5) as client:
+        with httpx.Client(timeout=5, verify=default_tls()) as client:
             served_by = poll_until(lambda: _answered_by(client, url, probes),
                                    lambda answers: answers.count(blue) == probes, timeout_s=settle_s, interval_s=1.0)
         healthy = served_by.count(blue) == probes

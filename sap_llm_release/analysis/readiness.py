@@ -13,6 +13,7 @@ import httpx
 
 from sap_llm_release.analysis.window import SLOQuery
 from sap_llm_release.deployers.base import Deployer
+from sap_llm_release.tls import default_tls
 
 READY_CHECK = "green_ready"
 READY_PATH = "/health/ready"
@@ -39,7 +40,7 @@ class ReadinessProbe:
     def check(self) -> tuple[float, str]:
         """``(1.0, what was seen)`` when ready, else ``(0.0, what was seen)``; never raises on a network error."""
         try:
-            response = httpx.get(self.url, timeout=self.timeout_s)
+            response = httpx.get(self.url, timeout=self.timeout_s, verify=default_tls())
         except httpx.HTTPError as exc:
             return 0.0, f"GET {self.url} failed: {type(exc).__name__}: {exc}"
         seen = f"GET {self.url} -> {response.status_code}"

@@ -11,6 +11,7 @@ from sap_llm_contract.taxonomy import DOCUMENT_TYPES
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.evidence import Evidence, Threshold
+from sap_llm_release.tls import default_tls
 
 Endpoint = Literal["blue", "green", "router"]
 
@@ -31,7 +32,8 @@ class HttpProbe(Check):
     def run(self, params: HttpProbeParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
         url = context.require("endpoints").url(params.endpoint) + params.path
         try:
-            response = httpx.request(params.method, url, timeout=params.timeout_s, headers=params.headers)
+            response = httpx.request(params.method, url, timeout=params.timeout_s, headers=params.headers,
+                                      verify=default_tls())
         except httpx.HTTPError as exc:
             return Evidence.unmeasured(threshold, f"{params.method} {url} failed: {exc!r}", url)
         detail = f"{params.method} {url} answered {response.status_code} in {response.elapsed.total_seconds():.3f}s"
@@ -55,7 +57,7 @@ class SmokeDocuments(Check):
         problems: list[str] = []
         good = 0
         headers = {"X-API-Key": context.api_key} if context.api_key else {}
-        with httpx.Client(timeout=params.timeout_s, headers=headers) as client:
+        with httpx.Client(timeout=params.timeout_s, headers=headers, verify=default_tls()) as client:
             for document in synthetic_documents(params.count, seed=params.seed):
                 problem = _document_problem(client, url, document)
                 if problem:

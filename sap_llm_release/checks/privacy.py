@@ -15,6 +15,7 @@ from sap_llm_contract.taxonomy import DOCUMENT_TYPES
 
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.evidence import Evidence, Threshold
+from sap_llm_release.tls import default_tls
 
 
 class ServiceLogParams(Params):
@@ -39,7 +40,7 @@ def _post(context: CheckContext, colour: str, document_id: str, content: str) ->
     headers = {"X-API-Key": context.api_key} if context.api_key else {}
     url = context.require("endpoints").url(colour) + "/v1/documents"
     return httpx.post(url, json={"document_id": document_id, "content": content}, headers=headers,
-                      timeout=10).status_code
+                      timeout=10, verify=default_tls()).status_code
 
 
 def _document(values: dict[str, str]) -> str:

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
 from sap_llm_release.evidence import Evidence, Threshold
+from sap_llm_release.tls import default_tls
 
 READINESS = {"otel_collector": ("/", None), "jaeger": ("/", None), "loki": ("/ready", "ready")}
 
@@ -148,7 +149,7 @@ def _ms_since(started: float) -> str:
 def _http_ready(url: str, path: str, body: str | None, timeout_s: float, threshold: Threshold | None) -> Evidence:
     """1 when ``url + path`` answers 200 (with ``body`` in its text where one is expected), else 0."""
     try:
-        response = httpx.get(url + path, timeout=timeout_s)
+        response = httpx.get(url + path, timeout=timeout_s, verify=default_tls())
     except httpx.HTTPError as exc:
         return Evidence.unmeasured(threshold, f"GET {url}{path} failed: {exc!r}", url + path)
     ready = response.status_code == 200 and (body is None or body in response.text)

@@ -12,6 +12,7 @@ import httpx
 from sap_llm_release.deployers.base import Colour, Deployer, DeployError
 from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal.processes import alive, stop_group
+from sap_llm_release.tls import default_tls
 
 
 class LocalProcessDeployer(Deployer):
@@ -79,7 +80,7 @@ class LocalProcessDeployer(Deployer):
             if self._state(colour) is None:
                 return False, f"local {colour} deployment is not running ({self._log_tail(colour)})"
             try:
-                response = httpx.get(url, timeout=2.0)
+                response = httpx.get(url, timeout=2.0, verify=default_tls())
             except httpx.HTTPError as exc:
                 return None, f"GET {url} failed: {exc!r}"
             return (True if response.status_code == 200 else None), f"GET {url} -> {response.status_code}"

@@ -29,6 +29,7 @@ from sap_llm_release.rehearsal.stores import STORES
 from sap_llm_release.rehearsal.traffic import API_KEY_ENV
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import ROUTER_STATE_PATH, Target, local_target
+from sap_llm_release.tls import default_tls
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 STACK_FILES = PROJECT_DIR / "stack"
@@ -72,7 +73,7 @@ def _wait_http(url: str, timeout_s: float, what: str, answered=lambda response: 
     ``timeout_s``."""
     def get() -> tuple[bool, str]:
         try:
-            response = httpx.get(url, timeout=2)
+            response = httpx.get(url, timeout=2, verify=default_tls())
         except httpx.HTTPError as exc:
             return False, repr(exc)
         return response.status_code == 200 and answered(response), f"answered {response.status_code}"

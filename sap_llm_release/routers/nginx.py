@@ -17,6 +17,7 @@ import httpx
 from tenacity import RetryError, Retrying, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from sap_llm_release.routers.base import Router, RouterError, Weights
+from sap_llm_release.tls import default_tls
 
 _ERROR_LOG = re.compile(r"^\s*error_log\s+(\S+)", re.MULTILINE)
 _ERROR_LINE = re.compile(r"\[(emerg|alert|crit)\]")
@@ -44,7 +45,7 @@ class NginxRouter(Router):
     def get_weights(self) -> Weights:
         """The split the running nginx routes, as its configuration answers ``state_url``."""
         try:  # a new connection each time: a kept-alive one may reach a worker of the previous configuration
-            response = httpx.get(self.state_url, headers={"Connection": "close"}, timeout=5)
+            response = httpx.get(self.state_url, headers={"Connection": "close"}, timeout=5, verify=default_tls())
             response.raise_for_status()
             servers = response.json()["servers"]
             by_address = {str(address): int(weight) for address, weight in servers.items()}
