@@ -1,4 +1,5 @@
-"""Parse time of every DAG file, as the DAG processor measures it (`airflow dags report`), five runs each.
+"""Parse time of every DAG file, as the DAG processor measures it (`airflow dags report`), five runs each, and the
+CPU time of serializing each DAG (what the DAG processor stores after every parse, and what every task run rebuilds).
 
     .venv/bin/python benchmarks/dag_parse.py [--runs 5]
 Goal: < 0.2 s per file, and no heavy module (torch, transformers, kubernetes) imported at parse time.
@@ -57,6 +58,30 @@ def main() -> None:
         print(f"{name}: median {median:.3f} s over {len(values)} parses (min {min(values):.3f}, max {max(values):.3f})"
               f" - goal < 0.2 s: {verdict}")
     print(f"heavy modules imported at parse time: {heavy[0] if heavy and heavy[0] else 'none'}")
+    for dag_id, seconds in serialization_cpu(env, args.runs).items():
+        print(f"{dag_id}: serialization median {statistics.median(seconds):.3f} s CPU over {len(seconds)} runs")
+
+
+SERIALIZE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+from airflow.serialization.serialized_objects import DagSerialization
+bag = DagBag(dag_folder=sys.argv[1])
+times = {}
+for dag_id, dag in bag.dags.items():
+    for _ in range(int(sys.argv[2])):
+        started = time.process_time()
+        DagSerialization.to_dict(dag)
+        times.setdefault(dag_id, []).append(time.process_time() - started)
+print(json.dumps(times))
+"""
+
+
+def serialization_cpu(env: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Seconds of CPU each serialization of each DAG took, in one process (the first one warms its caches)."""
+    result = subprocess.run([sys.executable, "-c", SERIALIZE, env["AIRFLOW__CORE__DAGS_FOLDER"], str(runs + 1)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return {dag_id: seconds[1:] for dag_id, seconds in json.loads(result.stdout.splitlines()[-1]).items()}
 
 
 def _seconds(value) -> float:

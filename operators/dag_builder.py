@@ -19,6 +19,10 @@ from sap_llm_release.request import trigger_params_schema
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, ReleaseSpec
 
 ROLLBACK_TASK = "rollback.rollback_to_blue"
+# The draft the trigger form's schemas are written in. Declared, jsonschema checks each schema against draft 7's
+# metaschema instead of 2020-12's (dynamic references): about a quarter of the CPU per check, and Airflow checks
+# every param's schema again each time it resolves it, twice per task whenever it serializes the DAG.
+JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 
 
 def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOperator]:
@@ -94,7 +98,8 @@ def release_params(spec: ReleaseSpec) -> dict[str, Param]:
     defaults = {
         "version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {},
     }
-    return {name: Param(defaults[name], **schema) for name, schema in trigger_params_schema(spec).items()}
+    return {name: Param(defaults[name], **{"$schema": JSON_SCHEMA_DRAFT}, **schema)
+            for name, schema in trigger_params_schema(spec).items()}
 
 
 def compose_release(spec: ReleaseSpec, spec_path: str) -> None:

@@ -27,6 +27,7 @@ def test_dag_parse_prints_its_median():
     out = run([sys.executable, "benchmarks/dag_parse.py", "--runs", "1"], timeout_s=300)
     assert re.search(r"release_sap_llm\.py: median \d+\.\d{3} s over 1 parses", out), out
     assert "heavy modules imported at parse time: none" in out
+    assert re.search(r"sap_llm_release: serialization median \d+\.\d{3} s CPU over 1 runs", out), out
 
 
 def test_validator_cpu_prints_its_throughput():
