@@ -159,23 +159,28 @@ class KubernetesDeployer(Deployer):
         return None if body is None else json.loads(body)
 
     def deploy(self, colour: Colour, version: str) -> bool:
+        """Create or replace the slot's Deployment until it is the desired one; True when this call wrote it. Read
+        first: a write whose answer was lost (a timeout, then a retry that conflicts) is found applied on the next
+        read, and counts as this call's change."""
         desired = render_deployment(self.settings, self.slots[colour], version)
         what, name, namespace = self._describe(colour), self._name(colour), self.settings.namespace
+        wrote = False
         for _ in range(CONFLICT_ATTEMPTS):
-            if self._call(f"{what}: create", self._apps.create_namespaced_deployment, namespace, desired,
-                          absent=(409,)) is not None:
-                return True
             live = self._read(colour)
-            if live is None:  # deleted since: create it again
-                continue
-            if _fingerprint(live) == _fingerprint(desired):
-                return False
-            metadata = desired["metadata"]
-            replacement = {**desired, "metadata": {
-                **metadata, "resourceVersion": live["metadata"]["resourceVersion"],
-                "annotations": {**(live["metadata"].get("annotations") or {}), **metadata["annotations"]}}}
-            if self._call(f"{what}: replace", self._apps.replace_namespaced_deployment, name, namespace,
-                          replacement, absent=(409,)) is not None:
+            if live is not None and _fingerprint(live) == _fingerprint(desired):
+                return wrote
+            wrote = True
+            if live is None:
+                written = self._call(f"{what}: create", self._apps.create_namespaced_deployment, namespace, desired,
+                                     absent=(409,))
+            else:
+                metadata = desired["metadata"]
+                replacement = {**desired, "metadata": {
+                    **metadata, "resourceVersion": live["metadata"]["resourceVersion"],
+                    "annotations": {**(live["metadata"].get("annotations") or {}), **metadata["annotations"]}}}
+                written = self._call(f"{what}: replace", self._apps.replace_namespaced_deployment, name, namespace,
+                                     replacement, absent=(409,))
+            if written is not None:
                 return True
         raise DeployError(f"{what}: changed by someone else on each of {CONFLICT_ATTEMPTS} tries to apply it")
 

@@ -96,9 +96,16 @@ class _Fault:
     status: int = 0
     body: dict | None = None
     stall_s: float = 0.0
+    answer_late_s: float = 0.0  # serve the request at once, send its answer this much later
 
     def fits(self, request: kmock.Request) -> bool:
         return request.method.value == self.method.upper() and self.path_contains in request.url.path
+
+    def take(self, faults: list[_Fault]) -> None:
+        """Count one use of this fault, dropping it from ``faults`` once used up."""
+        self.times -= 1
+        if self.times <= 0:
+            faults.remove(self)
 
 
 @dataclass(frozen=True)
@@ -282,9 +289,18 @@ class KubeEmulator(kmock.KubernetesEmulator):
             path = request.url.path.replace(_NAMESPACES_ALIAS, "namespaces", 1)
             request = attrs.evolve(request, resource=_NAMESPACES, url=request.url.with_path(path, keep_query=True))
         self._seen.append(SeenRequest(request.method.value, request.url.path, dict(request.params)))
+        late = next((fault for fault in self._faults if fault.answer_late_s and fault.fits(request)), None)
+        if late is not None:
+            late.take(self._faults)
+            response = await self._handle_on_time(request)
+            await self._pause(late.answer_late_s)
+            return response
         injected = await self._injected_answer(request)
         if injected is not None:
             return injected
+        return await self._handle_on_time(request)
+
+    async def _handle_on_time(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         resource = request.resource
         if resource is None or resource.plural is None:
             return await super()._handle(request)  # discovery and /version, as kmock serves them
@@ -305,12 +321,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return await super()._render_error(exc)
 
     async def _injected_answer(self, request: kmock.Request) -> aiohttp.web.StreamResponse | None:
-        fault = next((fault for fault in self._faults if fault.fits(request)), None)
+        fault = next((fault for fault in self._faults if not fault.answer_late_s and fault.fits(request)), None)
         if fault is None:
             return None
-        fault.times -= 1
-        if fault.times <= 0:
-            self._faults.remove(fault)
+        fault.take(self._faults)
         if fault.stall_s:
             await self._pause(fault.stall_s)
             return None
@@ -714,6 +728,11 @@ class ClusterStandIn:
     def stall_next(self, method: str, path_contains: str, seconds: float, times: int = 1) -> None:
         """Hold the next ``times`` matching requests for ``seconds`` before serving them."""
         self._in_loop(self._emulator.inject, _Fault(method, path_contains, times, stall_s=seconds))
+
+    def answer_late(self, method: str, path_contains: str, seconds: float) -> None:
+        """Apply the next matching request at once but send its answer ``seconds`` later: a client that gave up
+        before then retries a write the API already made."""
+        self._in_loop(self._emulator.inject, _Fault(method, path_contains, 1, answer_late_s=seconds))
 
     def _in_loop(self, function, *args):
         async def call():
