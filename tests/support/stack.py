@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal import local_stack
+from sap_llm_release.rehearsal.processes import stop_group
 from sap_llm_release.routers.base import ALL_BLUE
 from sap_llm_release.targets import Target, local_target
 
@@ -58,17 +61,31 @@ class LiveStack:
         target.deployer.remove("green")
         self.ensure_prometheus()
 
-    def wait_for_no_critical_alerts(self, timeout_s: float = 150) -> None:
-        """An earlier rehearsal's injected errors keep the error-rate alert pending or firing for about a minute
-        after its rollback (the rule's rate window); production would not start a release into that either."""
+    def critical_alerts(self) -> int:
+        """Critical alerts pending or firing on the Prometheus the release asks."""
         query = {"query": 'count(ALERTS{severity="critical"})'}
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            result = httpx.get(f"{self.prometheus_url}/api/v1/query", params=query, timeout=5).json()
-            if not result["data"]["result"]:
-                return
-            time.sleep(1)
-        raise AssertionError(f"critical alerts still pending or firing after {timeout_s:.0f}s")
+        result = httpx.get(f"{self.prometheus_url}/api/v1/query", params=query, timeout=5).json()["data"]["result"]
+        return int(float(result[0]["value"][1])) if result else 0
+
+    def forget_alerts(self, timeout_s: float = 30) -> None:
+        """Give the stack the monitoring history of a new one when an earlier rehearsal's injected errors left a
+        critical alert pending or firing: that alert holds for the rule's rate window (a minute) after its cause is
+        gone, and production would not start a release into it either. The Prometheus the release asks starts again
+        on an empty TSDB; return once it has scraped blue's traffic for most of a rehearsal rate window (10 s)."""
+        if not self.critical_alerts():
+            return
+        stop_group(int((self.dir / "prometheus.pid").read_text()))
+        shutil.rmtree(self.dir / "prometheus-data", ignore_errors=True)
+        local_stack.start_prometheus(self.dir, self.info["ports"]["prometheus"])
+        traffic = {"query": 'max(count_over_time(sap_llm_requests_total{job="sap-llm",colour="blue"}[10s]))'}
+
+        def samples() -> float:
+            result = httpx.get(f"{self.prometheus_url}/api/v1/query", params=traffic, timeout=5).json()
+            return float(result["data"]["result"][0]["value"][1]) if result["data"]["result"] else 0.0
+
+        assert poll_until(samples, lambda count: count >= 8, timeout_s=timeout_s, interval_s=0.5) >= 8, \
+            f"the restarted Prometheus has not scraped blue's traffic for 8 s after {timeout_s:.0f}s"
+        assert not self.critical_alerts()
 
     def set_faults(self, colour: str, error_rate: float = 0.0, added_latency_s: float = 0.0) -> None:
         response = httpx.post(
