@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import Engine
 
+from sap_llm_release.audits.model import Finding
 from sap_llm_release.evidence import Evidence
 from sap_llm_release.jobs.base import JobOutcome
 
@@ -508,6 +509,71 @@ class Ledger:
             table: self._rows(f"SELECT * FROM {table} WHERE release_id = :r ORDER BY {column}", r=release_id)
             for table, column in order.items()
         }
+
+    # Scheduled audits (sql/011_audits.sql): a run, each check's finding, the run's outcome.
+
+    def record_audit_run(self, audit_run_id: str, *, audit: str, service: str, period_start: datetime,
+                         period_end: datetime, triggered_by: str, spec_digest: str, writer: Writer) -> bool:
+        return self._insert("audit_runs", {
+            "audit_run_id": audit_run_id, "audit": audit, "service": service,
+            "period_start": period_start.isoformat(), "period_end": period_end.isoformat(),
+            "triggered_by": triggered_by, "spec_digest": spec_digest, **self._by(writer), "recorded_at": utcnow()})
+
+    def record_audit_finding(self, audit_run_id: str, finding: Finding, writer: Writer) -> bool:
+        return self._insert("audit_findings", {
+            "audit_run_id": audit_run_id, "check_name": finding.check, "kind": finding.kind,
+            "severity": finding.severity.value, "measured_value": finding.measured, "threshold": finding.threshold,
+            "detail": finding.detail, "finding_day": finding.day.isoformat() if finding.day else None,
+            "evidence_uri": finding.evidence_uri, "breakdown_json": json.dumps(finding.breakdown),
+            **self._by(writer), "recorded_at": utcnow()})
+
+    def record_audit_outcome(self, audit_run_id: str, *, severity: str, counts: dict[str, int], report_uri: str,
+                             writer: Writer) -> bool:
+        return self._insert("audit_outcomes", {
+            "audit_run_id": audit_run_id, "severity": severity, "counts_json": json.dumps(counts),
+            "report_uri": report_uri, **self._by(writer), "recorded_at": utcnow()})
+
+    def audit_run(self, audit_run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM audit_runs WHERE audit_run_id = :a", a=audit_run_id)
+        return rows[0] if rows else None
+
+    def audit_findings(self, audit_run_id: str) -> list[dict[str, Any]]:
+        """The run's findings, the latest try of each check, in the order they were recorded."""
+        rows = self._rows("SELECT * FROM audit_findings WHERE audit_run_id = :a ORDER BY recorded_at, try_number",
+                          a=audit_run_id)
+        latest = {row["check_name"]: row for row in rows}
+        return sorted(latest.values(), key=lambda row: row["recorded_at"])
+
+    def audit_outcome(self, audit_run_id: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM audit_outcomes WHERE audit_run_id = :a ORDER BY try_number DESC LIMIT 1",
+                          a=audit_run_id)
+        return rows[0] if rows else None
+
+    def audit_check_history(self, audit: str, check: str, before: datetime, limit: int = 30) -> list[dict[str, Any]]:
+        """Earlier runs' findings of ``check`` in ``audit`` whose period ended before ``before``, oldest first:
+        ``period_end``, ``severity``, ``measured_value`` (the latest try of each run)."""
+        rows = self._rows(
+            "SELECT r.period_end, f.severity, f.measured_value, f.try_number, f.audit_run_id"
+            " FROM audit_findings f JOIN audit_runs r ON r.audit_run_id = f.audit_run_id"
+            " WHERE r.audit = :audit AND f.check_name = :check AND r.period_end < :before"
+            " ORDER BY r.period_end DESC, f.try_number DESC",
+            audit=audit, check=check, before=before.isoformat())
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            latest.setdefault(row["audit_run_id"], row)
+        return sorted(latest.values(), key=lambda row: str(row["period_end"]))[-limit:]
+
+    def audit_runs(self, audit: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent audit runs (of ``audit`` when given) with their outcome, newest first."""
+        rows = self._rows(
+            "SELECT r.*, o.severity, o.report_uri FROM audit_runs r"
+            " LEFT JOIN audit_outcomes o ON o.audit_run_id = r.audit_run_id"
+            " WHERE (:audit IS NULL OR r.audit = :audit) ORDER BY r.period_end DESC, o.try_number DESC",
+            audit=audit)
+        newest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            newest.setdefault(row["audit_run_id"], row)
+        return list(newest.values())[:limit]
 
 
 def _engine(url: str) -> Engine:

@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 
 from sap_llm_release.analysis.readiness import READY_CHECK
+from sap_llm_release.audits.spec import Audits
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Number, Threshold
@@ -356,6 +357,7 @@ class ReleaseSpec(BaseModel):
     traffic: TrafficPlan
     analysis: Analysis
     profiles: dict[str, Profile]
+    audits: Audits | None = Field(default=None, description="the scheduled audits of the running service")
 
     @field_validator("gates")
     @classmethod

@@ -8,7 +8,9 @@ an authenticating proxy. The credentials go only to the Prometheus URL itself, n
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -63,6 +65,7 @@ class PrometheusProvider:
         retry = Retry(total=1, backoff_factor=0.1, status_forcelist=(502, 503, 504))
         # a session of its own: the client mounts its retrying adapter on it, which the other endpoints do without
         self._client = PrometheusConnect(url=self.url, timeout=timeout_s, retry=retry, session=self.access.session())
+        self.queries, self.query_seconds = 0, 0.0  # range and vector queries asked, and the time they took
 
     def query(self, promql: str) -> float | None:
         try:
@@ -71,6 +74,38 @@ class PrometheusProvider:
             # KeyError/TypeError: a 200 answer without ``data.result`` (e.g. from a proxy) is malformed, not a crash
             raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
         return _single_value(result, promql)
+
+    def query_vector(self, promql: str, at: datetime) -> list[tuple[dict[str, str], float]]:
+        """Every series of an instant query evaluated at ``at``: (labels, value)."""
+        result = self._timed(lambda: self._client.custom_query(query=promql, params={"time": at.timestamp()}),
+                             promql)
+        try:
+            return [(dict(series["metric"]), float(series["value"][1])) for series in result]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} answered {promql!r} with no vector: {exc!r}") from exc
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step: timedelta
+                    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """Every series of a range query over [start, end] at ``step``: (labels, [(epoch s, value), ...]); NaN
+        points (a ratio over no requests) are left out, as missing data."""
+        result = self._timed(lambda: self._client.custom_query_range(
+            query=promql, start_time=start, end_time=end, step=f"{int(step.total_seconds())}s"), promql)
+        try:
+            return [(dict(series["metric"]),
+                     [(float(t), float(v)) for t, v in series["values"] if not math.isnan(float(v))])
+                    for series in result]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} answered {promql!r} with no matrix: {exc!r}") from exc
+
+    def _timed(self, ask, promql: str):
+        started = time.perf_counter()
+        try:
+            return ask()
+        except (requests.RequestException, PrometheusApiClientException) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc}") from exc
+        finally:
+            self.queries += 1
+            self.query_seconds += time.perf_counter() - started
 
     def ready(self) -> str:
         """The server's readiness answer (``/-/ready``); not ready or not answering raises."""

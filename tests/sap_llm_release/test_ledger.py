@@ -17,7 +17,8 @@ from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Write
 
 MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
               "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
-              "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only"]
+              "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only",
+              "011_audits", "012_audits_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
@@ -453,3 +454,57 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
     winner = next(row for won, row in held if won)
     assert all(row == winner for _, row in held)
     assert len(ledger.release_record(release_id)["approval_claims"]) == 1
+
+
+AUDIT_RUN = "sap_llm_audit_daily:scheduled__2026-11-29T06:00:00+00:00"
+AUDIT_TABLES = ("audit_runs", "audit_findings", "audit_outcomes")
+
+
+def record_audit(ledger, audit_run_id=AUDIT_RUN, writer=WRITER, period_end="2026-11-29T00:00:00+00:00",
+                 measured=0.002):
+    from datetime import date, datetime
+
+    from sap_llm_release.audits.model import Finding, Severity
+
+    end = datetime.fromisoformat(period_end)
+    ledger.record_audit_run(audit_run_id, audit="daily", service="sap-llm", period_start=end.replace(day=end.day - 1),
+                            period_end=end, triggered_by="scheduler", spec_digest="abc", writer=writer)
+    ledger.record_audit_finding(audit_run_id, Finding(
+        check="error_rate", kind="slo_series", severity=Severity.OK, measured=measured, threshold="< 0.01",
+        detail="worst hour", day=date(2026, 11, 28), breakdown={"gpu": 0.001}), writer)
+    ledger.record_audit_outcome(audit_run_id, severity="ok", counts={"ok": 1, "warning": 0, "critical": 0},
+                                report_uri="file:///reports/daily/index.html", writer=writer)
+
+
+def test_an_audit_run_its_findings_and_outcome_are_recorded_once_per_try(ledger):
+    record_audit(ledger)
+    record_audit(ledger)  # a retried write of the same try
+    record_audit(ledger, writer=replace(WRITER, try_number=2), measured=0.003)
+
+    assert str(ledger.audit_run(AUDIT_RUN)["period_start"]).startswith("2026-11-28")
+    (finding,) = ledger.audit_findings(AUDIT_RUN)
+    assert (finding["check_name"], finding["severity"], finding["measured_value"], finding["finding_day"],
+            finding["try_number"]) == ("error_rate", "ok", 0.003, "2026-11-28", 2)
+    assert json.loads(finding["breakdown_json"]) == {"gpu": 0.001}
+    assert ledger.audit_outcome(AUDIT_RUN)["report_uri"] == "file:///reports/daily/index.html"
+    (listed,) = ledger.audit_runs("daily")
+    assert (listed["audit_run_id"], listed["severity"]) == (AUDIT_RUN, "ok")
+
+
+def test_a_checks_history_is_the_earlier_runs_oldest_first(ledger):
+    from datetime import datetime
+
+    for day, measured in ((26, 0.001), (27, 0.002), (28, 0.004)):
+        record_audit(ledger, f"daily:{day}", period_end=f"2026-11-{day}T00:00:00+00:00", measured=measured)
+    history = ledger.audit_check_history("daily", "error_rate", before=datetime.fromisoformat(
+        "2026-11-28T00:00:00+00:00"))
+    assert [row["measured_value"] for row in history] == [0.001, 0.002]
+
+
+@pytest.mark.parametrize("table", AUDIT_TABLES)
+def test_audit_tables_refuse_update_and_delete(ledger, table):
+    record_audit(ledger)
+    for statement in (f"UPDATE {table} SET audit_run_id = audit_run_id", f"DELETE FROM {table}"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            with ledger.engine.begin() as conn:
+                conn.execute(text(statement))
