@@ -568,7 +568,7 @@ class Ledger:
         rows = self._rows(
             "SELECT r.*, o.severity, o.report_uri FROM audit_runs r"
             " LEFT JOIN audit_outcomes o ON o.audit_run_id = r.audit_run_id"
-            " WHERE (:audit IS NULL OR r.audit = :audit) ORDER BY r.period_end DESC, o.try_number DESC",
+            " WHERE (CAST(:audit AS TEXT) IS NULL OR r.audit = :audit) ORDER BY r.period_end DESC, o.try_number DESC",
             audit=audit)
         newest: dict[str, dict[str, Any]] = {}
         for row in rows:
