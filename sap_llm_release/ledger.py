@@ -533,6 +533,16 @@ class Ledger:
             "audit_run_id": audit_run_id, "severity": severity, "counts_json": json.dumps(counts),
             "report_uri": report_uri, **self._by(writer), "recorded_at": utcnow()})
 
+    def record_audit_notification(self, audit_run_id: str, *, channel: str, kind: str, dedup_key: str, sent: bool,
+                                  detail: str, writer: Writer) -> bool:
+        return self._insert("audit_notifications", {
+            "audit_run_id": audit_run_id, "channel": channel, "kind": kind, "dedup_key": dedup_key,
+            "status": "sent" if sent else "failed", "detail": detail, **self._by(writer), "recorded_at": utcnow()})
+
+    def audit_notifications(self, audit_run_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM audit_notifications WHERE audit_run_id = :a ORDER BY recorded_at",
+                          a=audit_run_id)
+
     def audit_run(self, audit_run_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM audit_runs WHERE audit_run_id = :a", a=audit_run_id)
         return rows[0] if rows else None

@@ -1,5 +1,5 @@
 -- Scheduled audits (checklist section 10): each run of an audit DAG, each check's finding, and the run's outcome
--- (report, notifications). Append-only like the release record; every row names the Airflow task try that wrote it.
+-- (report) and the notifications it sent. Append-only like the release record; every row names the Airflow task try that wrote it.
 
 CREATE TABLE IF NOT EXISTS audit_runs (
     audit_run_id      TEXT NOT NULL PRIMARY KEY,
@@ -46,4 +46,19 @@ CREATE TABLE IF NOT EXISTS audit_outcomes (
     try_number        INTEGER NOT NULL,
     recorded_at       TIMESTAMP WITH TIME ZONE NOT NULL,
     PRIMARY KEY (audit_run_id, try_number)
+);
+
+CREATE TABLE IF NOT EXISTS audit_notifications (
+    audit_run_id      TEXT NOT NULL REFERENCES audit_runs (audit_run_id),
+    channel           TEXT NOT NULL CHECK (channel IN ('slack', 'pagerduty')),
+    kind              TEXT NOT NULL,
+    dedup_key         TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('sent', 'failed')),
+    detail            TEXT NOT NULL DEFAULT '',
+    dag_id            TEXT NOT NULL,
+    run_id            TEXT NOT NULL,
+    task_id           TEXT NOT NULL,
+    try_number        INTEGER NOT NULL,
+    recorded_at       TIMESTAMP WITH TIME ZONE NOT NULL,
+    PRIMARY KEY (audit_run_id, channel, kind, try_number)
 );

@@ -8,3 +8,6 @@ CREATE TRIGGER audit_findings_append_only BEFORE UPDATE OR DELETE ON audit_findi
 DROP TRIGGER IF EXISTS audit_outcomes_append_only ON audit_outcomes;
 CREATE TRIGGER audit_outcomes_append_only BEFORE UPDATE OR DELETE ON audit_outcomes
     FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+DROP TRIGGER IF EXISTS audit_notifications_append_only ON audit_notifications;
+CREATE TRIGGER audit_notifications_append_only BEFORE UPDATE OR DELETE ON audit_notifications
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();

@@ -11,3 +11,7 @@ CREATE TRIGGER IF NOT EXISTS audit_outcomes_append_only_update BEFORE UPDATE ON 
 BEGIN SELECT RAISE(ABORT, 'ledger table audit_outcomes is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_outcomes_append_only_delete BEFORE DELETE ON audit_outcomes
 BEGIN SELECT RAISE(ABORT, 'ledger table audit_outcomes is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_notifications_append_only_update BEFORE UPDATE ON audit_notifications
+BEGIN SELECT RAISE(ABORT, 'ledger table audit_notifications is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_notifications_append_only_delete BEFORE DELETE ON audit_notifications
+BEGIN SELECT RAISE(ABORT, 'ledger table audit_notifications is append-only'); END;

@@ -22,8 +22,15 @@ class Pager:
 
     def trigger(self, release_id: str, summary: str, severity: str = "critical",
                 details: dict | None = None) -> str:
-        return self.client.trigger(summary[:1024], self.source, dedup_key=dedup_key(release_id), severity=severity,
-                                   custom_details=details or {})
+        return self.trigger_key(dedup_key(release_id), summary, severity, details)
 
     def resolve(self, release_id: str) -> str:
         return self.client.resolve(dedup_key(release_id))
+
+    def trigger_key(self, key: str, summary: str, severity: str = "critical", details: dict | None = None) -> str:
+        """Trigger (or update) the alert under dedup key ``key``."""
+        return self.client.trigger(summary[:1024], self.source, dedup_key=key, severity=severity,
+                                   custom_details=details or {})
+
+    def resolve_key(self, key: str) -> str:
+        return self.client.resolve(key)

@@ -457,7 +457,7 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
 
 
 AUDIT_RUN = "sap_llm_audit_daily:scheduled__2026-11-29T06:00:00+00:00"
-AUDIT_TABLES = ("audit_runs", "audit_findings", "audit_outcomes")
+AUDIT_TABLES = ("audit_runs", "audit_findings", "audit_outcomes", "audit_notifications")
 
 
 def record_audit(ledger, audit_run_id=AUDIT_RUN, writer=WRITER, period_end="2026-11-29T00:00:00+00:00",
@@ -474,6 +474,8 @@ def record_audit(ledger, audit_run_id=AUDIT_RUN, writer=WRITER, period_end="2026
         detail="worst hour", day=date(2026, 11, 28), breakdown={"gpu": 0.001}), writer)
     ledger.record_audit_outcome(audit_run_id, severity="ok", counts={"ok": 1, "warning": 0, "critical": 0},
                                 report_uri="file:///reports/daily/index.html", writer=writer)
+    ledger.record_audit_notification(audit_run_id, channel="slack", kind="summary", dedup_key="daily", sent=True,
+                                     detail="daily audit: ok", writer=writer)
 
 
 def test_an_audit_run_its_findings_and_outcome_are_recorded_once_per_try(ledger):
@@ -487,6 +489,8 @@ def test_an_audit_run_its_findings_and_outcome_are_recorded_once_per_try(ledger)
             finding["try_number"]) == ("error_rate", "ok", 0.003, "2026-11-28", 2)
     assert json.loads(finding["breakdown_json"]) == {"gpu": 0.001}
     assert ledger.audit_outcome(AUDIT_RUN)["report_uri"] == "file:///reports/daily/index.html"
+    assert [(n["channel"], n["status"], n["try_number"]) for n in ledger.audit_notifications(AUDIT_RUN)] == [
+        ("slack", "sent", 1), ("slack", "sent", 2)]
     (listed,) = ledger.audit_runs("daily")
     assert (listed["audit_run_id"], listed["severity"]) == (AUDIT_RUN, "ok")
 
