@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from operators.runtime import ReleaseRun
+from sap_llm_release.audits.notify import AuditNotifier
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.notify.notifier import ReleaseNotifier
 from sap_llm_release.notify.pagerduty import Pager
@@ -77,3 +78,8 @@ def release_notifier_for(ledger: Ledger, release_id: str, writer: Writer) -> Rel
 
 def release_notifier(run: ReleaseRun) -> ReleaseNotifier:
     return release_notifier_for(run.ledger, run.release_id, run.writer)
+
+
+def audit_notifier(ledger: Ledger, service: str, writer: Writer) -> AuditNotifier:
+    """The audits' notifier, on the same Slack and PagerDuty connections as releases."""
+    return AuditNotifier(ledger, service, writer, slack=_channel(_slack), pager=_channel(_pager))

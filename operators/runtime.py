@@ -158,6 +158,17 @@ def api_credentials(target: Target) -> tuple[str | None, str | None]:
     return conn.password or None, conn.extra_dejson.get("jwt_signing_key")
 
 
+def with_target(context: CheckContext, target: Target) -> CheckContext:
+    """``context`` given what ``target`` runs, with the backing services and credentials configured in Airflow."""
+    context.endpoints, context.router, context.deployer = target, target.router, target.deployer
+    context.slots, context.ca_file, context.kubernetes = target.slots, target.ca_file, target.kubernetes
+    context.services = {**target.services, **configured_services()}
+    context.prometheus_replicas = prometheus_replicas(target)
+    context.api_key, context.jwt_key = api_credentials(target)
+    context.reports_dir = Path(target.reports_dir)
+    return context
+
+
 @lru_cache(maxsize=4)
 def ledger_for(url: str) -> Ledger:
     return Ledger(url)
@@ -222,16 +233,10 @@ class ReleaseRun:
             metrics=PrometheusProvider(self.prometheus),
         )
         try:
-            target = self.target
+            with_target(context, self.target)
         except TargetError as exc:
             context.unavailable_reason = str(exc)
             return context
-        context.endpoints, context.router, context.deployer = target, target.router, target.deployer
-        context.slots, context.ca_file, context.kubernetes = target.slots, target.ca_file, target.kubernetes
-        context.services = {**target.services, **configured_services()}
-        context.prometheus_replicas = prometheus_replicas(target)
-        context.api_key, context.jwt_key = api_credentials(target)
-        context.reports_dir = Path(target.reports_dir)
         context.job_results = lambda job: self.ledger.job_result(self.release_id, job)
         return context
 

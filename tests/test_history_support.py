@@ -153,6 +153,9 @@ def test_alert_is_firing_exactly_within_its_interval(prometheus):
     selector = f'ALERTS{{alertname="{ALERT.alertname}",alertstate="firing",severity="critical",job="sap-llm"}}'
     (series,) = instant(url, f"{selector}[1d]", start_ts + 2 * 86400)
     begin = start_ts + 86400 + int(10.5 * 3600)
-    assert [int(ts) for ts, _ in series["values"]] == list(range(begin, begin + 30 * 60, 60))
-    assert {sample for _, sample in series["values"]} == {"1"}
+    end = begin + 30 * 60
+    assert [int(ts) for ts, _ in series["values"]] == list(range(begin, end + 60, 60))
+    assert {sample for ts, sample in series["values"] if ts < end} == {"1"} and series["values"][-1][1] == "NaN"
+    firing = instant(url, f"{selector} == 1", end + 120)
+    assert firing == [], "the NaN after the interval ends it, as a staleness marker does"
     assert all(not instant(url, f"{selector}[1d]", start_ts + 86400 * day) for day in (1, 3, 4))

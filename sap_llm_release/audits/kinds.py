@@ -39,10 +39,12 @@ class AuditContext:
 
 
 class AuditKind:
-    """One audit check kind: its ``Params``, whether it takes warning/critical bounds, and ``run``."""
+    """One audit check kind: its ``Params``, whether it takes warning/critical bounds, whether it reads the
+    release checks' context (the target's systems: ``needs_checks``), and ``run``."""
 
     Params: ClassVar[type[BaseModel]] = Params
     needs_threshold: ClassVar[bool] = True
+    needs_checks: ClassVar[bool] = False
 
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         raise NotImplementedError
@@ -120,7 +122,7 @@ class AlertsFired(AuditKind):
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: AlertsFiredParams = check.check_params
         period = f"{int((context.period_end - context.period_start).total_seconds())}s"
-        selector = f'ALERTS{{alertstate="firing",severity="{params.severity}"}}'
+        selector = f'(ALERTS{{alertstate="firing",severity="{params.severity}"}} == 1)'
         window = f"[{period}:{params.resolution_s}s]"
         minutes = context.metrics.query_vector(f"count_over_time({selector}{window})", context.period_end)
         starts = {_alert_key(labels): value for labels, value in
@@ -160,6 +162,7 @@ class ReleaseCheck(AuditKind):
 
     Params = ReleaseCheckParams
     needs_threshold = False
+    needs_checks = True
 
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: ReleaseCheckParams = check.check_params

@@ -215,14 +215,18 @@ def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: 
 
 
 def _write_alerts(out: TextIO, alerts: list[AlertFired], start_ts: int, step_s: int) -> None:
-    """One ``ALERTS`` series per alert name and severity, 1 at each sample within one of its intervals."""
+    """One ``ALERTS`` series per alert name and severity, 1 at each sample within one of its intervals and NaN at
+    the sample after each interval: a backfill holds no staleness marker, and without it an instant query would
+    see the alert firing for Prometheus's lookback (5 min) past its end; ``ALERTS == 1`` drops the NaN, as a live
+    Prometheus's staleness marker ends the series."""
     firing: dict[str, set[int]] = {}
     for alert in alerts:
         firing.setdefault(alert.series(), set()).update(alert.firing(start_ts, step_s))
     if firing:
         out.write("# TYPE ALERTS gauge\n")
     for series, stamps in firing.items():
-        out.write("".join(f"{series} 1 {ts}\n" for ts in sorted(stamps)))
+        ends = {ts + step_s for ts in stamps} - stamps
+        out.write("".join(f"{series} {'1' if ts in stamps else 'NaN'} {ts}\n" for ts in sorted(stamps | ends)))
 
 
 def _write_series(out: TextIO, series: str, values: list[str], stamps: list[str]) -> None:

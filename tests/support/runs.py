@@ -35,12 +35,17 @@ def release_conf(**overrides: Any) -> dict[str, Any]:
     return conf
 
 
-def release_dag():
+def project_dags() -> dict[str, Any]:
+    """Every DAG of the project's dags folder, by id (an import error fails the caller)."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors
-    return bag.dags["sap_llm_release"]
+    return bag.dags
+
+
+def release_dag():
+    return project_dags()["sap_llm_release"]
 
 
 def approving(**overrides: tuple[str, str]) -> dict[str, tuple[str, str]]:
