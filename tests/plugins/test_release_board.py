@@ -100,3 +100,49 @@ def test_the_limit_counts_only_releases_the_user_may_read(auth_manager, monkeypa
     response = TestClient(plugin.board).get("/releases", params={"limit": 2}, headers=_token(auth_manager, "viewer"))
     assert response.status_code == 200
     assert [release["release_id"] for release in response.json()] == mine[::-1]
+
+
+@pytest.fixture
+def audit_run_id(tmp_path):
+    from datetime import datetime, timezone
+
+    from sap_llm_release.audits.model import Finding, Severity
+
+    ledger = Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+    ledger.migrate()
+    run_id = f"board-{uuid.uuid4().hex[:8]}"
+    audit_run_id, writer = f"sap_llm_audit_daily:{run_id}", Writer("sap_llm_audit_daily", run_id, "report", 1)
+    ledger.record_audit_run(audit_run_id, audit="daily", service="sap-llm", triggered_by="schedule",
+                            period_start=datetime(2030, 1, 1, tzinfo=timezone.utc), spec_digest="abc",
+                            period_end=datetime(2030, 1, 2, tzinfo=timezone.utc), writer=writer)
+    ledger.record_audit_finding(audit_run_id, Finding("error_rate", "slo_series", Severity.WARNING, 0.02, "< 0.01",
+                                                      "worst hour"), writer)
+    (tmp_path / "index.html").write_text("<h1>daily audit</h1><img src='error_rate.png'>")
+    (tmp_path / "error_rate.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path.parent / "secret.html").write_text("not the report's")
+    ledger.record_audit_outcome(audit_run_id, severity="warning", counts={"ok": 0, "warning": 1, "critical": 0},
+                                report_uri=(tmp_path / "index.html").as_uri(), writer=writer)
+    return audit_run_id
+
+
+def test_a_viewer_lists_audit_runs_and_reads_their_reports(client, auth_manager, audit_run_id):
+    headers = _token(auth_manager, "viewer")
+    listed = client.get("/audits", params={"audit": "daily"}, headers=headers).json()
+    (mine,) = [run for run in listed if run["audit_run_id"] == audit_run_id]
+    assert (mine["severity"], mine["report"]) == ("warning", f"audits/{audit_run_id}/index.html")
+    page = client.get(f"/audits/{audit_run_id}/index.html", headers=headers)
+    assert page.status_code == 200 and "daily audit" in page.text and page.headers["content-type"].startswith(
+        "text/html")
+    plot = client.get(f"/audits/{audit_run_id}/error_rate.png", headers=headers)
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+
+
+def test_audit_reports_are_refused_to_strangers_and_serve_nothing_outside_the_report(client, auth_manager,
+                                                                                      audit_run_id):
+    assert client.get(f"/audits/{audit_run_id}/index.html").status_code == 401
+    assert client.get(f"/audits/{audit_run_id}/index.html", headers=_token(auth_manager, None)).status_code == 404
+    assert client.get("/audits", headers=_token(auth_manager, None)).json() == []
+    viewer = _token(auth_manager, "viewer")
+    assert client.get(f"/audits/{audit_run_id}/..%2Fsecret.html", headers=viewer).status_code in (404, 422)
+    assert client.get(f"/audits/{audit_run_id}/missing.png", headers=viewer).status_code == 404
+    assert client.get("/audits", params={"audit": "hourly"}, headers=viewer).status_code == 422
