@@ -16,7 +16,7 @@ from urllib.request import url2pathname
 import pytest
 
 from sap_llm_release.ledger import Ledger
-from tests.support.history import (
+from sap_llm_release.rehearsal.history import (
     AlertFired,
     ErrorSpike,
     GpuUnderuse,

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tests.support.history import (
+from sap_llm_release.rehearsal.history import (
     AlertFired,
     ErrorSpike,
     GpuUnderuse,

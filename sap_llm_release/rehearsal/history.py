@@ -1,5 +1,6 @@
-"""Recorded Prometheus history for the audit tests: days of the service's series, healthy or with injected problems,
-written as OpenMetrics, backfilled into a TSDB with promtool and served by a real Prometheus.
+"""Recorded Prometheus history for the audits' tests, benchmark and rehearsal (``make demo-audits``): days of the
+service's series, healthy or with injected problems, written as OpenMetrics, backfilled into a TSDB with promtool and
+served by a real Prometheus.
 
     start = history_start(4)
     history = write_openmetrics(tmp / "history.om", start=start, days=4, step_s=60,
@@ -9,9 +10,9 @@ written as OpenMetrics, backfilled into a TSDB with promtool and served by a rea
 
 Every series has a sample every ``step_s`` from ``start`` to ``start + days`` (both included); choose ``start`` so
 that the history ends before now (``history_start`` does). Backfilled series carry no staleness markers: an instant
-query still sees a series' last sample for Prometheus's lookback (5 min) after it, so an instant ``ALERTS`` reads as
-firing up to 5 min past its interval (``ALERTS[...]`` range selectors see the exact samples), and an instant query
-more than 5 min past the history's end sees nothing: evaluate at the history's end (``time=``), not at now.
+query still sees a series' last sample for Prometheus's lookback (5 min) after it (``ALERTS`` ends each interval
+with a NaN sample instead, which ``ALERTS == 1`` drops), and an instant query more than 5 min past the history's end
+sees nothing: evaluate at the history's end (``time=``), not at now.
 """
 
 from __future__ import annotations
