@@ -80,6 +80,7 @@ lint: setup
 benchmarks: setup
 	$(PY) benchmarks/dag_parse.py
 	$(PY) benchmarks/rollback_reaction.py
+	$(PY) benchmarks/audit_month.py
 	$(VALIDATOR) benchmarks/validator_cpu.py
 
 clean:

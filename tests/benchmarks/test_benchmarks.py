@@ -43,3 +43,10 @@ def test_rollback_reaction_measures_one_rollback(unused_stack_ports):
                str(unused_stack_ports)], timeout_s=540)
     assert re.search(r"rollback reaction at the 20% step, 1 runs: \d+\.\d s", out), out
     assert re.search(r"median \d+\.\d s \(goal <= 15 s", out), out
+
+
+def test_audit_month_prints_its_wall_time_and_queries():
+    out = run([sys.executable, "benchmarks/audit_month.py", "--runs", "1", "--days", "2", "--step-s", "60"],
+              timeout_s=300)
+    assert re.search(r"monthly audit over 2 days at 60 s, 1 runs: wall median \d+\.\d s \(goal < 60 s\); "
+                     r"Prometheus queries per run: median [1-9]\d*, total time median \d+\.\d\d s", out), out
