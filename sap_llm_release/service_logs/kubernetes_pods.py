@@ -31,7 +31,7 @@ class KubernetesPodLogs:
 
     def lines(self, start: datetime, end: datetime) -> dict[str, list[tuple[datetime, str]]]:
         since_s = max(1, math.ceil((datetime.now(timezone.utc) - start).total_seconds()))
-        pods = self._ask(f"pods {self.describe()}: list", self._core.list_namespaced_pod, self.namespace,
+        pods = self._ask(f"{self.describe()}: list", self._core.list_namespaced_pod, self.namespace,
                          label_selector=self.selector)
         names = sorted(pod["metadata"]["name"] for pod in json.loads(pods).get("items") or [])
         return {name: _within(self._log(name, since_s), start, end) for name in names}

@@ -37,7 +37,7 @@ class LocalProcessLogs:
         files = {process: self._files(process) for process in self.processes}
         if not any(files.values()):
             raise LogsUnavailable(f"no service log files ({', '.join(self.processes)}) in {self.state_dir}")
-        return {process: [line for path in paths if _may_hold(path, start) for line in _within(path, start, end)]
+        return {process: [line for path in paths for line in _within(path, start, end)]
                 for process, paths in files.items()}
 
     def _files(self, process: str) -> list[Path]:
@@ -45,11 +45,6 @@ class LocalProcessLogs:
         archived = sorted(self.state_dir.glob(f"{process}.*.log"), key=lambda path: path.stat().st_mtime)
         current = self.state_dir / f"{process}.log"
         return archived + ([current] if current.is_file() else [])
-
-
-def _may_hold(path: Path, start: datetime) -> bool:
-    """A file last written before ``start`` holds no line of the period."""
-    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) >= start
 
 
 def _within(path: Path, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
