@@ -3,14 +3,20 @@ from pods' logs through the Kubernetes API (the stand-in); logs that cannot be r
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
+
+import httpx
 
 from sap_llm_release.audits.base import AuditContext
 from sap_llm_release.audits.model import Severity
 from sap_llm_release.audits.runner import judge
 from sap_llm_release.audits.spec import AuditCheck
+from sap_llm_release.deployers.local_process import LocalProcessDeployer
+from sap_llm_release.polling import poll_until
 from sap_llm_release.service_logs.kubernetes_pods import KubernetesPodLogs
 from sap_llm_release.service_logs.local_files import LocalProcessLogs
+from tests.sap_llm_release.deployers.test_local_process import SERVER_SCRIPT, find_free_port
 from tests.sap_llm_release.service_logs.test_kubernetes_pods import NAMESPACE, pod
 from tests.sap_llm_release.service_logs.test_local_files import stamp
 
@@ -107,3 +113,27 @@ def test_missing_log_files_no_lines_or_no_log_source_are_no_data(tmp_path):
     assert "no service log files" in missing.detail
     assert "no log line of the service in the period" in silent.detail
     assert "this target provides no service logs" in no_source.detail
+
+
+def test_the_reference_servers_own_error_lines_are_counted_in_utc(tmp_path, monkeypatch):
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # the server's local time is not UTC: its stamps must be anyway
+    deployer = LocalProcessDeployer(state_dir=tmp_path, ports={"blue": find_free_port(), "green": find_free_port()},
+                                    server_command=[sys.executable, str(SERVER_SCRIPT), "--enable-fault-injection"])
+    try:
+        deployer.deploy("blue", "1.0.0")
+        assert deployer.wait_ready("blue", 30)[0]
+        httpx.post(f"{deployer.url('blue')}/admin/faults", json={"error_rate": 1.0}, timeout=5).raise_for_status()
+        for document in ("doc-1", "doc-2"):
+            answer = httpx.post(f"{deployer.url('blue')}/v1/documents", timeout=5,
+                                json={"document_id": document, "content": "Invoice 4711"})
+            assert answer.status_code == 500
+        now = datetime.now(timezone.utc)
+        period = context(LocalProcessLogs(tmp_path), now - timedelta(minutes=5), now + timedelta(minutes=1))
+        finding = poll_until(lambda: judge(error_check(), period), lambda found: found.measured == 2,
+                             timeout_s=10, interval_s=0.2)
+    finally:
+        deployer.remove("blue")
+
+    assert finding.measured == 2, finding.detail
+    assert finding.breakdown == {"blue": 2.0, "green": 0.0}
+    assert "ERROR colour=blue document=doc-1 inference failed (injected fault)" in finding.detail
