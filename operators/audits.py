@@ -113,24 +113,27 @@ class AuditTaskRun:
         from sap_llm_release.analysis.prometheus import PrometheusProvider
 
         start, end = self.period()
-        checks = self.check_context() if AUDIT_KINDS[check.kind].needs_checks else None
-        return AuditContext(self.spec.service, start, end, self.audit.step,
-                            metrics=PrometheusProvider(prometheus_access(PROMETHEUS_CONN_ID)), checks=checks)
+        metrics = PrometheusProvider(prometheus_access(PROMETHEUS_CONN_ID))
+        context = AuditContext(self.spec.service, start, end, self.audit.step, metrics=metrics)
+        if AUDIT_KINDS[check.kind].needs_target:
+            self._add_target(context)
+        return context
 
-    def check_context(self) -> CheckContext:
-        """What the release's check kinds read, on the audited profile's target as it runs now."""
-        from sap_llm_release.analysis.prometheus import PrometheusProvider
-
+    def _add_target(self, context: AuditContext) -> None:
+        """What the release's check kinds read and the service's logs, on the audited profile's target as it runs
+        now; a target that cannot be reached leaves them without data (each check says so)."""
         profile = self.context["params"]["profile"]
-        context = CheckContext(service=self.spec.service, rate_window=self.spec.rate_window(profile),
-                               metrics=PrometheusProvider(prometheus_access(PROMETHEUS_CONN_ID)))
+        context.checks = CheckContext(service=self.spec.service, rate_window=self.spec.rate_window(profile),
+                                      metrics=context.metrics)
         kind = self.spec.profile(profile).target
         try:
             live = live_blue_slot(build_target(kind, kubernetes_api=kubernetes_api_client).router)
-            return with_target(context, build_target(kind, live, kubernetes_api=kubernetes_api_client))
-        except Exception as exc:  # noqa: BLE001 - a target that cannot be reached leaves its checks without data
-            context.unavailable_reason = f"the {kind} target cannot be reached: {type(exc).__name__}: {exc}"
-            return context
+            target = build_target(kind, live, kubernetes_api=kubernetes_api_client)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the target is the checks' missing data
+            context.checks.unavailable_reason = f"the {kind} target cannot be reached: {type(exc).__name__}: {exc}"
+            return
+        with_target(context.checks, target)
+        context.logs = target.logs
 
 
 def _as_utc(value: Any) -> datetime:

@@ -21,6 +21,7 @@ from sap_llm_release.jobs.base import JobRunner
 from sap_llm_release.jobs.local_process import LocalProcessJobRunner
 from sap_llm_release.routers.base import Router
 from sap_llm_release.routers.nginx import NginxRouter
+from sap_llm_release.service_logs.local_files import LocalProcessLogs
 
 STACK_DIR_ENV = "SAP_LLM_STACK_DIR"
 KUBERNETES_SETTINGS_ENV = "SAP_LLM_KUBERNETES_SETTINGS"
@@ -70,6 +71,7 @@ class Target:
     jwt_secret_file: str | None = None  # the key that signs the JWTs the service accepts, where the target holds it
     kubernetes: Any = None  # KubernetesAccess for the infrastructure checks, on a cluster
     pods: Any = None  # KubernetesSettings for inference jobs run as pods, on a cluster (job_runner is None then)
+    logs: Any = None  # LogSource (service_logs/): the service's own logs, for the error-log audit
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -107,6 +109,7 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
         jwt_secret_file=stack.get("jwt_secret_file"),
         reports_dir=stack_dir / "reports",
         slots=slots,
+        logs=LocalProcessLogs(stack_dir, processes=COLOURS),
         job_runner=LocalProcessJobRunner(
             commands=stack.get("job_commands", {}), work_dir=stack_dir / "jobs",
             cwd=Path(stack.get("project_dir", ".")), env=stack.get("job_env", {}),
@@ -119,6 +122,7 @@ def kubernetes_target(settings: Any, api_client: Any, blue_slot: str = "blue") -
     with the checklist's roles mapped onto its two slots."""
     from sap_llm_release.checks.kubernetes import KubernetesAccess
     from sap_llm_release.deployers.kubernetes import KubernetesDeployer
+    from sap_llm_release.service_logs.kubernetes_pods import KubernetesPodLogs
 
     slots = slots_for(blue_slot)
     return Target(
@@ -133,6 +137,7 @@ def kubernetes_target(settings: Any, api_client: Any, blue_slot: str = "blue") -
         prometheus_replicas=list(settings.prometheus_replicas),
         kubernetes=KubernetesAccess(api_client, settings.namespace),
         pods=settings,
+        logs=KubernetesPodLogs(api_client, settings.namespace, selector=f"app={settings.app}"),
     )
 
 

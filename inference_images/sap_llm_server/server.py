@@ -298,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jwt-secret-file", help="HS256 key that signs the accepted JWTs")
     parser.add_argument("--api-keys-file", help="SHA-256 hex digests of the accepted API keys, one per line")
     args = parser.parse_args(argv)
+    logging.Formatter.converter = time.gmtime  # lines stamped in UTC: the error-log audit reads their times
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = PipelineModel(args.model_dir, args.device) if args.model_dir else FallbackModel()
     authenticator = Authenticator.from_files(args.jwt_secret_file, args.api_keys_file) \

@@ -2,18 +2,22 @@
 
 ``slo_series`` judges a PromQL series point by point (its worst point, and the day it fell on); ``alerts_fired``
 lists every alert that fired in the period with how long; ``release_check`` runs one of the release's check kinds
-(TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding."""
+(TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding;
+``alert_delivery`` sends a synthetic alert through the running Alertmanager and confirms each receiver got it
+(audits/alert_delivery.py); ``error_log_volume`` counts the service's error log lines (audits/error_logs.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from sap_llm_release.audits.alert_delivery import AlertDelivery
+from sap_llm_release.audits.base import AuditContext, AuditKind
+from sap_llm_release.audits.error_logs import ErrorLogVolume
 from sap_llm_release.audits.model import Finding, Series, Severity, worst
-from sap_llm_release.checks.base import CheckContext, Params
+from sap_llm_release.checks.base import Params
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.evidence import Threshold, Verdict
 from sap_llm_release.templates import render, require_known_variables
@@ -22,32 +26,6 @@ if TYPE_CHECKING:
     from sap_llm_release.audits.spec import AuditCheck
 
 SERIES_VARIABLES = {"service", "step"}
-
-
-@dataclass
-class AuditContext:
-    """What an audit check may look at: the period it judges and the systems it asks. ``metrics`` answers range
-    and instant queries (:class:`~sap_llm_release.analysis.prometheus.PrometheusProvider`); ``checks`` is the
-    context the release's check kinds read."""
-
-    service: str
-    period_start: datetime
-    period_end: datetime
-    step: timedelta
-    metrics: Any = None
-    checks: CheckContext | None = None
-
-
-class AuditKind:
-    """One audit check kind: its ``Params``, whether it takes warning/critical bounds, whether it reads the
-    release checks' context (the target's systems: ``needs_checks``), and ``run``."""
-
-    Params: ClassVar[type[BaseModel]] = Params
-    needs_threshold: ClassVar[bool] = True
-    needs_checks: ClassVar[bool] = False
-
-    def run(self, check: AuditCheck, context: AuditContext) -> Finding:
-        raise NotImplementedError
 
 
 def _day_of(epoch_s: float, step: timedelta) -> date:
@@ -162,7 +140,7 @@ class ReleaseCheck(AuditKind):
 
     Params = ReleaseCheckParams
     needs_threshold = False
-    needs_checks = True
+    needs_target = True
 
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: ReleaseCheckParams = check.check_params
@@ -180,7 +158,9 @@ class ReleaseCheck(AuditKind):
 
 
 AUDIT_KINDS: dict[str, type[AuditKind]] = {
+    "alert_delivery": AlertDelivery,
     "alerts_fired": AlertsFired,
+    "error_log_volume": ErrorLogVolume,
     "release_check": ReleaseCheck,
     "slo_series": SloSeries,
 }

@@ -158,18 +158,27 @@ def _start_monitoring(stack_dir: Path, ports: dict[str, int], nowhere: str) -> N
             blue_port=str(ports["blue"]), green_port=str(ports["green"]),
             prometheus_targets=", ".join(f'"127.0.0.1:{ports[name]}"' for name in PROMETHEUS_REPLICAS),
             alertmanager_port=str(ports["alertmanager"]))
-    _render("alertmanager.yml.tmpl", stack_dir / "alertmanager.yml", pagerduty_url=f"{nowhere}/v2/enqueue",
-            slack_url=f"{nowhere}/slack")
+    start_alertmanager(stack_dir, ports["alertmanager"], pagerduty_url=f"{nowhere}/v2/enqueue",
+                       slack_url=f"{nowhere}/slack")
+    for name in PROMETHEUS_REPLICAS:
+        start_prometheus(stack_dir, ports[name], name)
+
+
+def start_alertmanager(stack_dir: Path, port: int, *, pagerduty_url: str, slack_url: str,
+                       env: dict[str, str] | None = None) -> None:
+    """Alertmanager on ``port`` with the stack's routes (stack/alertmanager.yml.tmpl), its PagerDuty receiver posting
+    to ``pagerduty_url`` and its Slack receiver to ``slack_url``; its pid in ``alertmanager.pid``. ``env`` is added
+    to its environment (``SSL_CERT_FILE``: the CA it verifies the receivers with)."""
+    (stack_dir / "alertmanager-data").mkdir(parents=True, exist_ok=True)
+    _render("alertmanager.yml.tmpl", stack_dir / "alertmanager.yml", pagerduty_url=pagerduty_url, slack_url=slack_url)
     _start("alertmanager", [
         "prometheus-alertmanager",
         f"--config.file={stack_dir / 'alertmanager.yml'}",
         f"--storage.path={stack_dir / 'alertmanager-data'}",
-        f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
+        f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",  # one instance: no gossip port
-    ], stack_dir)
-    _wait_http(f"http://127.0.0.1:{ports['alertmanager']}/-/ready", 30, "Alertmanager")
-    for name in PROMETHEUS_REPLICAS:
-        start_prometheus(stack_dir, ports[name], name)
+    ], stack_dir, env=env)
+    _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, "Alertmanager")
 
 
 def _stores(stores_dir: Path) -> dict[str, str]:

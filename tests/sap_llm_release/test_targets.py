@@ -13,6 +13,8 @@ from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.routers.gateway_api import HTTPRouteRouter
 from sap_llm_release.routers.ingress_nginx import IngressCanaryRouter
 from sap_llm_release.routers.service_selector import ServiceSelectorRouter
+from sap_llm_release.service_logs.kubernetes_pods import KubernetesPodLogs
+from sap_llm_release.service_logs.local_files import LocalProcessLogs
 from sap_llm_release.targets import TargetError, build_target, live_blue_slot, local_target, slots_for
 
 
@@ -54,6 +56,8 @@ def test_swapped_target_points_roles_at_the_other_slots(stack_dir):
     assert target.router.addresses == {"blue": "127.0.0.1:18082", "green": "127.0.0.1:18081"}
     assert target.deployer.url("green") == "http://127.0.0.1:18081"
     assert target.deployer._state_file("green").name == "blue.json"
+    assert isinstance(target.logs, LocalProcessLogs)  # both slots' process logs, whichever role each plays
+    assert (target.logs.state_dir, target.logs.processes) == (stack_dir, ("blue", "green"))
 
 
 def test_build_target_fails_loudly(monkeypatch, stack_dir):
@@ -97,6 +101,8 @@ def test_kubernetes_target_from_its_settings_and_api_client(monkeypatch, tmp_pat
     assert target.kubernetes.namespace == "sap-llm-prod" and target.pods.job_images == EXAMPLE["job_images"]
     assert target.job_runner is None  # jobs run as pods, through the KubernetesPodOperator
     assert len(target.prometheus_replicas) == 3
+    assert isinstance(target.logs, KubernetesPodLogs)
+    assert (target.logs.namespace, target.logs.selector) == ("sap-llm-prod", "app=sap-llm")
 
 
 def test_kubernetes_routers_by_setting(monkeypatch, tmp_path, kube_api):

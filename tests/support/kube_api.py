@@ -255,7 +255,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def on_pod(self, hook: Callable[[dict], PodScript | None]) -> None:
         self._pod_hooks.append(hook)
 
-    def serve_pod_log(self, namespace: str, name: str, read: Callable[[], str]) -> None:
+    def serve_pod_log(self, namespace: str, name: str, read: Callable[[], str | list]) -> None:
         self._log_sources[(namespace, name)] = read
 
     async def delete(self, plural: str, name: str, namespace: str | None = None) -> bool:
@@ -456,8 +456,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if run is not None:
             lines = run.log_lines(container)
         elif read := self._log_sources.get((request.namespace, request.name)):
-            now = _utcnow()
-            lines = [(now, line) for line in (await asyncio.to_thread(read)).splitlines()]
+            now, found = _utcnow(), await asyncio.to_thread(read)
+            lines = found if isinstance(found, list) else [(now, line) for line in found.splitlines()]
         else:
             lines = []
         if "sinceSeconds" in request.params:
@@ -706,9 +706,11 @@ class ClusterStandIn:
         is asked first."""
         self._in_loop(self._emulator.on_pod, hook)
 
-    def serve_pod_log(self, namespace: str, name: str, read: Callable[[], str]) -> None:
+    def serve_pod_log(self, namespace: str, name: str,
+                      read: Callable[[], str | list[tuple[datetime.datetime, str]]]) -> None:
         """The log of the pod ``namespace/name`` that no kubelet runs (one seeded with ``put``) is ``read()``, called
-        in a worker thread on each request; every line carries the time of the request."""
+        in a worker thread on each request: text, every line carrying the time of the request, or (time, line)
+        pairs, each line written at its own time (``sinceSeconds`` and ``timestamps`` honour it)."""
         self._in_loop(self._emulator.serve_pod_log, namespace, name, read)
 
     def delete(self, plural: str, name: str, namespace: str | None = None) -> bool:
