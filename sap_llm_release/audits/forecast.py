@@ -84,7 +84,8 @@ class _Resource:
     low: float | None
     high: float | None
     unit: str
-    bound_text: str
+    staying: str  # "inside the 0.6-0.8 band"
+    crossing: str  # "leaves the 0.6-0.8 band"
 
     def bounds(self) -> dict[str, float]:
         return {name: value for name, value in (("low", self.low), ("high", self.high)) if value is not None}
@@ -108,9 +109,10 @@ class CapacityForecast(AuditKind):
         params: CapacityForecastParams = check.check_params
         low, high = params.gpu_band
         resources = (
-            _Resource("gpu_utilisation", params.gpu_query, low, high, "", f"the {low:g}-{high:g} band"),
+            _Resource("gpu_utilisation", params.gpu_query, low, high, "", f"inside the {low:g}-{high:g} band",
+                      f"leaves the {low:g}-{high:g} band"),
             _Resource("throughput", params.throughput_query, params.throughput_floor, None, "docs/h",
-                      f"the {params.throughput_floor:g} docs/h floor"),
+                      f"above {params.throughput_floor:g} docs/h", f"falls under {params.throughput_floor:g} docs/h"),
         )
         forecasts = [_forecast(resource, check.name, context, params.horizon_days) for resource in resources]
         base = {"check": check.name, "kind": "capacity_forecast", "threshold": check.bounds()}
@@ -147,11 +149,11 @@ def _describe(forecast: _Forecast, context: AuditContext, step_words: str, horiz
               f"{fit.slope_per_day:+.4g}{unit}/day, residual SE {fit.residual_se:.3g}{unit}, "
               f"{fit.intercept:.4g}{unit} at the period's end")
     if forecast.days is None:
-        return f"{method}; stays within {resource.bound_text} for the {horizon_days:g}-day horizon"
+        return f"{method}; stays {resource.staying} for the {horizon_days:g}-day horizon"
     if forecast.days == 0:
-        return f"{method}; already outside {resource.bound_text}"
+        return f"{method}; no longer {resource.staying} at the period's end"
     crossing = context.period_end + timedelta(days=forecast.days)
-    return f"{method}; leaves {resource.bound_text} in {forecast.days:.1f} days, on {crossing:%Y-%m-%d}"
+    return f"{method}; {resource.crossing} in {forecast.days:.1f} days, on {crossing:%Y-%m-%d}"
 
 
 def _series(forecast: _Forecast, context: AuditContext, shown_days: float) -> tuple[Series, Series]:
