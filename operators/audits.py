@@ -114,7 +114,10 @@ class AuditTaskRun:
 
         start, end = self.period()
         metrics = PrometheusProvider(prometheus_access(PROMETHEUS_CONN_ID))
-        context = AuditContext(self.spec.service, start, end, self.audit.step, metrics=metrics)
+        context = AuditContext(self.spec.service, start, end, self.audit.step, metrics=metrics, ledger=self.ledger,
+                               gates=tuple(gate.name for gate in self.spec.gates),
+                               approvals=tuple(approval.name for approval in self.spec.approvals),
+                               people=dict(self.spec.people))
         if AUDIT_KINDS[check.kind].needs_target:
             self._add_target(context)
         return context

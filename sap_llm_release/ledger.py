@@ -21,6 +21,8 @@ from sap_llm_release.audits.model import Finding
 from sap_llm_release.evidence import Evidence
 from sap_llm_release.jobs.base import JobOutcome
 
+# the events finish_release records as a release's outcome (sap_llm_release.rollout.release_outcome)
+RELEASE_OUTCOMES = ("promoted", "rolled_back", "rollback_failed", "failed")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)(?:\.(sqlite|postgresql))?\.sql$")
 
@@ -459,6 +461,50 @@ class Ledger:
         for row in self._rows("SELECT * FROM gate_results WHERE release_id = :r ORDER BY try_number", r=release_id):
             latest[row["gate"]] = row
         return latest
+
+    def releases_recorded_between(self, start: datetime, end: datetime, service: str) -> list[dict[str, Any]]:
+        """The releases of ``service`` that started in [start, end), oldest first."""
+        return self._rows("SELECT * FROM releases WHERE service = :s AND recorded_at >= :start AND recorded_at < :end"
+                          " ORDER BY recorded_at", s=service, start=start.isoformat(), end=end.isoformat())
+
+    def releases_ended_between(self, start: datetime, end: datetime, service: str,
+                               outcomes: tuple[str, ...] = RELEASE_OUTCOMES) -> list[dict[str, Any]]:
+        """The releases of ``service`` whose outcome (one of ``outcomes``) was recorded in [start, end), oldest
+        first, each with ``outcome``, ``outcome_detail`` and ``ended_at``."""
+        query = text(
+            "SELECT r.*, e.event AS outcome, e.detail AS outcome_detail, e.recorded_at AS ended_at"
+            " FROM releases r JOIN release_events e ON e.release_id = r.release_id"
+            " WHERE r.service = :s AND e.event IN :outcomes AND e.recorded_at >= :start AND e.recorded_at < :end"
+            " ORDER BY e.recorded_at").bindparams(bindparam("outcomes", expanding=True))
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query, {
+                "s": service, "outcomes": list(outcomes), "start": start.isoformat(), "end": end.isoformat()})]
+
+    def release_outcome(self, release_id: str) -> dict[str, Any] | None:
+        """The release's latest outcome event (promoted, rolled_back, rollback_failed, failed), or None."""
+        query = text("SELECT * FROM release_events WHERE release_id = :r AND event IN :outcomes"
+                     " ORDER BY recorded_at DESC LIMIT 1").bindparams(bindparam("outcomes", expanding=True))
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query, {"r": release_id,
+                                                                       "outcomes": list(RELEASE_OUTCOMES)})]
+        return rows[0] if rows else None
+
+    def approvals(self, release_id: str) -> list[dict[str, Any]]:
+        """Every approval decision recorded for the release, oldest first."""
+        return self._rows("SELECT * FROM approvals WHERE release_id = :r ORDER BY recorded_at", r=release_id)
+
+    def rollbacks(self, release_id: str) -> list[dict[str, Any]]:
+        """Every rollback of the release (one per try), oldest first."""
+        return self._rows("SELECT * FROM rollbacks WHERE release_id = :r ORDER BY completed_at", r=release_id)
+
+    def rollbacks_completed_between(self, start: datetime, end: datetime, service: str) -> list[dict[str, Any]]:
+        """The rollbacks of ``service``'s releases completed in [start, end), oldest first, each with its
+        release's ``recorded_at`` as ``release_started_at``."""
+        return self._rows(
+            "SELECT b.*, r.recorded_at AS release_started_at FROM rollbacks b"
+            " JOIN releases r ON r.release_id = b.release_id"
+            " WHERE r.service = :s AND b.completed_at >= :start AND b.completed_at < :end ORDER BY b.completed_at",
+            s=service, start=start.isoformat(), end=end.isoformat())
 
     def release_dag_ids(self) -> list[str]:
         """Every DAG that has recorded a release."""

@@ -4,38 +4,38 @@
 lists every alert that fired in the period with how long; ``release_check`` runs one of the release's check kinds
 (TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding;
 ``alert_delivery`` sends a synthetic alert through the running Alertmanager and confirms each receiver got it
-(audits/alert_delivery.py); ``error_log_volume`` counts the service's error log lines (audits/error_logs.py)."""
+(alert_delivery.py); ``error_log_volume`` counts the service's error log lines (error_logs.py).
+
+The weekly and monthly reviews' kinds live in their own modules: ``capacity_forecast`` (forecast.py),
+``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py) and
+``feature_usage`` (usage.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from sap_llm_release.audits.alert_delivery import AlertDelivery
-from sap_llm_release.audits.base import AuditContext, AuditKind
+from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, fired_alerts, utc_text
+from sap_llm_release.audits.compliance import ReleaseCompliance
+from sap_llm_release.audits.drift import InputDrift
 from sap_llm_release.audits.error_logs import ErrorLogVolume
+from sap_llm_release.audits.forecast import CapacityForecast
+from sap_llm_release.audits.incidents import IncidentRetrospective
 from sap_llm_release.audits.model import Finding, Series, Severity, worst
+from sap_llm_release.audits.usage import FeatureUsage
 from sap_llm_release.checks.base import Params
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.evidence import Threshold, Verdict
-from sap_llm_release.templates import render, require_known_variables
+from sap_llm_release.templates import require_known_variables
 
 if TYPE_CHECKING:
     from sap_llm_release.audits.spec import AuditCheck
 
+__all__ = ["AUDIT_KINDS", "AuditContext", "AuditKind"]
 SERIES_VARIABLES = {"service", "step"}
-
-
-def _day_of(epoch_s: float, step: timedelta) -> date:
-    """The day a point's window (the step before it) mostly lies in."""
-    return datetime.fromtimestamp(epoch_s - step.total_seconds() / 2, timezone.utc).date()
-
-
-def _bounds(check: AuditCheck) -> dict[str, float]:
-    return {name: float(bound.value) for name, bound in (("warning", check.warning), ("critical", check.critical))
-            if bound is not None}
 
 
 class SloSeriesParams(Params):
@@ -59,11 +59,7 @@ class SloSeries(AuditKind):
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: SloSeriesParams = check.check_params
         step = context.step
-        promql = render(params.query, service=context.service, step=f"{int(step.total_seconds())}s")
-        found = context.metrics.query_range(promql, context.period_start + step, context.period_end, step)
-        if len(found) > 1:
-            raise ValueError(f"{check.name}: {promql!r} gives {len(found)} series; aggregate it to one")
-        points = found[0][1] if found else []
+        promql, points = context.one_series(check.name, params.query)
         base = {"check": check.name, "kind": "slo_series", "threshold": check.bounds()}
         if not points:
             return Finding(**base, severity=check.judge(None), measured=None,
@@ -73,13 +69,13 @@ class SloSeries(AuditKind):
         severity = check.judge(value)
         expected = round((context.period_end - context.period_start) / step)
         detail = f"worst {'highest' if upper else 'lowest'} point {value:.6g}{_unit(params.unit)} at " \
-                 f"{datetime.fromtimestamp(at, timezone.utc):%Y-%m-%d %H:%M} UTC; PromQL {promql}"
+                 f"{utc_text(at)}; PromQL {promql}"
         if len(points) < expected:
             detail += f"; no data for {expected - len(points)} of {expected} steps"
             severity = worst([severity, Severity.WARNING])
-        series = Series(check.name, tuple(points), params.unit, _bounds(check))
+        series = Series(check.name, tuple(points), params.unit, check_bounds(check))
         return Finding(**base, severity=severity, measured=round(value, 6), detail=detail,
-                       day=_day_of(at, step), series=(series,))
+                       day=day_of(at, step), series=(series,))
 
 
 def _unit(unit: str) -> str:
@@ -99,26 +95,12 @@ class AlertsFired(AuditKind):
 
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: AlertsFiredParams = check.check_params
-        period = f"{int((context.period_end - context.period_start).total_seconds())}s"
-        selector = f'(ALERTS{{alertstate="firing",severity="{params.severity}"}} == 1)'
-        window = f"[{period}:{params.resolution_s}s]"
-        minutes = context.metrics.query_vector(f"count_over_time({selector}{window})", context.period_end)
-        starts = {_alert_key(labels): value for labels, value in
-                  context.metrics.query_vector(f"min_over_time(timestamp({selector}){window})", context.period_end)}
-        fired = sorted(((starts.get(_alert_key(labels), context.period_end.timestamp()), _alert_key(labels),
-                        count * params.resolution_s / 60) for labels, count in minutes), key=lambda row: row[0])
-        parts = [f"{key} fired {duration:.0f} min from {datetime.fromtimestamp(start, timezone.utc):%Y-%m-%d %H:%M}"
-                 f" UTC" for start, key, duration in fired]
+        fired = fired_alerts(context, params.severity, params.resolution_s)
+        parts = [f"{alert.key} fired {alert.minutes:.0f} min from {utc_text(alert.first_s)}" for alert in fired]
         return Finding(
             check=check.name, kind="alerts_fired", severity=check.judge(len(fired)), measured=len(fired),
-            threshold=check.bounds(), day=_day_of(fired[0][0], timedelta()) if fired else None,
+            threshold=check.bounds(), day=day_of(fired[0].first_s, timedelta()) if fired else None,
             detail="; ".join(parts) or f"no {params.severity} alert fired in the period")
-
-
-def _alert_key(labels: dict[str, str]) -> str:
-    others = ", ".join(f"{name}={value}" for name, value in sorted(labels.items())
-                       if name not in ("__name__", "alertname", "alertstate", "severity"))
-    return f"{labels.get('alertname', '?')}" + (f" ({others})" if others else "")
 
 
 class ReleaseCheckParams(Params):
@@ -161,6 +143,11 @@ AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "alert_delivery": AlertDelivery,
     "alerts_fired": AlertsFired,
     "error_log_volume": ErrorLogVolume,
+    "capacity_forecast": CapacityForecast,
+    "feature_usage": FeatureUsage,
+    "incident_retrospective": IncidentRetrospective,
+    "input_drift": InputDrift,
     "release_check": ReleaseCheck,
+    "release_compliance": ReleaseCompliance,
     "slo_series": SloSeries,
 }

@@ -39,8 +39,10 @@ class Series:
 @dataclass(frozen=True)
 class Finding:
     """One check's verdict over the audit's period. ``measured`` is None when there was nothing to measure (the
-    finding then says "no data" and is never ok); ``day`` is the day the measured value belongs to, when the check
-    judges day by day; ``breakdown`` holds named parts of the measured value (cost by component)."""
+    finding then says "no data" and is never ok) unless ``measured_text`` says what was measured that is not a number
+    (a forecast with no crossing within its horizon); ``day`` is the day the measured value belongs to, when the
+    check judges day by day (or forecasts a day); ``breakdown`` holds named parts of the measured value (cost by
+    component)."""
 
     check: str
     kind: str
@@ -52,10 +54,12 @@ class Finding:
     evidence_uri: str = ""
     series: tuple[Series, ...] = ()
     breakdown: dict[str, float] = field(default_factory=dict)
+    measured_text: str = ""
 
     def __post_init__(self) -> None:
-        if self.measured is None and self.severity is Severity.OK:
+        if self.measured is None and not self.measured_text and self.severity is Severity.OK:
             raise ValueError(f"finding {self.check}: no data is never ok")
+
 
 
 @dataclass

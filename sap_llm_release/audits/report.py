@@ -104,6 +104,13 @@ def format_number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1e5 else f"{value:.6g}"
 
 
+def measured_text(finding: Finding) -> str:
+    """What a finding measured as the report prints it: its number, its ``measured_text``, or "no data"."""
+    if finding.measured is not None:
+        return format_number(finding.measured)
+    return finding.measured_text or "no data"
+
+
 def file_stem(text: str, used: set[str]) -> str:
     """``text`` as a file name stem of ``[a-z0-9_-]`` not in ``used`` (``-2``, ``-3``… appended); added to it."""
     base = re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_") or "finding"
@@ -126,7 +133,7 @@ def _render_finding(finding: Finding, run: AuditRun, out_dir: Path, used_names: 
     return _Row(
         finding=finding,
         anchor=anchor,
-        measured="no data" if finding.measured is None else format_number(finding.measured),
+        measured=measured_text(finding),
         evidence_href=finding.evidence_uri if urlsplit(finding.evidence_uri).scheme in ("http", "https") else "",
         series_plot=series_plot,
         breakdown_plot=breakdown_plot,
@@ -136,7 +143,7 @@ def _render_finding(finding: Finding, run: AuditRun, out_dir: Path, used_names: 
 
 def _summary_line(finding: Finding) -> str:
     day = f" ({finding.day.isoformat()})" if finding.day else ""
-    measured = "no data" if finding.measured is None else format_number(finding.measured)
+    measured = measured_text(finding)
     detail = " ".join(finding.detail.split())
     if len(detail) > SUMMARY_MAX_DETAIL:
         detail = detail[:SUMMARY_MAX_DETAIL - 1] + "…"

@@ -54,4 +54,4 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
         check=data["check"], kind=data["kind"], severity=Severity(data["severity"]), measured=data["measured"],
         threshold=data["threshold"], detail=data["detail"],
         day=date.fromisoformat(data["day"]) if data.get("day") else None, evidence_uri=data.get("evidence_uri", ""),
-        series=series, breakdown=dict(data.get("breakdown") or {}))
+        series=series, breakdown=dict(data.get("breakdown") or {}), measured_text=data.get("measured_text") or "")

@@ -49,6 +49,8 @@ class _Hour:
     error_ratio: float
     p95_s: float
     gpu_util_pct: float
+    index: int = 0  # the hour's place in the history
+    document_mix: tuple[tuple[str, float], ...] = ()  # (document type, weight); () leaves documents unlabelled
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,12 @@ class Healthy:
     gpu_util_pct: float = 70.0
     touchless_ratio: float = 0.9
     swing: float = 0.05
+    document_mix: tuple[tuple[str, float], ...] = ()  # documents processed by type (weights); () for no label
 
     def hour(self, index: int) -> _Hour:
         wave = 1 + self.swing * math.sin(2 * math.pi * (index % 24) / 24 + index // 24)
-        return _Hour(self.docs_per_hour * wave, self.error_ratio * wave, self.p95_s * wave, self.gpu_util_pct * wave)
+        return _Hour(self.docs_per_hour * wave, self.error_ratio * wave, self.p95_s * wave, self.gpu_util_pct * wave,
+                     index, self.document_mix)
 
 
 @dataclass(frozen=True)
@@ -107,17 +111,53 @@ class ThroughputDip(_HoursOfDay):
 
 
 @dataclass(frozen=True)
-class GpuUnderuse:
-    """The GPU runs at ``utilisation_pct`` all day from the first to the last of ``days`` (both included)."""
-
-    days: tuple[int, int]
-    utilisation_pct: float
+class _Days:
+    days: tuple[int, int]  # the first and the last day covered, both included
 
     def covered(self) -> range:
         return range(24 * self.days[0], 24 * (self.days[1] + 1))
 
+
+@dataclass(frozen=True)
+class GpuUnderuse(_Days):
+    """The GPU runs at ``utilisation_pct`` all day from the first to the last of ``days`` (both included)."""
+
+    utilisation_pct: float
+
     def shape(self, hour: _Hour) -> _Hour:
         return replace(hour, gpu_util_pct=self.utilisation_pct)
+
+
+@dataclass(frozen=True)
+class Trend(_Days):
+    """``quantity`` (``gpu_util_pct`` or ``docs_per_hour``) follows a straight line over ``days``: ``start`` at the
+    first day's midnight, ``per_day`` more each day, plus a daily cosine wobble of ``wobble`` around the line."""
+
+    quantity: str
+    start: float
+    per_day: float
+    wobble: float = 0.0
+
+    def line_at(self, days: float) -> float:
+        """The line (without the wobble) ``days`` after the first day's midnight."""
+        return self.start + self.per_day * days
+
+    def shape(self, hour: _Hour) -> _Hour:
+        days = (hour.index - self.covered()[0]) / 24
+        return replace(hour, **{self.quantity: self.line_at(days) + self.wobble * math.cos(2 * math.pi * days)})
+
+
+@dataclass(frozen=True)
+class MixShift(_Days):
+    """The documents processed follow another document-type mix (weights) over ``days``; the history must be
+    written with a ``Healthy.document_mix``."""
+
+    document_mix: tuple[tuple[str, float], ...]
+
+    def shape(self, hour: _Hour) -> _Hour:
+        if not hour.document_mix:
+            raise ValueError("a MixShift needs a history written with Healthy(document_mix=...)")
+        return replace(hour, document_mix=self.document_mix)
 
 
 @dataclass(frozen=True)
@@ -141,7 +181,7 @@ class AlertFired:
         return range(first, begin + round(60 * self.minutes), step_s)
 
 
-Problem = ErrorSpike | LatencyRegression | ThroughputDip | GpuUnderuse | AlertFired
+Problem = ErrorSpike | LatencyRegression | ThroughputDip | GpuUnderuse | Trend | MixShift | AlertFired
 
 
 def history_start(days: int, now: datetime | None = None) -> datetime:
@@ -202,9 +242,7 @@ def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: 
                   _counter(total_seconds, steps_per_hour, whole=False), stamps)
     _write_series(out, f"sap_llm_request_duration_seconds_count{{{SERVICE}}}", _counter(requests, steps_per_hour),
                   stamps)
-    out.write("# TYPE sap_llm_documents_processed counter\n")  # a document answered 500 is not processed
-    _write_series(out, f"sap_llm_documents_processed_total{{{SERVICE}}}", _counter(answered_ok, steps_per_hour),
-                  stamps)
+    _write_documents(out, plan, answered_ok, steps_per_hour, stamps)
     out.write("# TYPE sap_llm_touchless counter\n")
     _write_series(out, f"sap_llm_touchless_total{{{SERVICE}}}",
                   _counter([docs * touchless_ratio for docs in answered_ok], steps_per_hour), stamps)
@@ -213,6 +251,23 @@ def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: 
     out.write("# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n")
     _write_series(out, 'DCGM_FI_DEV_GPU_UTIL{job="dcgm-exporter",gpu="0",Hostname="gpu-node-1"}',
                   _gauge([f"{hour.gpu_util_pct:.1f}" for hour in plan], steps_per_hour), stamps)
+
+
+def _write_documents(out: TextIO, plan: list[_Hour], answered_ok: list[float], steps_per_hour: int,
+                     stamps: list[str]) -> None:
+    """Documents processed (a document answered 500 is not): one series, or one per document type of the hours'
+    mixes (each hour's documents split by its mix's weights)."""
+    out.write("# TYPE sap_llm_documents_processed counter\n")
+    if not plan[0].document_mix:
+        _write_series(out, f"sap_llm_documents_processed_total{{{SERVICE}}}", _counter(answered_ok, steps_per_hour),
+                      stamps)
+        return
+    mixes = [dict(hour.document_mix) for hour in plan]
+    for document_type in sorted({name for mix in mixes for name in mix}):
+        per_hour = [docs * mix.get(document_type, 0.0) / sum(mix.values()) for docs, mix in zip(answered_ok, mixes,
+                                                                                                 strict=True)]
+        _write_series(out, f'sap_llm_documents_processed_total{{{SERVICE},document_type="{document_type}"}}',
+                      _counter(per_hour, steps_per_hour), stamps)
 
 
 def _write_alerts(out: TextIO, alerts: list[AlertFired], start_ts: int, step_s: int) -> None:

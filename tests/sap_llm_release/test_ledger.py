@@ -512,3 +512,28 @@ def test_audit_tables_refuse_update_and_delete(ledger, table):
         with pytest.raises(DBAPIError, match="append-only"):
             with ledger.engine.begin() as conn:
                 conn.execute(text(statement))
+
+
+def test_a_periods_releases_outcomes_approvals_and_rollbacks_are_read_back(ledger):
+    from datetime import datetime, timedelta, timezone
+
+    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    record_release(ledger, "rel-a")
+    record_each(ledger, "rel-a", WRITER)
+    ledger.record_event("rel-a", "rolled_back", "rolled back to blue", WRITER)
+    record_release(ledger, "rel-b")
+    ledger.record_event("rel-b", "promoted", "2.0.0 serves 100%", WRITER)
+    after = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    assert [r["release_id"] for r in ledger.releases_recorded_between(before, after, "sap-llm")] == ["rel-a", "rel-b"]
+    assert ledger.releases_recorded_between(after, after + timedelta(days=1), "sap-llm") == []
+    assert ledger.releases_recorded_between(before, after, "other") == []
+    ended = ledger.releases_ended_between(before, after, "sap-llm", ("rolled_back",))
+    assert [(r["release_id"], r["outcome"]) for r in ended] == [("rel-a", "rolled_back")]
+    assert ledger.release_outcome("rel-a")["event"] == "rolled_back"  # its "started" event is no outcome
+    assert ledger.release_outcome("rel-missing") is None
+    assert [(a["gate"], a["decided_by"]) for a in ledger.approvals("rel-a")] == [("go_live", "bob")]
+    assert [r["blue_healthy"] for r in ledger.rollbacks("rel-a")] == [1]
+    (rollback,) = ledger.rollbacks_completed_between(before, after, "sap-llm")
+    assert (rollback["release_id"], rollback["cause"]) == ("rel-a", "SLO error_rate failed")
+    assert ledger.rollbacks_completed_between(before, after, "other") == []

@@ -157,3 +157,16 @@ def test_names_with_dollars_are_plotted_as_text(tmp_path):
                       breakdown={r"gpu $\notacommand$": 1.0})
     html = render_report(AuditRun("daily", "r", START, END, [finding]), tmp_path).read_text()
     assert re.findall(r'<img src="([^"]+)"', html) == ["cost_notacommand.png", "cost_notacommand-breakdown.png"]
+
+
+def test_a_measurement_that_is_no_number_is_said_and_survives_the_trip_between_tasks():
+    from sap_llm_release.audits.report import measured_text
+    from sap_llm_release.audits.runner import finding_from_dict, finding_to_dict
+
+    forecast = Finding(check="capacity_forecast", kind="capacity_forecast", severity=Severity.OK, measured=None,
+                       threshold="warning unless > 30 d", detail="stays inside the band",
+                       measured_text="no crossing within 90 days")
+    assert finding_from_dict(finding_to_dict(forecast)) == forecast
+    assert measured_text(forecast) == "no crossing within 90 days"
+    with pytest.raises(ValueError, match="no data is never ok"):
+        Finding(check="x", kind="slo_series", severity=Severity.OK, measured=None, threshold="", detail="")
