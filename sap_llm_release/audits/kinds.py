@@ -2,7 +2,8 @@
 
 ``slo_series`` judges a PromQL series point by point (its worst point, and the day it fell on); ``alerts_fired``
 lists every alert that fired in the period with how long; ``release_check`` runs one of the release's check kinds
-(TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding."""
+(TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding;
+``cost_per_document`` prices the period's usage with the spec's cost model (Appendix C)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from sap_llm_release.audits.cost import CostModel, read_usage, read_usage_steps
 from sap_llm_release.audits.model import Finding, Series, Severity, worst
 from sap_llm_release.checks.base import CheckContext, Params
 from sap_llm_release.checks.registry import CHECK_KINDS
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from sap_llm_release.audits.spec import AuditCheck
 
 SERIES_VARIABLES = {"service", "step"}
+DAY = timedelta(days=1)
 
 
 @dataclass
@@ -176,8 +179,47 @@ class ReleaseCheck(AuditKind):
                        detail=detail, evidence_uri=evidence.evidence_uri)
 
 
+class CostPerDocumentParams(Params):
+    costs: CostModel = Field(description="the spec's costs section (``*costs``)")
+    selector: str = Field(min_length=1, description="label matchers of the series counted; $service is filled in")
+
+    @field_validator("selector")
+    @classmethod
+    def _template_names_known(cls, selector: str) -> str:
+        return require_known_variables(selector, {"service"})
+
+
+class CostPerDocument(AuditKind):
+    """USD per document over the period from the cost model; its breakdown is USD per document by component, its
+    series the cost per document day by day (step by step for a period of a day or less). No documents is no
+    data."""
+
+    Params = CostPerDocumentParams
+
+    def run(self, check: AuditCheck, context: AuditContext) -> Finding:
+        params: CostPerDocumentParams = check.check_params
+        selector = render(params.selector, service=context.service)
+        base = {"check": check.name, "kind": "cost_per_document", "threshold": check.bounds()}
+        usage = read_usage(context.metrics, params.costs.usage, selector, context.period_start, context.period_end)
+        cost = params.costs.breakdown(usage) if usage else None
+        if cost is None or cost.usd_per_document is None:
+            seen = usage.describe() if usage else f"no document or pod series match {{{selector}}}"
+            return Finding(**base, severity=check.judge(None), measured=None, detail=f"no data: {seen}")
+        per_document = cost.usd_per_document
+        step = DAY if context.period_end - context.period_start > DAY else context.step
+        steps = read_usage_steps(context.metrics, params.costs.usage, selector, context.period_start,
+                                 context.period_end, step)
+        points = tuple((at, per_step) for at, used in steps.items()
+                       if (per_step := params.costs.breakdown(used).usd_per_document) is not None)
+        detail = f"USD {per_document:.6f} per document, USD {cost.total:,.2f} in all for {usage.describe()}"
+        return Finding(**base, severity=check.judge(per_document), measured=round(per_document, 7), detail=detail,
+                       breakdown={part: round(usd, 7) for part, usd in cost.per_document().items()},
+                       series=(Series(check.name, points, "USD/document", _bounds(check)),))
+
+
 AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "alerts_fired": AlertsFired,
+    "cost_per_document": CostPerDocument,
     "release_check": ReleaseCheck,
     "slo_series": SloSeries,
 }
