@@ -120,6 +120,16 @@ def test_a_service_prometheus_has_no_series_of_is_no_data(history, check):
     assert 'no document or pod series match {job="sap-llm-nowhere"}' in finding.detail
 
 
+def test_a_window_of_seconds_counts_replicas_second_by_second(history, check):
+    """A window that is no whole number of minutes (a rehearsal's rate window) steps its subquery by the second."""
+    url, start = history
+    window = timedelta(seconds=90)
+    end = start + 12 * HOUR + window
+    usage = read_usage(PrometheusProvider(url), check.check_params.costs.usage, 'job="sap-llm"', end - window, end)
+    assert usage.replica_hours == pytest.approx(3 * 90 / 3600, rel=0.02)
+    assert usage.documents == pytest.approx(documents(12, 1) * 90 / 3600, rel=0.1)
+
+
 def test_a_service_without_a_web_search_counter_counts_no_calls_and_says_so(history, check):
     url, start = history
     costs = check.check_params.costs
