@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 
 from sap_llm_release.analysis.readiness import READY_CHECK
+from sap_llm_release.audits.cost import CostModel
 from sap_llm_release.audits.spec import Audits
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
@@ -358,6 +359,8 @@ class ReleaseSpec(BaseModel):
     analysis: Analysis
     profiles: dict[str, Profile]
     audits: Audits | None = Field(default=None, description="the scheduled audits of the running service")
+    costs: CostModel | None = Field(default=None, description="unit prices and usage queries (Appendix C) that "
+                                    "the cost_per_document gate and audit checks price the service with")
 
     @field_validator("gates")
     @classmethod
@@ -419,6 +422,23 @@ class ReleaseSpec(BaseModel):
                 missing = job.variables - JOB_BUILTIN_VARIABLES - set(profile.job_inputs)
                 if missing:
                     raise ValueError(f"profiles.{profile_name}.job_inputs: job {job.name!r} needs {sorted(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _cost_checks_use_the_spec_costs(self) -> ReleaseSpec:
+        """The release gate and the audits price the service with one model: the spec's ``costs``."""
+        checks = [(f"gates.{index}", gate.kind, gate.params) for index, gate in enumerate(self.gates)]
+        for audit_name, audit in (self.audits.named() if self.audits else {}).items():
+            checks += [(f"audits.{audit_name}.checks.{index}", check.kind, check.params)
+                       for index, check in enumerate(audit.checks)]
+        expected = self.costs.model_dump() if self.costs else None
+        for where, kind, params in checks:
+            if kind != "cost_per_document":
+                continue
+            if expected is None:
+                raise ValueError(f"{where}: a cost_per_document check needs the spec's costs section")
+            if CostModel.model_validate(params["costs"]).model_dump() != expected:
+                raise ValueError(f"{where}.params.costs: must be the spec's costs section (costs: *costs)")
         return self
 
     @field_validator("approvals")

@@ -4,7 +4,8 @@
 lists every alert that fired in the period with how long; ``release_check`` runs one of the release's check kinds
 (TLS, RBAC, secrets, vulnerability reports, Alertmanager receivers, Prometheus targets) as an audit finding;
 ``alert_delivery`` sends a synthetic alert through the running Alertmanager and confirms each receiver got it
-(alert_delivery.py); ``error_log_volume`` counts the service's error log lines (error_logs.py).
+(alert_delivery.py); ``error_log_volume`` counts the service's error log lines (error_logs.py);
+``cost_per_document`` prices the period's usage with the spec's cost model (Appendix C, cost.py).
 
 The weekly and monthly reviews' kinds live in their own modules: ``capacity_forecast`` (forecast.py),
 ``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py) and
@@ -20,6 +21,7 @@ from pydantic import Field, field_validator
 from sap_llm_release.audits.alert_delivery import AlertDelivery
 from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, fired_alerts, utc_text
 from sap_llm_release.audits.compliance import ReleaseCompliance
+from sap_llm_release.audits.cost import CostModel, read_usage, read_usage_steps
 from sap_llm_release.audits.drift import InputDrift
 from sap_llm_release.audits.error_logs import ErrorLogVolume
 from sap_llm_release.audits.forecast import CapacityForecast
@@ -29,13 +31,14 @@ from sap_llm_release.audits.usage import FeatureUsage
 from sap_llm_release.checks.base import Params
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.evidence import Threshold, Verdict
-from sap_llm_release.templates import require_known_variables
+from sap_llm_release.templates import render, require_known_variables
 
 if TYPE_CHECKING:
     from sap_llm_release.audits.spec import AuditCheck
 
 __all__ = ["AUDIT_KINDS", "AuditContext", "AuditKind"]
 SERIES_VARIABLES = {"service", "step"}
+DAY = timedelta(days=1)
 
 
 class SloSeriesParams(Params):
@@ -139,6 +142,44 @@ class ReleaseCheck(AuditKind):
                        detail=detail, evidence_uri=evidence.evidence_uri)
 
 
+class CostPerDocumentParams(Params):
+    costs: CostModel = Field(description="the spec's costs section (``*costs``)")
+    selector: str = Field(min_length=1, description="label matchers of the series counted; $service is filled in")
+
+    @field_validator("selector")
+    @classmethod
+    def _template_names_known(cls, selector: str) -> str:
+        return require_known_variables(selector, {"service"})
+
+
+class CostPerDocument(AuditKind):
+    """USD per document over the period from the cost model; its breakdown is USD per document by component, its
+    series the cost per document day by day (step by step for a period of a day or less). No documents is no
+    data."""
+
+    Params = CostPerDocumentParams
+
+    def run(self, check: AuditCheck, context: AuditContext) -> Finding:
+        params: CostPerDocumentParams = check.check_params
+        selector = render(params.selector, service=context.service)
+        base = {"check": check.name, "kind": "cost_per_document", "threshold": check.bounds()}
+        usage = read_usage(context.metrics, params.costs.usage, selector, context.period_start, context.period_end)
+        cost = params.costs.breakdown(usage) if usage else None
+        if cost is None or cost.usd_per_document is None:
+            seen = usage.describe() if usage else f"no document or pod series match {{{selector}}}"
+            return Finding(**base, severity=check.judge(None), measured=None, detail=f"no data: {seen}")
+        per_document = cost.usd_per_document
+        step = DAY if context.period_end - context.period_start > DAY else context.step
+        steps = read_usage_steps(context.metrics, params.costs.usage, selector, context.period_start,
+                                 context.period_end, step)
+        points = tuple((at, per_step) for at, used in steps.items()
+                       if (per_step := params.costs.breakdown(used).usd_per_document) is not None)
+        detail = f"USD {per_document:.6f} per document, USD {cost.total:,.2f} in all for {usage.describe()}"
+        return Finding(**base, severity=check.judge(per_document), measured=round(per_document, 7), detail=detail,
+                       breakdown={part: round(usd, 7) for part, usd in cost.per_document().items()},
+                       series=(Series(check.name, points, "USD/document", check_bounds(check)),))
+
+
 AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "alert_delivery": AlertDelivery,
     "alerts_fired": AlertsFired,
@@ -147,6 +188,7 @@ AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "feature_usage": FeatureUsage,
     "incident_retrospective": IncidentRetrospective,
     "input_drift": InputDrift,
+    "cost_per_document": CostPerDocument,
     "release_check": ReleaseCheck,
     "release_compliance": ReleaseCompliance,
     "slo_series": SloSeries,

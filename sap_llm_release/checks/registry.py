@@ -6,6 +6,7 @@ from sap_llm_release.checks.alertmanager import AlertmanagerReceivers
 from sap_llm_release.checks.attestation import Attestation
 from sap_llm_release.checks.auth import ApiAuth
 from sap_llm_release.checks.base import Check
+from sap_llm_release.checks.cost import CostPerDocument
 from sap_llm_release.checks.http import HttpProbe, SmokeDocuments
 from sap_llm_release.checks.kubernetes import (
     KubernetesGpuNodes,
@@ -37,6 +38,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "api_auth": ApiAuth,
     "attestation": Attestation,
     "audit_log": AuditLog,
+    "cost_per_document": CostPerDocument,
     "deployment_ready": DeploymentReady,
     "http_probe": HttpProbe,
     "job_result": JobResult,

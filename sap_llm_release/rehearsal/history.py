@@ -62,6 +62,8 @@ class Healthy:
     p95_s: float = 0.4
     gpu_util_pct: float = 70.0
     touchless_ratio: float = 0.9
+    web_searches_per_document: float = 0.005  # Appendix C: 10K web-search queries a month at ~2M documents
+    replicas: int = 1  # pods serving blue, each its own ``up`` series
     swing: float = 0.05
     document_mix: tuple[tuple[str, float], ...] = ()  # documents processed by type (weights); () for no label
 
@@ -202,7 +204,7 @@ def write_openmetrics(path: Path, *, start: datetime, days: int, step_s: int, pr
     start_ts = int(start.timestamp())
     stamps = [f" {ts}\n" for ts in range(start_ts, start_ts + 86400 * days + 1, step_s)]
     with path.open("w") as out:
-        _write_service(out, plan, 3600 // step_s, stamps, healthy.touchless_ratio)
+        _write_service(out, plan, 3600 // step_s, stamps, healthy)
         _write_alerts(out, [problem for problem in problems if isinstance(problem, AlertFired)], start_ts, step_s)
         out.write("# EOF\n")
     return path
@@ -222,9 +224,14 @@ def _plan(days: int, problems: Sequence[Problem], healthy: Healthy) -> list[_Hou
     return plan
 
 
-def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: list[str],
-                   touchless_ratio: float) -> None:
-    """The service's families, blue's requests, latency, documents, up and the GPU's utilisation."""
+def documents_processed(days: int, problems: Sequence[Problem] = (), healthy: Healthy = Healthy()) -> list[float]:
+    """The documents processed in each hour of the history (its counter grows by them, floored to whole ones)."""
+    return [hour.docs_per_hour * (1 - hour.error_ratio) for hour in _plan(days, problems, healthy)]
+
+
+def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: list[str], healthy: Healthy) -> None:
+    """The service's families, blue's requests, latency, documents, web-search calls, up per replica and the GPU's
+    utilisation."""
     requests = [hour.docs_per_hour for hour in plan]
     answered_ok = [hour.docs_per_hour * (1 - hour.error_ratio) for hour in plan]
     latency = [_latency_shape(hour.p95_s) for hour in plan]
@@ -245,9 +252,14 @@ def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: 
     _write_documents(out, plan, answered_ok, steps_per_hour, stamps)
     out.write("# TYPE sap_llm_touchless counter\n")
     _write_series(out, f"sap_llm_touchless_total{{{SERVICE}}}",
-                  _counter([docs * touchless_ratio for docs in answered_ok], steps_per_hour), stamps)
+                  _counter([docs * healthy.touchless_ratio for docs in answered_ok], steps_per_hour), stamps)
+    out.write("# TYPE sap_llm_web_search_requests counter\n")
+    _write_series(out, f"sap_llm_web_search_requests_total{{{SERVICE}}}",
+                  _counter([docs * healthy.web_searches_per_document for docs in answered_ok], steps_per_hour), stamps)
     out.write("# TYPE up gauge\n")
-    _write_series(out, f'up{{{SERVICE},instance="blue:8080"}}', _gauge(["1"] * len(plan), steps_per_hour), stamps)
+    for replica in range(healthy.replicas):
+        _write_series(out, f'up{{{SERVICE},instance="blue-{replica}:8080"}}', _gauge(["1"] * len(plan), steps_per_hour),
+                      stamps)
     out.write("# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n")
     _write_series(out, 'DCGM_FI_DEV_GPU_UTIL{job="dcgm-exporter",gpu="0",Hostname="gpu-node-1"}',
                   _gauge([f"{hour.gpu_util_pct:.1f}" for hour in plan], steps_per_hour), stamps)

@@ -27,6 +27,7 @@ P95 = "histogram_quantile(0.95, sum by (le) (rate(sap_llm_request_duration_secon
 DOCS_PER_HOUR = "sum(rate(sap_llm_documents_processed_total[1h])) * 3600"
 GPU = "avg(DCGM_FI_DEV_GPU_UTIL)"
 TOUCHLESS = "sum(rate(sap_llm_touchless_total[1h])) / sum(rate(sap_llm_documents_processed_total[1h]))"
+WEB_SEARCHES = "sum(rate(sap_llm_web_search_requests_total[1h])) / sum(rate(sap_llm_documents_processed_total[1h]))"
 ALERT = AlertFired(day=1, start_hour=10.5, minutes=30, alertname="SapLlmHighErrorRate", severity="critical")
 PROBLEMS = (
     ErrorSpike(day=1, hours=(10, 14), error_ratio=0.05),
@@ -90,7 +91,7 @@ def test_the_file_is_openmetrics_promtool_accepts(history):
     text = path.read_text()
     families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
     assert text.endswith("\n# EOF\n")
-    assert len(families) == len(set(families)) == 7
+    assert len(families) == len(set(families)) == 8
     blocks = list(backfill(path, path.parent / "accepted").glob("*/meta.json"))
     assert blocks
 
@@ -113,6 +114,7 @@ def test_healthy_days_are_within_the_slos_at_noon(prometheus, day):
     if day != 3:
         assert 60 <= value(url, GPU, noon) <= 80
     assert value(url, TOUCHLESS, noon) == pytest.approx(0.9, abs=0.01)
+    assert value(url, WEB_SEARCHES, noon) == pytest.approx(0.005, rel=0.05)
     assert value(url, "avg_over_time(up[1d])", noon + 12 * 3600 - 1) == 1
 
 
