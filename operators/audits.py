@@ -33,7 +33,7 @@ from sap_llm_release.audits.spec import Audit, AuditCheck
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.spec import ReleaseSpec
-from sap_llm_release.targets import build_target, live_blue_slot
+from sap_llm_release.targets import build_target
 
 REPORTS_DIR_ENV = "SAP_LLM_AUDIT_REPORTS"
 REPORT_URL_KEY = "report_url"
@@ -129,9 +129,8 @@ class AuditTaskRun:
         context.checks = CheckContext(service=self.spec.service, rate_window=self.spec.rate_window(profile),
                                       metrics=context.metrics)
         kind = self.spec.profile(profile).target
-        try:
-            live = live_blue_slot(build_target(kind, kubernetes_api=kubernetes_api_client).router)
-            target = build_target(kind, live, kubernetes_api=kubernetes_api_client)
+        try:  # the slots as named: an audit looks at the service as a whole, not at a release's blue and green
+            target = build_target(kind, kubernetes_api=kubernetes_api_client)
         except Exception as exc:  # noqa: BLE001 - any failure to reach the target is the checks' missing data
             context.checks.unavailable_reason = f"the {kind} target cannot be reached: {type(exc).__name__}: {exc}"
             return

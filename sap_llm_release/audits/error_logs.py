@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from sap_llm_release.audits.base import AuditContext, AuditKind
+from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, utc_text
 from sap_llm_release.audits.model import Finding, Series
 from sap_llm_release.checks.base import CheckUnavailable, Params
 from sap_llm_release.service_logs.base import LogsUnavailable
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class ErrorLogVolumeParams(Params):
     pattern: str = Field(default=r"\b(ERROR|CRITICAL|FATAL)\b", description="what makes a line an error line")
     per: Literal["period", "hour"] = Field(default="period", description="measure error lines in the whole period, "
-                                                                         "or per hour of it")
+                                                                         "or in its worst hour")
 
     @field_validator("pattern")
     @classmethod
@@ -34,8 +34,8 @@ class ErrorLogVolumeParams(Params):
 
 
 class ErrorLogVolume(AuditKind):
-    """Measured: the service's error lines in the period (or per hour of it), broken down by process or pod. Logs
-    that cannot be read, or hold no line at all in the period, are no data."""
+    """Measured: the service's error lines in the period (or in its worst hour, on the day that hour fell), broken
+    down by process or pod. Logs that cannot be read, or hold no line at all in the period, are no data."""
 
     Params = ErrorLogVolumeParams
     needs_target = True
@@ -55,20 +55,23 @@ class ErrorLogVolume(AuditKind):
         errors = {source: [(at, line) for at, line in found if matcher.search(line)]
                   for source, found in lines.items()}
         count = sum(map(len, errors.values()))
-        hours = (context.period_end - context.period_start) / timedelta(hours=1)
-        measured = round(count / hours, 3) if params.per == "hour" else count
+        series = _per_step(check, errors, context)
+        measured, day = count, None
         detail = f"{count} of {read} log lines match {params.pattern!r} ({context.logs.describe()})"
+        if params.per == "hour":
+            at, worst_step = max(series.points, key=lambda point: point[1])
+            measured = round(worst_step / (context.step / timedelta(hours=1)), 3)
+            day = day_of(at, context.step)
+            detail = f"worst hour {utc_text(at - context.step.total_seconds())}: {measured:g} error lines; {detail}"
         if count:
             first = min((entry for found in errors.values() for entry in found), key=lambda entry: entry[0])
             detail += f"; first: {first[1][:200]}"
         return Finding(check=check.name, kind="error_log_volume", severity=check.judge(measured), measured=measured,
-                       threshold=check.bounds(), detail=detail,
-                       breakdown={source: float(len(found)) for source, found in errors.items()},
-                       series=_per_step(check, errors, context))
+                       threshold=check.bounds(), detail=detail, day=day,
+                       breakdown={source: float(len(found)) for source, found in errors.items()}, series=(series,))
 
 
-def _per_step(check: AuditCheck, errors: dict[str, list[tuple[datetime, str]]], context: AuditContext
-              ) -> tuple[Series, ...]:
+def _per_step(check: AuditCheck, errors: dict[str, list[tuple[datetime, str]]], context: AuditContext) -> Series:
     """Error lines per step of the period, each point at its step's end."""
     start, step = context.period_start, context.step
     steps = max(1, round((context.period_end - start) / step))
@@ -76,4 +79,4 @@ def _per_step(check: AuditCheck, errors: dict[str, list[tuple[datetime, str]]], 
     for moment, _ in (entry for found in errors.values() for entry in found):
         counts[min(steps - 1, int((moment - start) / step))] += 1
     points = tuple(((start + step * (index + 1)).timestamp(), float(value)) for index, value in enumerate(counts))
-    return (Series(check.name, points, "lines"),)
+    return Series(check.name, points, "lines", check_bounds(check) if check.check_params.per == "hour" else {})

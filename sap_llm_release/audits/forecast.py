@@ -1,5 +1,7 @@
-"""``capacity_forecast``: where GPU utilisation and throughput are heading. A least-squares line (numpy.polyfit)
-through each series of the period, with its residual standard error, is extended until it leaves its bounds: GPU
+"""``capacity_forecast``: where GPU utilisation and throughput are heading. A Theil-Sen line (the median of the
+slopes between every pair of points, the median intercept; a bad day among seven does not tilt it as it tilts a
+least-squares fit) through each series of the period, with its residual standard error, is extended until it leaves
+its bounds: GPU
 utilisation its band (60-80 %), throughput its floor (5K docs/h). Measured is the days from the period's end to the
 first crossing; no crossing within the horizon is said as such (ok), and a series with too few points is no data."""
 
@@ -39,7 +41,7 @@ class CapacityForecastParams(Params):
 
 @dataclass(frozen=True)
 class LinearFit:
-    """A least-squares line over ``points`` points; x is days from the period's end, so ``intercept`` is the fitted
+    """A Theil-Sen line over ``points`` points; x is days from the period's end, so ``intercept`` is the fitted
     value at the end."""
 
     points: int
@@ -52,14 +54,17 @@ class LinearFit:
 
 
 def fit_line(points: list[tuple[float, float]], end_s: float) -> LinearFit | None:
-    """The least-squares line through ``points`` (epoch s, value), or None for fewer than three points."""
+    """The Theil-Sen line through ``points`` (epoch s, value), or None for fewer than three points."""
     if len(points) < MIN_FIT_POINTS:
         return None
     import numpy as np  # imported when fitting: the audit DAGs' file is parsed without it
 
     days = np.array([(at - end_s) / DAY_S for at, _ in points])
     values = np.array([value for _, value in points])
-    slope, intercept = np.polyfit(days, values, 1)
+    first, second = np.triu_indices(len(points), k=1)
+    apart = days[second] - days[first]
+    slope = float(np.median((values[second] - values[first])[apart != 0] / apart[apart != 0]))
+    intercept = float(np.median(values - slope * days))
     residuals = values - (slope * days + intercept)
     residual_se = math.sqrt(float(np.sum(residuals**2)) / (len(points) - 2))
     return LinearFit(len(points), float(slope), float(intercept), residual_se)

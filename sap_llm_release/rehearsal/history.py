@@ -210,6 +210,24 @@ def write_openmetrics(path: Path, *, start: datetime, days: int, step_s: int, pr
     return path
 
 
+def write_service_log(path: Path, *, start: datetime, days: int, problems: Sequence[Problem] = (),
+                      healthy: Healthy = Healthy()) -> Path:
+    """Write the service's log over the same days as :func:`write_openmetrics` (the reference server's format, UTC
+    stamps): a summary line a minute and one ERROR line per failed document, spread evenly over its hour."""
+    lines = []
+    for hour in _plan(days, problems, healthy):
+        began = start + timedelta(hours=hour.index)
+        failed = round(hour.docs_per_hour * hour.error_ratio)
+        events = [(minute * 60.0, f"INFO colour=blue documents={hour.docs_per_hour / 60:.0f} in the last minute")
+                  for minute in range(60)]
+        events += [(3600.0 * (n + 0.5) / failed, f"ERROR colour=blue document=h{hour.index}-{n} inference failed")
+                   for n in range(failed)]
+        lines += [f"{began + timedelta(seconds=offset):%Y-%m-%d %H:%M:%S},{int(offset * 1000) % 1000:03d} {text}\n"
+                  for offset, text in sorted(events)]
+    path.write_text("".join(lines))
+    return path
+
+
 def _plan(days: int, problems: Sequence[Problem], healthy: Healthy) -> list[_Hour]:
     """Each hour of the history: healthy, then reshaped by the problems that cover it."""
     plan = [healthy.hour(index) for index in range(24 * days)]
@@ -368,11 +386,14 @@ def backfill(openmetrics: Path, tsdb_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def prometheus_over(tsdb_dir: Path, port: int) -> Iterator[str]:
-    """A Prometheus on 127.0.0.1:``port`` over the TSDB in ``tsdb_dir``, scraping nothing; yields its URL once it is
-    ready and stops it on exit. Its config and log are written next to the TSDB."""
+def prometheus_over(tsdb_dir: Path, port: int, alertmanager: str | None = None) -> Iterator[str]:
+    """A Prometheus on 127.0.0.1:``port`` over the TSDB in ``tsdb_dir``, scraping nothing and sending alerts to
+    ``alertmanager`` (``host:port``) when given; yields its URL once it is ready and stops it on exit. Its config and
+    log are written next to the TSDB."""
     config = tsdb_dir.parent / f"{tsdb_dir.name}-prometheus.yml"
-    config.write_text("global:\n  evaluation_interval: 1m\n")
+    alerting = f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n" \
+        if alertmanager else ""
+    config.write_text("global:\n  evaluation_interval: 1m\n" + alerting)
     url = f"http://127.0.0.1:{port}"
     log_path = tsdb_dir.parent / f"{tsdb_dir.name}-prometheus.log"
     with log_path.open("ab") as log:

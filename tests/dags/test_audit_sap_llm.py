@@ -16,6 +16,7 @@ from urllib.request import url2pathname
 import pytest
 
 from sap_llm_release.ledger import Ledger
+from sap_llm_release.rehearsal import local_stack
 from sap_llm_release.rehearsal.history import (
     AlertFired,
     ErrorSpike,
@@ -26,10 +27,16 @@ from sap_llm_release.rehearsal.history import (
     history_start,
     prometheus_over,
     write_openmetrics,
+    write_service_log,
 )
+from sap_llm_release.rehearsal.processes import stop_group
+from sap_llm_release.spec import load_spec
+from tests.support.runs import SPEC_FILE
+from tests.support.standins import PagerDutyEvents, SlackWebApi
 
 DAYS = 8
 SERVICE = "sap-llm"
+DAILY_CHECKS = 10
 ALERT = AlertFired(day=2, start_hour=10.5, minutes=30, alertname="SapLlmHighErrorRate", severity="critical")
 PROBLEMS = (
     ErrorSpike(day=2, hours=(10, 14), error_ratio=0.06),
@@ -47,22 +54,48 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory):
-    """``DAYS`` days of the service's series with ``PROBLEMS``, served by a real Prometheus: yields the first day's
-    midnight (UTC)."""
+def alertmanager(tmp_path_factory):
+    """The stack's Alertmanager (its own routes), its receivers posting to stand-ins of their own: yields
+    ``host:port`` and the stand-ins (Slack, PagerDuty)."""
+    directory = tmp_path_factory.mktemp("alertmanager")
+    slack, pagerduty = SlackWebApi(), PagerDutyEvents(directory / "pagerduty-tls")
+    slack.start()
+    pagerduty.start()
+    port = free_port()
+    local_stack.start_alertmanager(directory, port, pagerduty_url=f"{pagerduty.url}/v2/enqueue",
+                                   slack_url=f"{slack.url}chat.postMessage", env={"SSL_CERT_FILE": pagerduty.ca_file})
+    try:
+        yield f"127.0.0.1:{port}", (slack, pagerduty)
+    finally:
+        stop_group(int((directory / "alertmanager.pid").read_text()))
+        slack.stop()
+        pagerduty.stop()
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, alertmanager):
+    """``DAYS`` days of the service's series with ``PROBLEMS``, served by a real Prometheus that sends alerts to the
+    stack's Alertmanager, and the same days of the service's log in a local stack's folder: yields the first day's
+    midnight (UTC), the Prometheus connection and the stack folder."""
     directory = tmp_path_factory.mktemp("audit-history")
     start = history_start(DAYS)
     recorded = write_openmetrics(directory / "history.om", start=start, days=DAYS, step_s=60, problems=PROBLEMS)
-    with prometheus_over(backfill(recorded, directory / "tsdb"), free_port()) as url:
+    stack_dir = directory / "stack"
+    stack_dir.mkdir()
+    (stack_dir / "stack.json").write_text(json.dumps({  # the local target's layout; no process of it is asked
+        "ports": {"router": free_port(), "blue": free_port(), "green": free_port()}, "server_command": []}))
+    write_service_log(stack_dir / "blue.log", start=start, days=DAYS, problems=PROBLEMS)
+    with prometheus_over(backfill(recorded, directory / "tsdb"), free_port(), alertmanager=alertmanager[0]) as url:
         host, port = url.removeprefix("http://").rstrip("/").split(":")
-        yield start, json.dumps({"conn_type": "http", "host": host, "port": int(port)})
+        yield start, json.dumps({"conn_type": "http", "host": host, "port": int(port)}), stack_dir
 
 
 @pytest.fixture
 def audits(history, airflow_db, notification_standins, tmp_path, monkeypatch):
     """The audit DAGs on a ledger and a reports folder of this test's own, Prometheus at the recorded history."""
-    start, prometheus = history
+    start, prometheus, stack_dir = history
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_PROMETHEUS", prometheus)
+    monkeypatch.setenv("SAP_LLM_STACK_DIR", str(stack_dir))
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_LEDGER", json.dumps({"conn_type": "sqlite",
                                                                  "host": str(tmp_path / "ledger.db")}))
     monkeypatch.setenv("SAP_LLM_AUDIT_REPORTS", str(tmp_path / "reports"))
@@ -108,12 +141,19 @@ def all_ok(severities: dict[str, str]) -> bool:
     return set(severities.values()) == {"ok"}
 
 
-def test_a_healthy_day_yields_no_warning_one_summary_and_no_page(audits):
+def test_a_healthy_day_yields_no_warning_one_summary_and_no_page(audits, alertmanager):
+    receivers_slack, receivers_pagerduty = alertmanager[1]
     run = audits.run("daily", audits.day(2) - timedelta(seconds=1))
     assert run["state"] == "success"
-    assert len(run["severities"]) == 7 and all_ok(run["severities"]), run["severities"]
+    assert len(run["severities"]) == DAILY_CHECKS and all_ok(run["severities"]), run["severities"]
     assert run["outcome"]["severity"] == "ok" and json.loads(run["outcome"]["counts_json"]) == {
-        "ok": 7, "warning": 0, "critical": 0}
+        "ok": DAILY_CHECKS, "warning": 0, "critical": 0}
+    assert run["findings"]["alert_delivery"]["measured_value"] == 2  # the synthetic alert reached both receivers
+    synthetic = [(e["event_action"], e["payload"]["summary"]) for e in receivers_pagerduty.events()]
+    assert [action for action, _ in synthetic][-2:] == ["trigger", "resolve"]
+    assert "SapLlmAuditSyntheticAlert" in synthetic[-1][1] and receivers_slack.calls("chat.postMessage")
+    assert run["findings"]["error_log_volume"]["measured_value"] <= 60
+    assert run["findings"]["cost_per_document"]["measured_value"] < 0.005
     (message,) = run["slack"]
     assert message["channel"] == "#releases" and "daily audit" in message["text"] and ": ok*" in message["text"]
     assert "/release-board/audits/" in message["text"]
@@ -133,19 +173,25 @@ def test_a_critical_finding_pages_once_and_the_next_clear_run_resolves_it(audits
     assert (alerts["severity"], alerts["measured_value"]) == ("warning", 1)
     fired = f"SapLlmHighErrorRate (colour=blue, job=sap-llm) fired 30 min from {audits.day(2):%Y-%m-%d} 10:30 UTC"
     assert alerts["detail"] == fired
+    error_lines = spike_day["findings"]["error_log_volume"]
+    assert (error_lines["severity"], error_lines["finding_day"]) == ("critical", audits.day(2).date().isoformat())
+    assert error_lines["measured_value"] == pytest.approx(6000 * 0.06, rel=0.06)  # one line per failed document
     assert {name for name, severity in spike_day["severities"].items() if severity != "ok"} == {
-        "error_rate", "critical_alerts_fired"}
-    assert spike_day["pages"] == [("trigger", f"{SERVICE}-audit/daily/error_rate")]
+        "error_rate", "critical_alerts_fired", "error_log_volume"}
+    assert spike_day["pages"] == [("trigger", f"{SERVICE}-audit/daily/error_rate"),
+                                  ("trigger", f"{SERVICE}-audit/daily/error_log_volume")]
     assert "error_rate" in spike_day["slack"][0]["text"] and ": critical*" in spike_day["slack"][0]["text"]
     assert report_path(spike_day).is_file()
 
     next_day = audits.run("daily", audits.day(4) - timedelta(seconds=1))
     assert next_day["severities"]["error_rate"] == "ok"
     assert next_day["severities"]["p95_latency"] == "warning"  # day 3's latency regression
-    assert next_day["pages"] == [("resolve", f"{SERVICE}-audit/daily/error_rate")]
+    assert next_day["pages"] == [("resolve", f"{SERVICE}-audit/daily/error_rate"),
+                                 ("resolve", f"{SERVICE}-audit/daily/error_log_volume")]
     notifications = [(n["channel"], n["kind"], n["status"]) for n in audits.ledger.audit_notifications(
         next_day["run_id"])]
-    assert notifications == [("slack", "summary", "sent"), ("pagerduty", "resolve:error_rate", "sent")]
+    assert notifications == [("slack", "summary", "sent"), ("pagerduty", "resolve:error_rate", "sent"),
+                             ("pagerduty", "resolve:error_log_volume", "sent")]
 
 
 def test_the_weekly_audit_finds_each_injected_problem_on_its_day(audits):
@@ -160,6 +206,11 @@ def test_the_weekly_audit_finds_each_injected_problem_on_its_day(audits):
     assert found["gpu_utilisation_floor"][2] == pytest.approx(0.30, abs=0.01)
     assert found["critical_alerts_fired"][:2] == ("warning", day[2])
     assert found["availability"][0] == "ok" and found["gpu_utilisation_ceiling"][0] == "ok"
+    assert found["cost_per_document"][0] == "ok"
+    assert found["incident_retrospective"][:1] == ("warning",) and found["incident_retrospective"][2] == 1
+    assert "SapLlmHighErrorRate" in week["findings"]["incident_retrospective"]["detail"]
+    assert not any("not judged" in row["detail"] for row in week["findings"].values())
+    assert len(found) == len(load_spec(SPEC_FILE).audits.weekly.checks)
     assert week["pages"] == [("trigger", f"{SERVICE}-audit/weekly/error_rate")]
 
 
@@ -168,11 +219,14 @@ def test_an_unreachable_prometheus_makes_the_audit_critical_and_the_report_is_st
                        json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": free_port()}))
     run = audits.run("daily", audits.day(2) - timedelta(seconds=1))
     assert run["state"] == "failed"
-    assert set(run["severities"].values()) == {"critical"} and len(run["severities"]) == 7
-    assert all("no data: Prometheus could not be asked" in row["detail"] for row in run["findings"].values())
+    from_logs = {"error_log_volume"}  # judged from the service's logs, which are still there
+    assert {name for name, severity in run["severities"].items() if severity == "critical"} == set(
+        run["severities"]) - from_logs and len(run["severities"]) == DAILY_CHECKS
+    assert all("no data" in run["findings"][name]["detail"] for name in set(run["severities"]) - from_logs)
+    assert run["severities"]["error_log_volume"] == "ok"
     report = report_path(run)
     assert report.is_file() and "no data" in report.read_text()
-    assert len(run["slack"]) == 1 and len(run["pages"]) == 7
+    assert len(run["slack"]) == 1 and len(run["pages"]) == DAILY_CHECKS - 1
 
 
 def assert_png(path: Path, width: int, height: int) -> None:

@@ -62,15 +62,19 @@ def test_error_lines_of_the_local_processes_in_the_period(tmp_path):
     assert sum(value for _, value in series.points) == 3
 
 
-def test_error_lines_per_hour_judged_against_the_bounds(tmp_path):
-    write_log(tmp_path / "blue.log", *[(START + timedelta(minutes=minute), "ERROR colour=blue")
-                                       for minute in range(0, 24 * 60, 4)])  # 360 in 24 h: 15 an hour
+def test_the_worst_hour_is_judged_against_per_hour_bounds_on_its_day(tmp_path):
+    steady = [(START + timedelta(minutes=minute), "ERROR colour=blue") for minute in range(0, 24 * 60, 4)]
+    burst = [(START + timedelta(hours=20, seconds=second), "ERROR colour=blue burst") for second in range(10)]
+    write_log(tmp_path / "blue.log", *sorted(steady + burst))  # 15 an hour, 25 from 20:00
 
-    per_hour = judge(error_check(per="hour", warning=10, critical=20), context(LocalProcessLogs(tmp_path)))
-    quiet = judge(error_check(per="hour", warning=20, critical=40), context(LocalProcessLogs(tmp_path)))
+    per_hour = judge(error_check(per="hour", warning=20, critical=40), context(LocalProcessLogs(tmp_path)))
+    quiet = judge(error_check(per="hour", warning=30, critical=40), context(LocalProcessLogs(tmp_path)))
 
-    assert (per_hour.measured, per_hour.severity) == (15.0, Severity.WARNING)
-    assert (quiet.measured, quiet.severity) == (15.0, Severity.OK)
+    assert (per_hour.measured, per_hour.severity, per_hour.day) == (25.0, Severity.WARNING, (START + timedelta(
+        hours=20)).date())
+    assert per_hour.detail.startswith(f"worst hour {START + timedelta(hours=20):%Y-%m-%d %H:%M} UTC: 25 error lines")
+    assert per_hour.series[0].bounds == {"warning": 20.0, "critical": 40.0}
+    assert (quiet.measured, quiet.severity) == (25.0, Severity.OK)
 
 
 def test_pod_logs_through_the_kubernetes_api(kube_api):

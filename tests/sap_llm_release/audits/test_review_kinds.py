@@ -271,3 +271,13 @@ def test_incidents_without_a_ledger_are_no_data(spec, prometheus):
     finding = judge(spec.audits.weekly.check("incident_retrospective"), context_over(prometheus, 0, 7))
     assert finding.measured is None and finding.severity is Severity.CRITICAL
     assert "no release ledger" in finding.detail
+
+
+def test_one_bad_day_in_a_flat_week_does_not_tilt_the_forecast_line():
+    from sap_llm_release.audits.forecast import fit_line
+
+    end_s = 7 * 86400.0
+    points = [(hour * 3600.0, 0.30 if 4 * 24 <= hour < 5 * 24 else 0.70) for hour in range(1, 7 * 24 + 1)]
+    fit = fit_line(points, end_s)
+    assert fit.slope_per_day == pytest.approx(0, abs=1e-9) and fit.intercept == pytest.approx(0.70)
+    assert fit.residual_se > 0.1  # the bad day still shows, as the fit's error

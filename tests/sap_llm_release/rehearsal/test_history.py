@@ -13,6 +13,7 @@ from sap_llm_release.rehearsal.history import (
     AlertFired,
     ErrorSpike,
     GpuUnderuse,
+    Healthy,
     LatencyRegression,
     ThroughputDip,
     backfill,
@@ -161,3 +162,22 @@ def test_alert_is_firing_exactly_within_its_interval(prometheus):
     firing = instant(url, f"{selector} == 1", end + 120)
     assert firing == [], "the NaN after the interval ends it, as a staleness marker does"
     assert all(not instant(url, f"{selector}[1d]", start_ts + 86400 * day) for day in (1, 3, 4))
+
+
+def test_the_service_log_has_one_error_line_per_failed_document_in_its_hour(tmp_path):
+    from sap_llm_release.rehearsal.history import write_service_log
+    from sap_llm_release.service_logs.local_files import line_time
+
+    start = history_start(2)
+    spike = ErrorSpike(day=1, hours=(10, 12), error_ratio=0.05)
+    lines = write_service_log(tmp_path / "blue.log", start=start, days=2, problems=[spike]).read_text().splitlines()
+    errors_by_hour: dict[int, int] = {}
+    for line in lines:
+        if " ERROR " in line:
+            hour = int((line_time(line) - start).total_seconds() // 3600)
+            errors_by_hour[hour] = errors_by_hour.get(hour, 0) + 1
+    assert [errors_by_hour[hour] for hour in (34, 35)] == [round(Healthy().hour(hour).docs_per_hour * 0.05)
+                                                           for hour in (34, 35)]
+    assert all(5 <= count <= 15 for hour, count in errors_by_hour.items() if hour not in (34, 35))
+    assert len(lines) - sum(errors_by_hour.values()) == 2 * 24 * 60  # one summary line a minute
+    assert [line_time(line) for line in lines] == sorted(line_time(line) for line in lines)
