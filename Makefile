@@ -15,7 +15,7 @@ REHEARSAL_MODEL := .models/rehearsal
 # stack's data stores, which the data gates query.
 REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
 
-.PHONY: setup demo demo-rollback test lint benchmarks clean
+.PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
 setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed $(REHEARSAL_MODEL)/manifest.json \
 		$(REHEARSAL_STORES)/.built
@@ -67,6 +67,9 @@ demo: setup
 demo-rollback: setup
 	$(PY) scripts/demo.py --inject-errors-at 20
 
+demo-audits: setup
+	$(PY) scripts/demo_audits.py
+
 # The live rehearsals wait out compressed traffic windows: four workers, each with its own stack on its own ports,
 # run them side by side (tests/dags/conftest.py puts them in lanes, one xdist group each).
 TEST_WORKERS ?= 4
@@ -84,4 +87,4 @@ benchmarks: setup
 	$(VALIDATOR) benchmarks/validator_cpu.py
 
 clean:
-	rm -rf $(VENV) $(LOADTEST_VENV) $(VALIDATOR_VENV) .models .stack .airflow
+	rm -rf $(VENV) $(LOADTEST_VENV) $(VALIDATOR_VENV) .models .stack .airflow .airflow-audits

@@ -53,8 +53,8 @@ def say(text: str) -> None:
 class Airflow:
     """``airflow standalone`` in its own process group, reached through the REST API."""
 
-    def __init__(self, home: Path, port: int, env: dict[str, str]) -> None:
-        self.home, self.port, self.env = home, port, env
+    def __init__(self, home: Path, port: int, env: dict[str, str], dag_ids: tuple[str, ...] = (DAG_ID,)) -> None:
+        self.home, self.port, self.env, self.dag_ids = home, port, env, dag_ids
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
         self.client = httpx.Client(base_url=self.url, timeout=30)
@@ -71,7 +71,9 @@ class Airflow:
         token = self.client.post("/auth/token", json={"username": "admin", "password": password})
         token.raise_for_status()
         self.client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        self._wait(lambda: self.client.get(f"/api/v2/dags/{DAG_ID}").status_code == 200, 180, f"DAG {DAG_ID}")
+        for dag_id in self.dag_ids:
+            self._wait(lambda dag_id=dag_id: self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200, 180,
+                       f"DAG {dag_id}")
 
     def stop(self) -> None:
         """SIGINT to the whole process group (standalone's own shutdown), then SIGTERM, then SIGKILL."""
@@ -89,13 +91,13 @@ class Airflow:
         with contextlib.suppress(ProcessLookupError):  # members of the group that outlived standalone itself
             os.killpg(self.process.pid, signal.SIGKILL)
 
-    def trigger(self, conf: dict) -> str:
-        response = self.client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None, "conf": conf})
+    def trigger(self, conf: dict, dag_id: str = DAG_ID) -> str:
+        response = self.client.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
         response.raise_for_status()
         return response.json()["dag_run_id"]
 
-    def run_state(self, run_id: str) -> str:
-        return self.client.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}").json()["state"]
+    def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
+        return self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
 
     def task_states(self, run_id: str) -> dict[str, str | None]:
         states: dict[str, str | None] = {}

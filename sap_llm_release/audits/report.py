@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
@@ -173,17 +174,24 @@ def _figure():
 
 
 def _plot_series(finding: Finding, period: tuple[datetime, datetime], path: Path) -> None:
-    """A line per series of ``finding`` over UTC time, a dashed line per bound, saved as PNG at ``path``."""
+    """A line per series of ``finding`` over UTC time, a dashed line per bound, saved as PNG at ``path``. Series of a
+    second unit (GPU utilisation beside docs/h) and their bounds go on a right-hand axis of their own."""
     import matplotlib.dates as mdates
 
     figure, axes = _figure()
+    units = list(dict.fromkeys(series.unit for series in finding.series))
+    right = axes.twinx() if len(units) > 1 else None
+
+    def axes_of(unit: str) -> Any:
+        return right if right is not None and unit != units[0] else axes
+
     for colour, series in zip(itertools.cycle(SERIES_COLOURS), finding.series):
         times = [datetime.fromtimestamp(epoch, tz=timezone.utc) for epoch, _ in series.points]
-        axes.plot(times, [value for _, value in series.points], color=colour, linewidth=1.6,
-                  marker="o" if len(times) <= 48 else None, markersize=3, label=_plain(series.name))
+        axes_of(series.unit).plot(times, [value for _, value in series.points], color=colour, linewidth=1.6,
+                                  marker="o" if len(times) <= 48 else None, markersize=3, label=_plain(series.name))
     for name, value, unit in _bounds(finding.series):
-        axes.axhline(value, color=BOUND_COLOURS.get(name, OTHER_BOUND_COLOUR), linestyle="--", linewidth=1.5,
-                     label=_plain(f"{name} {format_number(value)} {unit}".rstrip()))
+        axes_of(unit).axhline(value, color=BOUND_COLOURS.get(name, OTHER_BOUND_COLOUR), linestyle="--",
+                              linewidth=1.5, label=_plain(f"{name} {format_number(value)} {unit}".rstrip()))
     if not any(series.points for series in finding.series):
         axes.set_xlim(_utc(period[0]), _utc(period[1]))
         axes.text(0.5, 0.5, "no data", transform=axes.transAxes, ha="center", va="center", color="#555555",
@@ -194,11 +202,17 @@ def _plot_series(finding: Finding, period: tuple[datetime, datetime], path: Path
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
         locator, tz=timezone.utc, offset_formats=["", "%Y", "%Y", "%Y", "%Y-%b-%d", "%Y-%b-%d %H:%M"]))
     axes.set_xlabel("time (UTC)")
-    axes.set_ylabel(_plain(_unit_label(finding.series)))
+    axes.set_ylabel(_plain((units[0] or "value") if right is not None else _unit_label(finding.series)))
     axes.set_title(_plain(f"{finding.check}: {finding.severity.value}"),
                    color=SEVERITY_COLOURS[finding.severity.value])
     axes.grid(alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    handles, labels = axes.get_legend_handles_labels()
+    if right is not None:
+        right.set_ylabel(_plain(units[1] or "value"))
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    axes.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.1 if right is not None else 1.01, 1.0),
+                fontsize="small")
     figure.savefig(path, dpi=FIGURE_DPI)
 
 

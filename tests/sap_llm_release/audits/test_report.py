@@ -18,6 +18,7 @@ from sap_llm_release.audits.report import (
     BOUND_COLOURS,
     FIGURE_HEIGHT_PX,
     FIGURE_WIDTH_PX,
+    SERIES_COLOURS,
     file_stem,
     render_report,
     summary_text,
@@ -170,3 +171,23 @@ def test_a_measurement_that_is_no_number_is_said_and_survives_the_trip_between_t
     assert measured_text(forecast) == "no crossing within 90 days"
     with pytest.raises(ValueError, match="no data is never ok"):
         Finding(check="x", kind="slo_series", severity=Severity.OK, measured=None, threshold="", detail="")
+
+
+def test_series_of_two_units_get_an_axis_each(tmp_path):
+    """A fraction beside docs/h: on one axis the fraction would be a flat line at 0; on its own axis its wave and
+    its band (drawn in the warning colour) span the plot's height."""
+    hours = range(48)
+    start = datetime(2026, 11, 28, tzinfo=timezone.utc).timestamp()
+    utilisation = tuple((start + 3600 * h, 0.7 + 0.05 * np.sin(h / 3)) for h in hours)
+    throughput = tuple((start + 3600 * h, 6000 + 300 * np.sin(h / 3)) for h in hours)
+    finding = Finding("capacity", "capacity_forecast", Severity.OK, 10.0, "> 7 d", "fit", series=(
+        Series("gpu", utilisation, "", {"warning": 0.6}), Series("throughput", throughput, "docs/h")))
+    audit = AuditRun("weekly", "r", datetime(2026, 11, 28), datetime(2026, 11, 30), [finding])
+    out_dir = tmp_path / "report"
+    render_report(audit, out_dir)
+    with Image.open(out_dir / "capacity.png") as image:
+        rgb = np.asarray(image.convert("RGB")).astype(int)[:, : int(0.6 * FIGURE_WIDTH_PX)]  # left of the legend
+        blue = np.all(np.abs(rgb - [int(SERIES_COLOURS[0][i:i + 2], 16) for i in (1, 3, 5)]) <= 8, axis=-1)
+        rows = np.nonzero(blue.any(axis=1))[0]
+        assert rows.max() - rows.min() > 0.3 * FIGURE_HEIGHT_PX  # the fraction's wave is not flattened
+        assert pixels_near(image, BOUND_COLOURS["warning"]) > 100
