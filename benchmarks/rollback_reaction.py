@@ -58,7 +58,7 @@ class NoInjection(RuntimeError):
 
 def one_run(stack: LiveStack, step: int) -> float:
     stack.reset()
-    stack.wait_for_no_critical_alerts()
+    stack.forget_alerts()
     injected: dict[str, float] = {}
 
     def inject() -> None:

@@ -404,6 +404,8 @@ def prometheus_over(tsdb_dir: Path, port: int, alertmanager: str | None = None) 
         )
     try:
         _wait_ready(url, process, log_path)
+        if alertmanager:
+            _wait_until_alerting(url, alertmanager)
         yield url
     finally:
         process.terminate()
@@ -412,6 +414,23 @@ def prometheus_over(tsdb_dir: Path, port: int, alertmanager: str | None = None) 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _wait_until_alerting(url: str, alertmanager: str, timeout_s: float = 30) -> None:
+    """Until Prometheus lists ``alertmanager`` among its active ones (it discovers it seconds after it is ready)."""
+    def listed() -> bool:
+        answer = httpx.get(f"{url}/api/v1/alertmanagers", timeout=2).json()["data"]["activeAlertmanagers"]
+        return any(alertmanager in manager["url"] for manager in answer)
+
+    if not poll_until(lambda: _answered(listed), bool, timeout_s=timeout_s, interval_s=0.2):
+        raise RuntimeError(f"Prometheus on {url} did not find its Alertmanager {alertmanager} within {timeout_s:.0f}s")
+
+
+def _answered(ask) -> bool:
+    try:
+        return bool(ask())
+    except httpx.HTTPError:
+        return False
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float = 30) -> None:

@@ -77,9 +77,10 @@ def test_no_alertmanager_or_an_unreadable_one_fails(canned_prometheus):
 
 
 @pytest.mark.stack
-def test_the_stacks_alertmanager_pages_critical_and_slacks_warnings(local_stack):
+def test_the_stacks_alertmanager_pages_critical_and_slacks_warnings(fresh_stack):
+    """On a fresh stack: a rehearsal run before on this worker may have killed the stack's Prometheus."""
     deadline = time.monotonic() + 20  # Prometheus discovers its Alertmanager a few seconds after start
-    while (evidence := check(local_stack.prometheus_url)).measured != 0 and time.monotonic() < deadline:
+    while (evidence := check(fresh_stack.prometheus_url)).measured != 0 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert evidence.verdict is Verdict.PASSED, evidence.detail
     assert "critical -> pagerduty-critical (pagerduty)" in evidence.detail
