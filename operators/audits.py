@@ -30,6 +30,7 @@ from sap_llm_release.audits.kinds import AUDIT_KINDS, AuditContext
 from sap_llm_release.audits.model import AuditRun, Finding, Severity
 from sap_llm_release.audits.runner import audit_period, finding_from_dict, finding_to_dict, judge, not_judged
 from sap_llm_release.audits.spec import Audit, AuditCheck
+from sap_llm_release.audits.trend import EARLIER_RUNS, Trend
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.spec import ReleaseSpec
@@ -218,15 +219,18 @@ class AuditReportOperator(AuditOperator):
         run = AuditTaskRun(self.spec_path, self.audit, context)
         start, end = run.period()
         audit_run = AuditRun(self.audit, run.audit_run_id, start, end, self._findings(run))
-        html = render_report(audit_run, report_dir(run.audit_run_id),
-                             title=f"{run.spec.service} {self.audit} audit")
+        earlier = {check.name: run.ledger.audit_check_history(self.audit, check.name, before=end,
+                                                               limit=EARLIER_RUNS) for check in run.audit.checks}
+        html = render_report(audit_run, report_dir(run.audit_run_id), title=f"{run.spec.service} {self.audit} audit",
+                             trends={name: Trend.from_history(rows) for name, rows in earlier.items()})
         url = report_url(run.audit_run_id)
         run.ledger.record_audit_outcome(run.audit_run_id, severity=audit_run.severity.value,
                                         counts=audit_run.counts(), report_uri=html.as_uri(), writer=run.writer)
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=url)
         notifier = audit_notifier(run.ledger, run.spec.service, run.writer)
         notifier.summary(audit_run, summary_text(audit_run, url))
-        notifier.pages(audit_run, self._previously_critical(run, end))
+        notifier.pages(audit_run, {name for name, rows in earlier.items()
+                                   if rows and rows[-1]["severity"] == Severity.CRITICAL.value})
         self.log.info("%s audit: %s %s; report %s (%s)", self.audit, audit_run.severity.value, audit_run.counts(),
                       html, url)
         if audit_run.severity is Severity.CRITICAL:
@@ -245,9 +249,3 @@ class AuditReportOperator(AuditOperator):
                 finding = finding_from_dict(data)
             findings.append(finding)
         return findings
-
-    def _previously_critical(self, run: AuditTaskRun, end: datetime) -> set[str]:
-        """The checks the audit's previous run found critical (their pages are open)."""
-        last = {check.name: run.ledger.audit_check_history(self.audit, check.name, before=end, limit=1)
-                for check in run.audit.checks}
-        return {name for name, rows in last.items() if rows and rows[-1]["severity"] == Severity.CRITICAL.value}

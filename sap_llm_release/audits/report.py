@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import jinja2
 
 from sap_llm_release.audits.model import AuditRun, Finding, Series, Severity
+from sap_llm_release.audits.trend import Trend
 from sap_llm_release.notify.slack import escape, link
 
 FIGURE_WIDTH_PX, FIGURE_HEIGHT_PX, FIGURE_DPI = 900, 300, 100
@@ -49,13 +50,17 @@ class _Row:
     series_plot: str
     breakdown_plot: str
     breakdown_total: str
+    trend: str
 
 
-def render_report(run: AuditRun, out_dir: Path, *, title: str | None = None) -> Path:
-    """Write ``out_dir/index.html`` and its PNG plots (critical findings first); return the HTML's path."""
+def render_report(run: AuditRun, out_dir: Path, *, title: str | None = None,
+                  trends: dict[str, Trend] | None = None) -> Path:
+    """Write ``out_dir/index.html`` and its PNG plots (critical findings first), each finding beside its check's
+    earlier runs when ``trends`` has them; return the HTML's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     used_names: set[str] = set()
-    rows = [_render_finding(finding, run, out_dir, used_names) for finding in ordered_findings(run)]
+    rows = [_render_finding(finding, run, out_dir, used_names, (trends or {}).get(finding.check))
+            for finding in ordered_findings(run)]
     html = _TEMPLATES.get_template("report.html.j2").render(
         title=title or f"{run.audit} audit {period_label(run)}",
         run=run,
@@ -121,7 +126,8 @@ def file_stem(text: str, used: set[str]) -> str:
     return stem
 
 
-def _render_finding(finding: Finding, run: AuditRun, out_dir: Path, used_names: set[str]) -> _Row:
+def _render_finding(finding: Finding, run: AuditRun, out_dir: Path, used_names: set[str],
+                    trend: Trend | None) -> _Row:
     """Plot ``finding`` into ``out_dir`` (its series, its breakdown) and return its row."""
     anchor = file_stem(finding.check, used_names)
     series_plot = breakdown_plot = ""
@@ -139,6 +145,7 @@ def _render_finding(finding: Finding, run: AuditRun, out_dir: Path, used_names: 
         series_plot=series_plot,
         breakdown_plot=breakdown_plot,
         breakdown_total=format_number(sum(finding.breakdown.values())),
+        trend=trend.describe(finding) if trend is not None else "",
     )
 
 

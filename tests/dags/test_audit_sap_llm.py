@@ -6,11 +6,12 @@ unreachable Prometheus makes the audit critical and the report is still written.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 from urllib.request import url2pathname
 
 import pytest
@@ -128,7 +129,21 @@ class AuditHarness:
             "outcome": self.ledger.audit_outcome(run_id),
             "slack": self.slack.calls("chat.postMessage")[slack_seen:],
             "pages": [(event["event_action"], event["dedup_key"]) for event in self.pagerduty.events()[pages_seen:]],
+            "report_link": report_link(dag_run),
         }
+
+
+def report_link(dag_run) -> str | None:
+    """What the report task's "Audit report" link opens (the link Airflow stored for the UI; a JSON column)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        stored = session.scalar(select(XComModel.value).where(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id, XComModel.task_id == "report",
+            XComModel.key == "_link_AuditReportLink"))
+    return stored
 
 
 def report_path(run: dict) -> Path:
@@ -157,6 +172,8 @@ def test_a_healthy_day_yields_no_warning_one_summary_and_no_page(audits, alertma
     (message,) = run["slack"]
     assert message["channel"] == "#releases" and "daily audit" in message["text"] and ": ok*" in message["text"]
     assert "/release-board/audits/" in message["text"]
+    board = "http://localhost:8080/release-board/audits"
+    assert run["report_link"] == f"{board}/{quote(run['run_id'], safe='')}/index.html"
     assert run["pages"] == []
     report = report_path(run)
     assert report.is_file() and "error_rate" in report.read_text()
@@ -186,6 +203,7 @@ def test_a_critical_finding_pages_once_and_the_next_clear_run_resolves_it(audits
     next_day = audits.run("daily", audits.day(4) - timedelta(seconds=1))
     assert next_day["severities"]["error_rate"] == "ok"
     assert next_day["severities"]["p95_latency"] == "warning"  # day 3's latency regression
+    assert re.search(r"last 1 runs: 0\.06\d* \(critical\); now below all of them", report_path(next_day).read_text())
     assert next_day["pages"] == [("resolve", f"{SERVICE}-audit/daily/error_rate"),
                                  ("resolve", f"{SERVICE}-audit/daily/error_log_volume")]
     notifications = [(n["channel"], n["kind"], n["status"]) for n in audits.ledger.audit_notifications(
