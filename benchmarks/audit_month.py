@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,14 +34,9 @@ from sap_llm_release.rehearsal.history import (  # noqa: E402
     prometheus_over,
     write_openmetrics,
 )
+from sap_llm_release.rehearsal.processes import free_port  # noqa: E402
 
 QUERY_HANDLERS = ("/api/v1/query", "/api/v1/query_range")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def day_at(days: int, fraction: float) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import socket
 import sys
 import time
 from datetime import timedelta
@@ -44,6 +43,7 @@ from sap_llm_release.rehearsal.history import (  # noqa: E402
     write_service_log,
 )
 from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
+from sap_llm_release.rehearsal.processes import free_port  # noqa: E402
 
 AUDITS = ("daily", "weekly", "monthly")
 DAYS = 31  # the month the monthly audit judges, and the day before it that its first hour's rate window reads
@@ -54,12 +54,6 @@ PROBLEMS = (
     ThroughputDip(day=28, hours=(14, 18), docs_per_hour=3500),
     GpuUnderuse(days=(12, 14), utilisation_pct=45),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def record_history(work: Path, stack_dir: Path) -> Path:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 
 from sap_llm_release.polling import poll_until
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (the kernel's choice)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def alive(pid: int) -> bool:

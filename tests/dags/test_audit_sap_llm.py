@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import struct
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from sap_llm_release.rehearsal.history import (
     write_openmetrics,
     write_service_log,
 )
-from sap_llm_release.rehearsal.processes import stop_group
+from sap_llm_release.rehearsal.processes import free_port, stop_group
 from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
 from tests.support.standins import PagerDutyEvents, SlackWebApi
@@ -46,12 +45,6 @@ PROBLEMS = (
     ThroughputDip(day=4, hours=(14, 18), docs_per_hour=3000),
     GpuUnderuse(days=(5, 5), utilisation_pct=30),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ except where a problem was injected, and there it reads as injected."""
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timezone
 
 import httpx
@@ -21,6 +20,7 @@ from sap_llm_release.rehearsal.history import (
     prometheus_over,
     write_openmetrics,
 )
+from sap_llm_release.rehearsal.processes import free_port
 
 DAYS = 4
 ERROR_RATIO = 'sum(rate(sap_llm_requests_total{status=~"5.."}[1h])) / sum(rate(sap_llm_requests_total[1h]))'
@@ -39,12 +39,6 @@ PROBLEMS = (
 )
 
 
-def find_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """The OpenMetrics file and the start of four days of history with ``PROBLEMS`` on days 1 to 3 (day 0 healthy)."""
@@ -57,7 +51,7 @@ def history(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prometheus(history):
     path, start_ts = history
-    with prometheus_over(backfill(path, path.parent / "tsdb"), find_free_port()) as url:
+    with prometheus_over(backfill(path, path.parent / "tsdb"), free_port()) as url:
         yield url, start_ts
 
 
