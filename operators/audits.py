@@ -17,11 +17,9 @@ from airflow.sdk import BaseOperatorLink
 from operators.base import ReleaseOperator
 from operators.notifications import audit_notifier
 from operators.runtime import (
-    LEDGER_CONN_ID,
     PROMETHEUS_CONN_ID,
-    connection_url,
+    TaskOfRun,
     kubernetes_api_client,
-    ledger_for,
     prometheus_access,
     spec_at,
     with_target,
@@ -32,7 +30,6 @@ from sap_llm_release.audits.runner import audit_period, finding_from_dict, findi
 from sap_llm_release.audits.spec import Audit, AuditCheck
 from sap_llm_release.audits.trend import EARLIER_RUNS, Trend
 from sap_llm_release.checks.base import CheckContext
-from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.spec import ReleaseSpec
 from sap_llm_release.targets import build_target
 
@@ -65,7 +62,7 @@ def report_url(audit_run_id: str) -> str:
 
 
 @dataclass
-class AuditTaskRun:
+class AuditTaskRun(TaskOfRun):
     """One audit DAG run seen from inside a task."""
 
     spec_path: str
@@ -82,17 +79,7 @@ class AuditTaskRun:
 
     @property
     def audit_run_id(self) -> str:
-        ti = self.context["ti"]
-        return f"{ti.dag_id}:{ti.run_id}"
-
-    @property
-    def writer(self) -> Writer:
-        ti = self.context["ti"]
-        return Writer(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return ledger_for(connection_url(LEDGER_CONN_ID))
+        return self.run_key
 
     def scheduled_end(self) -> datetime:
         """The end of the period this run judges: the ``period_end`` parameter, else the time the run was due."""

@@ -174,8 +174,29 @@ def ledger_for(url: str) -> Ledger:
     return Ledger(url)
 
 
+class TaskOfRun:
+    """What a task of any of the project's DAGs reads from its context (``self.context``): the run's key in the
+    ledger (``<dag id>:<run id>``), the writer its rows carry, the ledger."""
+
+    context: Any
+
+    @property
+    def run_key(self) -> str:
+        ti = self.context["ti"]
+        return f"{ti.dag_id}:{ti.run_id}"
+
+    @property
+    def writer(self) -> Writer:
+        ti = self.context["ti"]
+        return Writer(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return ledger_for(connection_url(LEDGER_CONN_ID))
+
+
 @dataclass
-class ReleaseRun:
+class ReleaseRun(TaskOfRun):
     """One release DAG run seen from inside a task."""
 
     spec_path: str
@@ -195,21 +216,11 @@ class ReleaseRun:
 
     @property
     def release_id(self) -> str:
-        ti = self.context["ti"]
-        return f"{ti.dag_id}:{ti.run_id}"
-
-    @property
-    def writer(self) -> Writer:
-        ti = self.context["ti"]
-        return Writer(ti.dag_id, ti.run_id, ti.task_id, ti.try_number)
+        return self.run_key
 
     @property
     def triggered_by(self) -> str:
         return self.context["dag_run"].triggering_user_name or self.request.requested_by
-
-    @cached_property
-    def ledger(self) -> Ledger:
-        return ledger_for(connection_url(LEDGER_CONN_ID))
 
     @cached_property
     def prometheus(self) -> PrometheusAccess:
