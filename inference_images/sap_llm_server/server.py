@@ -275,14 +275,18 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False, 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if enable_fault_injection:
-
-        @app.post("/admin/faults")
-        async def set_faults(new: Faults) -> dict:
-            faults.error_rate, faults.added_latency_s = new.error_rate, new.added_latency_s
-            log.warning("WARNING colour=%s faults set: %s", colour, new.model_dump())
-            return {"colour": colour, **faults.model_dump()}
-
+        _add_fault_injection(app, faults, colour)
     return app
+
+
+def _add_fault_injection(app: FastAPI, faults: Faults, colour: str) -> None:
+    """``POST /admin/faults``: the rehearsals' way to make this slot fail or slow down."""
+
+    @app.post("/admin/faults")
+    async def set_faults(new: Faults) -> dict:
+        faults.error_rate, faults.added_latency_s = new.error_rate, new.added_latency_s
+        log.warning("WARNING colour=%s faults set: %s", colour, new.model_dump())
+        return {"colour": colour, **faults.model_dump()}
 
 
 def main(argv: list[str] | None = None) -> None:
