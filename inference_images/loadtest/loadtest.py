@@ -186,10 +186,18 @@ def load(url: str, documents: list[dict], docs_per_hour: float, duration_s: floa
     sampler.kill()
     after = server_histogram(url)
 
-    total = environment.stats.total
+    return _load_result(url, environment.stats.total, elapsed, memory, histogram_quantile(0.95, before, after),
+                        docs_per_hour=docs_per_hour, p95_target_s=p95_target_s, max_error_ratio=max_error_ratio,
+                        leak_bytes_per_hour=leak_bytes_per_hour, rate_tolerance=rate_tolerance)
+
+
+def _load_result(url: str, total, elapsed: float, memory: list[tuple[float, float]], server_p95: float | None, *,
+                 docs_per_hour: float, p95_target_s: float, max_error_ratio: float, leak_bytes_per_hour: float,
+                 rate_tolerance: float) -> dict:
+    """The load run's result from locust's totals, the memory samples and the server's own P95; ``passed`` when the
+    rate held, client P95 and the error ratio are within their targets and no leak was seen."""
     successes = total.num_requests - total.num_failures
     client_p95 = total.get_response_time_percentile(0.95) / 1000 if total.num_requests else None
-    server_p95 = histogram_quantile(0.95, before, after)
     slope = memory_slope_per_hour(memory)
     result = {
         "kind": "load",
