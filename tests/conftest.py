@@ -83,24 +83,20 @@ def notification_standins():
     """Slack's Web API and PagerDuty's Events API stand-ins, wired in as the release's Airflow connections."""
     import json
 
-    from tests.support.standins import PagerDutyEvents, SlackWebApi
+    from tests.support.standins import slack_and_pagerduty
 
-    slack, pagerduty = SlackWebApi(), PagerDutyEvents(_HOME / "pagerduty-tls")
-    slack.start()
-    pagerduty.start()
-    os.environ["AIRFLOW_CONN_SAP_LLM_SLACK"] = json.dumps(
-        {"conn_type": "slack", "password": "xoxb-release-tests", "extra": {"base_url": slack.url,
-                                                                           "channel": "#releases"}})
-    os.environ["AIRFLOW_CONN_SAP_LLM_PAGERDUTY"] = json.dumps(
-        {"conn_type": "pagerduty_events", "password": "R0UT1NGKEY0000000000000000000000",
-         "extra": {"url": pagerduty.url, "verify": pagerduty.ca_file}})
-    try:
-        yield slack, pagerduty
-    finally:
-        for name in ("AIRFLOW_CONN_SAP_LLM_SLACK", "AIRFLOW_CONN_SAP_LLM_PAGERDUTY"):
-            os.environ.pop(name, None)
-        slack.stop()
-        pagerduty.stop()
+    with slack_and_pagerduty(_HOME / "pagerduty-tls") as (slack, pagerduty):
+        os.environ["AIRFLOW_CONN_SAP_LLM_SLACK"] = json.dumps(
+            {"conn_type": "slack", "password": "xoxb-release-tests", "extra": {"base_url": slack.url,
+                                                                               "channel": "#releases"}})
+        os.environ["AIRFLOW_CONN_SAP_LLM_PAGERDUTY"] = json.dumps(
+            {"conn_type": "pagerduty_events", "password": "R0UT1NGKEY0000000000000000000000",
+             "extra": {"url": pagerduty.url, "verify": pagerduty.ca_file}})
+        try:
+            yield slack, pagerduty
+        finally:
+            for name in ("AIRFLOW_CONN_SAP_LLM_SLACK", "AIRFLOW_CONN_SAP_LLM_PAGERDUTY"):
+                os.environ.pop(name, None)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from urllib.request import url2pathname
 import pytest
 
 from sap_llm_release.ledger import Ledger
-from sap_llm_release.rehearsal import local_stack
 from sap_llm_release.rehearsal.history import (
     AlertFired,
     ErrorSpike,
@@ -29,10 +28,10 @@ from sap_llm_release.rehearsal.history import (
     write_openmetrics,
     write_service_log,
 )
-from sap_llm_release.rehearsal.processes import free_port, stop_group
+from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
-from tests.support.standins import PagerDutyEvents, SlackWebApi
+from tests.support.standins import alertmanager_to, slack_and_pagerduty
 
 DAYS = 8
 SERVICE = "sap-llm"
@@ -52,18 +51,9 @@ def alertmanager(tmp_path_factory):
     """The stack's Alertmanager (its own routes), its receivers posting to stand-ins of their own: yields
     ``host:port`` and the stand-ins (Slack, PagerDuty)."""
     directory = tmp_path_factory.mktemp("alertmanager")
-    slack, pagerduty = SlackWebApi(), PagerDutyEvents(directory / "pagerduty-tls")
-    slack.start()
-    pagerduty.start()
-    port = free_port()
-    local_stack.start_alertmanager(directory, port, pagerduty_url=f"{pagerduty.url}/v2/enqueue",
-                                   slack_url=f"{slack.url}chat.postMessage", env={"SSL_CERT_FILE": pagerduty.ca_file})
-    try:
-        yield f"127.0.0.1:{port}", (slack, pagerduty)
-    finally:
-        stop_group(int((directory / "alertmanager.pid").read_text()))
-        slack.stop()
-        pagerduty.stop()
+    with slack_and_pagerduty(directory / "pagerduty-tls") as receivers, \
+            alertmanager_to(*receivers, directory, free_port()) as address:
+        yield address, receivers
 
 
 @pytest.fixture(scope="module")

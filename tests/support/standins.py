@@ -4,11 +4,13 @@ be told to fail."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import json
 import ssl
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -118,6 +120,34 @@ class PagerDutyEvents(_StandIn):
 
     def events(self) -> list[dict]:
         return [r["body"] for r in self.requests if r["path"] == "/v2/enqueue"]
+
+
+@contextlib.contextmanager
+def slack_and_pagerduty(cert_dir: Path) -> Iterator[tuple[SlackWebApi, PagerDutyEvents]]:
+    """Both stand-ins started (PagerDuty's certificate in ``cert_dir``), stopped on exit."""
+    slack, pagerduty = SlackWebApi(), PagerDutyEvents(cert_dir)
+    slack.start()
+    pagerduty.start()
+    try:
+        yield slack, pagerduty
+    finally:
+        slack.stop()
+        pagerduty.stop()
+
+
+@contextlib.contextmanager
+def alertmanager_to(slack: SlackWebApi, pagerduty: PagerDutyEvents, directory: Path, port: int) -> Iterator[str]:
+    """The stack's Alertmanager (its own routes) on ``port``, its receivers posting to the stand-ins; yields
+    ``host:port`` and stops it on exit."""
+    from sap_llm_release.rehearsal import local_stack
+    from sap_llm_release.rehearsal.processes import stop_group
+
+    local_stack.start_alertmanager(directory, port, pagerduty_url=f"{pagerduty.url}/v2/enqueue",
+                                   slack_url=f"{slack.url}chat.postMessage", env={"SSL_CERT_FILE": pagerduty.ca_file})
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_group(int((directory / "alertmanager.pid").read_text()))
 
 
 def _self_signed(cert_dir: Path) -> str:

@@ -20,9 +20,8 @@ from sap_llm_release.audits.spec import AuditCheck
 from sap_llm_release.checks.alertmanager import receivers_for
 from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal import local_stack
-from sap_llm_release.rehearsal.processes import stop_group
 from tests.sap_llm_release.conftest import CannedPrometheus, find_free_port
-from tests.support.standins import PagerDutyEvents, SlackWebApi
+from tests.support.standins import alertmanager_to, slack_and_pagerduty
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
                                 reason="Debian's prometheus-alertmanager is not installed (make setup installs it)")
@@ -30,24 +29,15 @@ pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
 
 @pytest.fixture
 def receivers(tmp_path):
-    slack, pagerduty = SlackWebApi(), PagerDutyEvents(tmp_path / "pagerduty-tls")
-    slack.start()
-    pagerduty.start()
-    yield slack, pagerduty
-    slack.stop()
-    pagerduty.stop()
+    with slack_and_pagerduty(tmp_path / "pagerduty-tls") as standins:
+        yield standins
 
 
 @pytest.fixture
 def alertmanager(tmp_path, receivers):
     """Base URL of an Alertmanager running the stack's routes, its receivers posting to the stand-ins."""
-    slack, pagerduty = receivers
-    port = find_free_port()
-    local_stack.start_alertmanager(tmp_path, port, pagerduty_url=f"{pagerduty.url}/v2/enqueue",
-                                   slack_url=f"{slack.url}chat.postMessage",
-                                   env={"SSL_CERT_FILE": pagerduty.ca_file})
-    yield f"http://127.0.0.1:{port}"
-    stop_group(int((tmp_path / "alertmanager.pid").read_text()))
+    with alertmanager_to(*receivers, tmp_path, find_free_port()) as address:
+        yield f"http://{address}"
 
 
 @pytest.fixture

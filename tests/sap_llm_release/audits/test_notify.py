@@ -15,7 +15,7 @@ from sap_llm_release.audits.notify import AuditNotifier, page_key
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
-from tests.support.standins import PagerDutyEvents, SlackWebApi
+from tests.support.standins import slack_and_pagerduty
 
 RUN = "sap_llm_audit_daily:scheduled__2026-11-29T06:00:00+00:00"
 WRITER = Writer("sap_llm_audit_daily", "scheduled__2026-11-29T06:00:00+00:00", "report", 1)
@@ -33,12 +33,8 @@ def ledger(tmp_path):
 
 @pytest.fixture
 def standins(tmp_path):
-    slack, pager = SlackWebApi(), PagerDutyEvents(tmp_path / "tls")
-    slack.start()
-    pager.start()
-    yield slack, pager
-    slack.stop()
-    pager.stop()
+    with slack_and_pagerduty(tmp_path / "tls") as both:
+        yield both
 
 
 def notifier(ledger, standins) -> AuditNotifier:
