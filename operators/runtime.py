@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -96,17 +97,38 @@ SERVICE_CONN_IDS = {
 }
 
 
-def configured_services() -> dict[str, str]:
-    """Backing services with an Airflow connection: they replace what the target says."""
-    from airflow.sdk.exceptions import AirflowNotFoundException
+class ConfiguredServices(Mapping[str, str]):
+    """The backing services' URLs: a service's Airflow connection where one is configured (it replaces what the
+    target says), else the target's. A connection is looked up when a check first asks for its service, so a gate
+    that pings Redis costs one connection lookup (an Execution API call), not one per backing service."""
 
-    urls = {}
-    for service, conn_id in SERVICE_CONN_IDS.items():
-        try:
-            urls[service] = connection_url(conn_id)
-        except AirflowNotFoundException:
-            continue
-    return urls
+    def __init__(self, target_services: Mapping[str, str] | None = None) -> None:
+        self._target = dict(target_services or {})
+        self._connections: dict[str, str | None] = {}
+
+    def __getitem__(self, service: str) -> str:
+        url = self._connection(service) or self._target.get(service)
+        if url is None:
+            raise KeyError(service)
+        return url
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([service for service in {**self._target, **SERVICE_CONN_IDS} if service in self])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def _connection(self, service: str) -> str | None:
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        if service not in SERVICE_CONN_IDS:
+            return None
+        if service not in self._connections:
+            try:
+                self._connections[service] = connection_url(SERVICE_CONN_IDS[service])
+            except AirflowNotFoundException:
+                self._connections[service] = None
+        return self._connections[service]
 
 
 def prometheus_replicas(target: Target) -> list[str]:
@@ -162,9 +184,9 @@ def with_target(context: CheckContext, target: Target) -> CheckContext:
     """``context`` given what ``target`` runs, with the backing services and credentials configured in Airflow."""
     context.endpoints, context.router, context.deployer = target, target.router, target.deployer
     context.slots, context.ca_file, context.kubernetes = target.slots, target.ca_file, target.kubernetes
-    context.services = {**target.services, **configured_services()}
+    context.services = ConfiguredServices(target.services)
     context.prometheus_replicas = prometheus_replicas(target)
-    context.api_key, context.jwt_key = api_credentials(target)
+    context.credentials = lambda: api_credentials(target)
     context.reports_dir = Path(target.reports_dir)
     return context
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -31,15 +32,27 @@ class CheckContext:
     kubernetes: Any = None  # KubernetesAccess (checks/kubernetes.py): the cluster's API client and namespace
     reports_dir: Path | None = None
     ca_file: str | None = None
-    services: dict[str, str] = field(default_factory=dict)
+    services: Mapping[str, str] = field(default_factory=dict)
     prometheus_replicas: list[str] = field(default_factory=list)
-    api_key: str | None = None
-    jwt_key: str | None = None
+    # the service's API key and JWT signing key, asked for when a check first needs them (most checks do not)
+    credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)
     job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
     slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})
     unavailable_reason: str = ""
+
+    @cached_property
+    def _api_credentials(self) -> tuple[str | None, str | None]:
+        return self.credentials()
+
+    @property
+    def api_key(self) -> str | None:
+        return self._api_credentials[0]
+
+    @property
+    def jwt_key(self) -> str | None:
+        return self._api_credentials[1]
 
     def require(self, name: str) -> Any:
         value = getattr(self, name)

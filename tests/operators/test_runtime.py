@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pymongo.uri_parser import parse_uri
 
-from operators.runtime import configured_services, connection_url
+from operators.runtime import ConfiguredServices, connection_url
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.checks.services import ServicePing, ServicePingParams
 from sap_llm_release.evidence import Threshold, Verdict
@@ -71,7 +71,7 @@ def test_a_mongodb_connection_is_what_the_service_ping_asks(monkeypatch):
             "AIRFLOW_CONN_SAP_LLM_MONGODB",
             json.dumps({"conn_type": "mongo", "host": "127.0.0.1", "port": mongo.port, "schema": "kb"}),
         )
-        services = configured_services()
+        services = ConfiguredServices()
         evidence = ServicePing().run(
             ServicePingParams(service="mongodb", timeout_s=1),
             Threshold(op="==", value=1),
@@ -88,11 +88,28 @@ def test_a_store_connection_is_what_the_store_gates_query(monkeypatch, tmp_path)
     stores = build(tmp_path, history=10, test_documents=10)
     monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_KNOWLEDGE_BASE",
                        json.dumps({"conn_type": "sqlite", "host": str(stores["knowledge_base"])}))
-    services = configured_services()
+    services = ConfiguredServices()
     evidence = StoreQuery().run(StoreQueryParams(store="knowledge_base", sql="SELECT count(*) FROM apis"),
                                 Threshold(op=">=", value=1), CheckContext(service="sap-llm", services=services))
     assert services["knowledge_base"] == f"sqlite:///{stores['knowledge_base']}"
     assert evidence.verdict is Verdict.PASSED and evidence.measured > 1
+
+
+def test_a_services_connection_replaces_the_targets_url_and_is_looked_up_only_when_asked(monkeypatch):
+    import operators.runtime as runtime
+
+    looked_up = []
+    monkeypatch.setattr(runtime, "connection_url", lambda conn_id: looked_up.append(conn_id) or connection_url(conn_id))
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_REDIS", json.dumps({"conn_type": "redis", "host": "cache.internal"}))
+    services = ConfiguredServices({"redis": "redis://127.0.0.1:6379/0", "loki": "http://127.0.0.1:3100"})
+
+    assert services["loki"] == "http://127.0.0.1:3100" and services.get("mongodb") is None
+    assert looked_up == ["sap_llm_loki", "sap_llm_mongodb"]  # one lookup per service asked for, none for the rest
+    assert services["redis"] == services.get("redis") == "redis://cache.internal:6379/0"
+    assert looked_up.count("sap_llm_redis") == 1
+    assert dict(services) == {"redis": "redis://cache.internal:6379/0", "loki": "http://127.0.0.1:3100"}
+    with pytest.raises(KeyError):
+        services["no_such_service"]
 
 
 def test_postgres_and_redis_passwords_are_percent_encoded(monkeypatch):

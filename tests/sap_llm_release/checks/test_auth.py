@@ -24,7 +24,8 @@ class Endpoints:
 
 
 def check(url: str, api_key: str | None = API_KEY, jwt_key: str | None = SECRET):
-    context = CheckContext(service="sap-llm", endpoints=Endpoints(url), api_key=api_key, jwt_key=jwt_key)
+    context = CheckContext(service="sap-llm", endpoints=Endpoints(url),
+                           credentials=lambda: (api_key, jwt_key))
     return ApiAuth().run(ApiAuthParams(), ALL_RIGHT, context)
 
 
@@ -64,7 +65,7 @@ def test_the_stacks_service_is_guarded(local_stack):
     target = local_stack.target
     jwt_key = open(target.jwt_secret_file).read().strip()
     for endpoint in ("router", "public"):
-        context = CheckContext(service="sap-llm", endpoints=target, api_key=target.api_key, jwt_key=jwt_key,
+        context = CheckContext(service="sap-llm", endpoints=target, credentials=lambda: (target.api_key, jwt_key),
                                ca_file=target.ca_file)
         evidence = ApiAuth().run(ApiAuthParams(endpoint=endpoint), ALL_RIGHT, context)
         assert (evidence.verdict, evidence.measured) == (Verdict.PASSED, 0), evidence.detail

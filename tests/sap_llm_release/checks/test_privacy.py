@@ -41,7 +41,7 @@ class CapturedService:
 
 
 def context(service: CapturedService, api_key: str | None = API_KEY) -> CheckContext:
-    return CheckContext(service="sap-llm", endpoints=service, deployer=service, api_key=api_key)
+    return CheckContext(service="sap-llm", endpoints=service, deployer=service, credentials=lambda: (api_key, None))
 
 
 @pytest.fixture
@@ -94,7 +94,8 @@ def test_a_probe_the_service_refuses_proves_nothing(reference):
 @pytest.mark.stack
 def test_the_stacks_blue_masks_and_audits(local_stack):
     target = local_stack.target
-    live = CheckContext(service="sap-llm", endpoints=target, deployer=target.deployer, api_key=target.api_key)
+    live = CheckContext(service="sap-llm", endpoints=target, deployer=target.deployer,
+                        credentials=lambda: (target.api_key, None))
     assert PiiMasking().run(ServiceLogParams(), NONE, live).measured == 0
     audit = AuditLog().run(ServiceLogParams(), NONE, live)
     assert audit.measured == 0, audit.detail
