@@ -14,6 +14,11 @@ REHEARSAL_MODEL := .models/rehearsal
 # The rehearsal's knowledge base and process memory graph (SQLite, the stores' schemas in stack/stores/): the local
 # stack's data stores, which the data gates query.
 REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
+# pip without byte-compiling: Python compiles the modules a process imports when it first imports them, a small part
+# of torch's and Airflow's trees, and the install takes half the time (the validator's venv: 73 s -> 23 s).
+PIP_INSTALL := -m pip install -q --no-compile
+# The three environments install side by side, the rehearsal model trains while the others install.
+MAKEFLAGS += --jobs=3 --output-sync=target
 
 .PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
@@ -23,23 +28,23 @@ setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.install
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) $(PIP_INSTALL) --upgrade pip
+	$(PY) $(PIP_INSTALL) -c constraints.txt -e ".[test]"
 	touch $@
 
 # The load-test image's own environment (locust), used by its local-process entrypoint and its tests.
 $(LOADTEST_VENV)/.installed: inference_images/loadtest/requirements.txt
 	$(PYTHON) -m venv $(LOADTEST_VENV)
-	$(LOADTEST_VENV)/bin/python -m pip install -q --upgrade pip
-	$(LOADTEST_VENV)/bin/python -m pip install -q -r inference_images/loadtest/requirements.txt
+	$(LOADTEST_VENV)/bin/python $(PIP_INSTALL) --upgrade pip
+	$(LOADTEST_VENV)/bin/python $(PIP_INSTALL) -r inference_images/loadtest/requirements.txt
 	touch $@
 
 # The validator image's own environment: torch's CPU build (never a CUDA one here), then the frozen requirements.
 $(VALIDATOR_VENV)/.installed: inference_images/validator/requirements.txt
 	$(PYTHON) -m venv $(VALIDATOR_VENV)
-	$(VALIDATOR_VENV)/bin/python -m pip install -q --upgrade pip
-	$(VALIDATOR_VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VALIDATOR_VENV)/bin/python -m pip install -q -r inference_images/validator/requirements.txt
+	$(VALIDATOR_VENV)/bin/python $(PIP_INSTALL) --upgrade pip
+	$(VALIDATOR_VENV)/bin/python $(PIP_INSTALL) torch==2.13.0
+	$(VALIDATOR_VENV)/bin/python $(PIP_INSTALL) -r inference_images/validator/requirements.txt
 	touch $@
 
 $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_model/*.py) \
