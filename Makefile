@@ -17,13 +17,15 @@ REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
 # pip without byte-compiling: Python compiles the modules a process imports when it first imports them, a small part
 # of torch's and Airflow's trees, and the install takes half the time (the validator's venv: 73 s -> 23 s).
 PIP_INSTALL := -m pip install -q --no-compile
-# The three environments install side by side, the rehearsal model trains while the others install.
-MAKEFLAGS += --jobs=3 --output-sync=target
 
 .PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
-setup: $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed $(REHEARSAL_MODEL)/manifest.json \
-		$(REHEARSAL_STORES)/.built
+SETUP_ARTEFACTS := $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed \
+	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_STORES)/.built
+
+# The three environments install side by side, the rehearsal model trains while the others install.
+setup:
+	@$(MAKE) --no-print-directory --jobs=3 --output-sync=target $(SETUP_ARTEFACTS)
 	@scripts/ensure_system_packages.sh
 
 $(VENV)/.installed: pyproject.toml constraints.txt
