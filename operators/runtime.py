@@ -185,7 +185,7 @@ def with_target(context: CheckContext, target: Target) -> CheckContext:
     context.endpoints, context.router, context.deployer = target, target.router, target.deployer
     context.slots, context.ca_file, context.kubernetes = target.slots, target.ca_file, target.kubernetes
     context.services = ConfiguredServices(target.services)
-    context.prometheus_replicas = prometheus_replicas(target)
+    context.prometheus_replica_urls = lambda: prometheus_replicas(target)
     context.credentials = lambda: api_credentials(target)
     context.reports_dir = Path(target.reports_dir)
     return context

@@ -33,14 +33,19 @@ class CheckContext:
     reports_dir: Path | None = None
     ca_file: str | None = None
     services: Mapping[str, str] = field(default_factory=dict)
-    prometheus_replicas: list[str] = field(default_factory=list)
-    # the service's API key and JWT signing key, asked for when a check first needs them (most checks do not)
+    # what a few checks read, asked for when a check first needs it (a connection lookup each, most checks need none):
+    # every Prometheus of the HA set, and the service's API key and JWT signing key
+    prometheus_replica_urls: Callable[[], list[str]] = list
     credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)
     job_results: Callable[[str], dict | None] | None = None
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
     slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})
     unavailable_reason: str = ""
+
+    @cached_property
+    def prometheus_replicas(self) -> list[str]:
+        return self.prometheus_replica_urls()
 
     @cached_property
     def _api_credentials(self) -> tuple[str | None, str | None]:

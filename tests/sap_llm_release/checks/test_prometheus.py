@@ -273,7 +273,7 @@ THREE = Threshold(op=">=", value=3)
 
 
 def replicas_check(*urls: str, threshold: Threshold = THREE):
-    context = CheckContext(service="sap-llm", prometheus_replicas=list(urls))
+    context = CheckContext(service="sap-llm", prometheus_replica_urls=lambda: list(urls))
     return PrometheusReplicas().run(PrometheusReplicasParams(timeout_s=1), threshold, context)
 
 
