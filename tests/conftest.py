@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.approvals import SIGNING_SECRET
+from tests.support.lanes import order_in_lanes, uses_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,18 +59,43 @@ def airflow_db():
     return os.environ["AIRFLOW_HOME"]
 
 
-@pytest.fixture(scope="session")
+_stack: dict = {}  # the worker's live stack, while its tests need it
+
+
+@pytest.fixture
 def local_stack():
-    """The live local stack on its own ports, stopped at the end of the session."""
+    """The worker's live local stack on its own ports: started for the first test that needs it and stopped after
+    the last of a run of such tests (the lanes keep them together: tests/support/lanes.py)."""
     from tests.support.stack import LiveStack
 
-    stack = LiveStack.start(_HOME / "stack", base_port=BASE_PORT)
-    os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
-    os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
-    try:
-        yield stack
-    finally:
+    if "live" not in _stack:
+        _stack["live"] = stack = LiveStack.start(_HOME / "stack", base_port=BASE_PORT)
+        os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
+        os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
+    return _stack["live"]
+
+
+def _stop_stack() -> None:
+    stack = _stack.pop("live", None)
+    if stack is not None:
         stack.stop()
+        for name in ("SAP_LLM_STACK_DIR", "AIRFLOW_CONN_SAP_LLM_PROMETHEUS"):
+            os.environ.pop(name, None)
+
+
+def pytest_collection_modifyitems(items):
+    order_in_lanes(items)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the live stack once the next test needs none (it would burn a tenth of a core while the rest runs)."""
+    if nextitem is None or not uses_stack(nextitem):
+        _stop_stack()
+
+
+def pytest_sessionfinish(session):
+    _stop_stack()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
 
@@ -154,14 +155,21 @@ def _start_router(stack_dir: Path, ports: dict[str, int], tls: dict, target: Tar
 def _start_monitoring(stack_dir: Path, ports: dict[str, int], nowhere: str) -> None:
     """Alertmanager (its PagerDuty and Slack receivers point ``nowhere``: deliveries fail, logged) and the three
     Prometheus replicas, each scraping the slots, nginx and one another."""
-    _render("prometheus.yml.tmpl", stack_dir / "prometheus.yml", rules=str(STACK_FILES / "rules.yml"),
-            blue_port=str(ports["blue"]), green_port=str(ports["green"]),
-            prometheus_targets=", ".join(f'"127.0.0.1:{ports[name]}"' for name in PROMETHEUS_REPLICAS),
-            alertmanager_port=str(ports["alertmanager"]))
+    replicas = ", ".join(f'"127.0.0.1:{ports[replica]}"' for replica in PROMETHEUS_REPLICAS)
+    for name in PROMETHEUS_REPLICAS:
+        _render("prometheus.yml.tmpl", _prometheus_config(stack_dir, name), rules=str(STACK_FILES / "rules.yml"),
+                interval="1s" if name == PROMETHEUS_REPLICAS[0] else "5s", prometheus_targets=replicas,
+                blue_port=str(ports["blue"]), green_port=str(ports["green"]),
+                alertmanager_port=str(ports["alertmanager"]))
     start_alertmanager(stack_dir, ports["alertmanager"], pagerduty_url=f"{nowhere}/v2/enqueue",
                        slack_url=f"{nowhere}/slack")
-    for name in PROMETHEUS_REPLICAS:
-        start_prometheus(stack_dir, ports[name], name)
+    waits = [launch_prometheus(stack_dir, ports[name], name) for name in PROMETHEUS_REPLICAS]
+    for wait in waits:  # started side by side: each takes about 5 s to discover its scrape targets
+        wait()
+
+
+def _prometheus_config(stack_dir: Path, name: str) -> Path:
+    return stack_dir / f"{name}.yml"
 
 
 def start_alertmanager(stack_dir: Path, port: int, *, pagerduty_url: str, slack_url: str,
@@ -240,23 +248,32 @@ def make_tls_material(directory: Path, days: int = 90) -> dict[str, Path]:
 
 
 def start_prometheus(stack_dir: Path, port: int, name: str = "prometheus") -> None:
-    """Start the Prometheus replica ``name`` on ``port`` over the stack's config and its own TSDB; return once it is
-    ready."""
+    """Start the Prometheus replica ``name`` on ``port`` over its config and its own TSDB; return once it is ready
+    and scraping."""
+    launch_prometheus(stack_dir, port, name)()
+
+
+def launch_prometheus(stack_dir: Path, port: int, name: str) -> Callable[[], None]:
+    """Start the Prometheus replica ``name``; return the function that waits until it is ready and scraping."""
     _start(
         name,
         [
             "prometheus",
-            f"--config.file={stack_dir / 'prometheus.yml'}",
+            f"--config.file={_prometheus_config(stack_dir, name)}",
             f"--storage.tsdb.path={stack_dir / f'{name}-data'}",
             "--storage.tsdb.retention.time=30d",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
         stack_dir,
     )
-    _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, "Prometheus")
-    # ready is not yet scraping: a replica that has not discovered its targets would read as one that scrapes nothing
-    _wait_http(f"http://127.0.0.1:{port}/api/v1/targets?state=active", 30, f"Prometheus {name}'s scrape targets",
-               answered=lambda response: bool(response.json()["data"]["activeTargets"]))
+
+    def ready_and_scraping() -> None:
+        _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, f"Prometheus {name}")
+        # ready is not yet scraping: a replica that has not discovered its targets would read as one scraping nothing
+        _wait_http(f"http://127.0.0.1:{port}/api/v1/targets?state=active", 30, f"Prometheus {name}'s scrape targets",
+                   answered=lambda response: bool(response.json()["data"]["activeTargets"]))
+
+    return ready_and_scraping
 
 
 def down(stack_dir: Path) -> list[str]:

@@ -98,11 +98,13 @@ class LiveStack:
     def when_green_weight(self, weight: int, action, timeout_s: float = 300) -> threading.Thread:
         """Run ``action()`` in the background as soon as the router sends ``weight`` % to green."""
 
+        router = self.target.router
+
         def watch() -> None:
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 try:
-                    if self.target.router.get_weights().green == weight:
+                    if router.get_weights().green == weight:
                         action()
                         return
                 except Exception:  # the upstream file is being replaced; look again

@@ -1,11 +1,14 @@
-"""Lanes of the release rehearsals. Each lane runs on one pytest-xdist worker (``--dist loadgroup``), with that
-worker's own live stack, in the order given: the lanes wait out their windows side by side. The lanes are balanced by
-the tests' durations in a loaded full run (longest first onto the shortest lane: the clean release's two releases
-alone take a quarter of the rehearsals' time). A test that injects errors into green leaves the error-rate alert
-pending for about a minute; the next test that shifts traffic starts its Prometheus afresh (``quiet_stack``, about
-13 s), so breaches are followed by tests that touch no traffic where the balance allows. The audit DAGs' tests need
-no live stack and share a recorded history, so they run together in one lane. Without xdist the lanes run one after
-another."""
+"""Lanes of the tests that use the live stack. Each lane runs on one pytest-xdist worker (``--dist loadgroup``), with
+that worker's own live stack, in the order given: the lanes wait out their windows side by side. The stack's other
+tests (a check against the live stack) open the lanes, dealt round-robin; a worker stops its stack when its next test
+needs none (tests/conftest.py), so no stack idles on a worker that has moved on to the rest of the suite.
+
+The lanes are balanced by the tests' durations in a loaded full run (longest first onto the shortest lane: the clean
+release's two releases alone take a quarter of the rehearsals' time). A test that injects errors into green leaves the
+error-rate alert pending for about a minute; the next test that shifts traffic starts its Prometheus afresh
+(``quiet_stack``, about 6 s), so breaches are followed by tests that touch no traffic where the balance allows. The
+audit DAGs' tests need no live stack and share a recorded history, so they run together at the end of one lane.
+Without xdist the lanes run one after another."""
 
 from __future__ import annotations
 
@@ -46,6 +49,13 @@ LANES = (
 )
 
 
+STACK_FIXTURES = frozenset({"local_stack", "fresh_stack", "quiet_stack"})
+
+
+def uses_stack(item: pytest.Item) -> bool:
+    return bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
 def _place(item: pytest.Item) -> tuple[int, int]:
     """``(lane, position)`` of a rehearsal, by its full name (a parametrized case) or its function's name."""
     for lane, names in enumerate(LANES):
@@ -55,17 +65,20 @@ def _place(item: pytest.Item) -> tuple[int, int]:
     return len(LANES), 0
 
 
-def pytest_collection_modifyitems(items):
-    """Put this directory's tests in their lanes' order, each lane an xdist group; a test named in no lane runs
-    after them, in file order, on whichever worker is free."""
+def order_in_lanes(items: list[pytest.Item]) -> None:
+    """Put tests/dags' tests in their lanes' order and deal the live stack's other tests to the lanes' starts, each
+    lane an xdist group; a test of tests/dags named in no lane runs after them, in file order, on whichever worker is
+    free."""
     ours = [item for item in items if item.nodeid.startswith("tests/dags/")]
-    if not ours:
+    stack_checks = [item for item in items if uses_stack(item) and not item.nodeid.startswith("tests/dags/")]
+    if not ours and not stack_checks:
         return
-    first = items.index(ours[0])
-    ours.sort(key=_place)
-    for item in ours:
-        lane, _ = _place(item)
+    placed = {item: _place(item) for item in ours}
+    placed.update({item: (index % len(LANES), -1) for index, item in enumerate(stack_checks)})
+    first = min(items.index(item) for item in placed)
+    for item, (lane, _) in placed.items():
         if lane < len(LANES):
             item.add_marker(pytest.mark.xdist_group(f"rehearsal-lane-{lane}"))
-    rest = [item for item in items if not item.nodeid.startswith("tests/dags/")]
-    items[:] = rest[:first] + ours + rest[first:]
+    rest = [item for item in items if item not in placed]
+    lanes = sorted(placed, key=placed.__getitem__)
+    items[:] = rest[:first] + lanes + rest[first:]
