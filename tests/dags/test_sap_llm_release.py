@@ -36,6 +36,7 @@ def notifications(notification_standins):
     return notification_standins
 
 
+
 def slack_thread(slack, run_id: str) -> list[str]:
     """The texts of one release's Slack thread: its opening message, then the replies in order."""
     posts = slack.calls("chat.postMessage")
@@ -121,7 +122,7 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
 
 
 @pytest.mark.parametrize("breach_at", [step for step in STEPS if step != 20])  # 20: on the cluster, same DAG
-def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, ledger, breach_at, notifications):
+def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, ledger, breach_at, notifications):
     production_version = quiet_stack.target.deployer.running_version("blue")
     quiet_stack.when_green_weight(breach_at, lambda: quiet_stack.set_faults("green", error_rate=1.0))
 
@@ -185,7 +186,7 @@ def test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded(fresh_stack
     assert "no-such-model" in job["detail"]
 
 
-def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
+def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, traffic_spec, ledger):
     fresh_stack.when_green_weight(5, fresh_stack.kill_prometheus)
 
     dag_run, states = run_release(release_conf())
@@ -198,7 +199,8 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, ledger):
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
 
 
-def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further(quiet_stack, ledger):
+def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further(quiet_stack, traffic_spec,
+                                                                                          ledger):
     """Green's process dies a moment into the 20 % window: its last samples still fill the rate window and nginx
     retries its requests on blue, so only green's own health (scraped, fresh, answering) can tell."""
     killed: dict[str, float] = {}
@@ -250,7 +252,7 @@ def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread
     return thread
 
 
-def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, ledger):
+def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, traffic_spec, ledger):
     """Green dies between its 5 % window passing and the shift to 20 %: the shift asks green first and fails."""
     killed: dict[str, float] = {}
     ledger.migrate()
@@ -278,7 +280,7 @@ def _not_applied(record: dict, event: str) -> str:
     return detail
 
 
-def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack, ledger, notifications):
+def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack, traffic_spec, ledger, notifications):
     """After the first shift nginx accepts a reload its master cannot apply (a listen address taken): the next shift
     fails naming the wanted and the live split, blue is never decommissioned, and the rollback (whose reload applies)
     starts from the split nginx really served."""
@@ -314,7 +316,7 @@ def test_a_reload_that_does_not_take_effect_is_not_recorded_as_done(quiet_stack,
     assert "blue_decommissioned" not in [e["event"] for e in record["release_events"]]
 
 
-def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, ledger, notifications):
+def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, traffic_spec, ledger, notifications):
     """Every reload after the first shift fails in nginx's master: the shift and the rollback both fail naming the
     live split, which the ledger holds; blue is never decommissioned, green (still serving its 5 %) is not removed,
     and on-call is paged."""
@@ -410,7 +412,8 @@ def _answer_in_airflow_ui(row: dict, user: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer(quiet_stack, ledger, notifications):
+def test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer(quiet_stack, traffic_spec, ledger,
+                                                                             notifications):
     slack, pagerduty = notifications
     approver = Approver(
         ledger, SlackClicker(), answers={},  # nobody answers full_traffic_go
@@ -447,7 +450,7 @@ def test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer(qui
     assert pages(pagerduty, dag_run.run_id) == [("trigger", key), ("resolve", key)]
 
 
-def test_slack_callbacks_are_checked_before_anything_is_resolved(fresh_stack, ledger, notifications):
+def test_slack_callbacks_are_checked_before_anything_is_resolved(fresh_stack, traffic_spec, ledger, notifications):
     """Each bad request is refused with nothing resolved and a ledger record; then a group member rejects, and the
     release ends without touching traffic."""
     slack, _ = notifications

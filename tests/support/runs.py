@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sap_llm_release.ledger import Ledger
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES
 from tests.support.approvals import RELEASE_MANAGER, Approver, SlackClicker
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "specs" / "sap_llm.yaml"
 
 
+def spec_file() -> Path:
+    """The spec the release DAG is built from, found as the DAG file finds it (``SAP_LLM_RELEASE_SPEC``)."""
+    return Path(os.environ.get("SAP_LLM_RELEASE_SPEC", SPEC_FILE))
+
+
+def write_traffic_spec(path: Path) -> Path:
+    """Write to ``path`` the project's spec cut down for rehearsals of what happens once traffic moves: each phase
+    before green's deployment keeps its first gate that reads no job, green's smoke keeps the gates that read none,
+    and no job is left (no model evaluation, no load test: the full spec's rehearsals run them). Green's deployment,
+    the traffic plan and its analysis, the approvals and every phase after the shift are the project's."""
+    data = yaml.safe_load(SPEC_FILE.read_text())
+    pre_traffic = {phase.value for phase in PRE_TRAFFIC_PHASES}
+    gates, phases_kept = [], set()
+    for gate in data["gates"]:
+        if gate["kind"] == "job_result" or (gate["phase"] in pre_traffic and gate["phase"] in phases_kept):
+            continue
+        phases_kept.add(gate["phase"])
+        gates.append(gate)
+    names = {gate["name"] for gate in gates}
+    data["gates"], data["jobs"] = gates, []
+    for profile in data["profiles"].values():
+        for section in ("waivers", "scaled_thresholds"):
+            profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def attestations(skip: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
-    spec = yaml.safe_load(SPEC_FILE.read_text())
+    spec = yaml.safe_load(spec_file().read_text())
     return {
         gate["name"]: {"by": "release-tester", "link": "file:///checklist/production-deployment.md"}
         for gate in spec["gates"]
@@ -50,7 +79,7 @@ def release_dag():
 
 def approving(**overrides: tuple[str, str]) -> dict[str, tuple[str, str]]:
     """Every approval of the spec answered Approve by the release manager, unless ``overrides`` says otherwise."""
-    spec = yaml.safe_load(SPEC_FILE.read_text())
+    spec = yaml.safe_load(spec_file().read_text())
     return {approval["name"]: ("approve", RELEASE_MANAGER) for approval in spec["approvals"]} | overrides
 
 
