@@ -15,8 +15,11 @@ REHEARSAL_MODEL := .models/rehearsal
 # stack's data stores, which the data gates query.
 REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
 # pip without byte-compiling: Python compiles the modules a process imports when it first imports them, a small part
-# of torch's and Airflow's trees, and the install takes half the time (the validator's venv: 73 s -> 23 s).
+# of torch's and Airflow's trees, and the install takes half the time (the validator's venv: 73 s -> 23 s). That
+# needs Python to keep what it compiled: with PYTHONDONTWRITEBYTECODE set (as in some CI images) every process would
+# compile torch, transformers and Airflow again (a model evaluation: 8.4 s of CPU with the bytecode, 17.5 s without).
 PIP_INSTALL := -m pip install -q --no-compile
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
@@ -78,7 +81,7 @@ demo-audits: setup
 	$(PY) scripts/demo_audits.py
 
 # The live rehearsals wait out compressed traffic windows: four workers, each with its own stack on its own ports,
-# run them side by side (tests/dags/conftest.py puts them in lanes, one xdist group each).
+# run them side by side (tests/support/lanes.py puts them in lanes, one xdist group each).
 TEST_WORKERS ?= 4
 
 test: setup

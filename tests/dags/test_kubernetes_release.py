@@ -24,7 +24,7 @@ from sap_llm_release.spec import load_spec
 from sap_llm_release.targets import KUBERNETES_SETTINGS_ENV
 from tests.support.cluster_dataplane import JOB_LABEL, ClusterDataPlane
 from tests.support.kube_api import PodScript
-from tests.support.runs import SPEC_FILE, release_conf, release_id, run_release
+from tests.support.runs import SPEC_FILE, release_conf, release_id, run_release, spec_file
 from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
@@ -69,7 +69,7 @@ def ledger(airflow_db):
 def cluster_spec(tmp_path, monkeypatch) -> Path:
     """The spec with a ``cluster_rehearsal`` profile: the rehearsal's compressed windows, inputs and waivers on the
     kubernetes target, where the cluster's own gates (the kubernetes_* kinds) are measured, not waived."""
-    data = yaml.safe_load(SPEC_FILE.read_text())
+    data = yaml.safe_load(spec_file().read_text())  # the project's, or the one a test cut down
     rehearsal = data["profiles"]["rehearsal"]
     cluster_gates = {gate["name"] for gate in data["gates"] if gate["kind"].startswith("kubernetes_")}
     data["profiles"][PROFILE] = {**copy.deepcopy(rehearsal), "target": "kubernetes",
@@ -234,7 +234,7 @@ def test_a_release_on_the_cluster_promotes_through_the_httproute(quiet_stack, cl
     assert f"deployment {NAMESPACE}/sap-llm-green" in events["green_ready"]  # the Deployment's own rollout
 
 
-def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, cluster, ledger):
+def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, traffic_spec, cluster, ledger):
     breach_at = 20
     cluster.stack.when_green_weight(breach_at, lambda: cluster.stack.set_faults("green", error_rate=1.0))
 
@@ -263,6 +263,7 @@ def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, clus
     assert (rollback["blue_weight_after"], rollback["green_removed"], rollback["blue_healthy"]) == (100, 1, 1)
     assert f"step_{breach_at:03d}" in rollback["cause"] and "error_rate" in rollback["cause"]
     assert record["release_events"][-1]["event"] == "rolled_back"
+    assert [job["job"] for job in record["job_results"]] == ["dataset_audit"]  # ran as a pod, which is gone
     assert _job_pods(cluster) == []
 
 

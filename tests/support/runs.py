@@ -14,6 +14,7 @@ from tests.support.approvals import RELEASE_MANAGER, Approver, SlackClicker
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_FILE = ROOT / "specs" / "sap_llm.yaml"
+TRAFFIC_SPEC_JOB = "dataset_audit"  # the one job the traffic rehearsals' spec keeps
 
 
 def spec_file() -> Path:
@@ -23,19 +24,25 @@ def spec_file() -> Path:
 
 def write_traffic_spec(path: Path) -> Path:
     """Write to ``path`` the project's spec cut down for rehearsals of what happens once traffic moves: each phase
-    before green's deployment keeps its first gate that reads no job, green's smoke keeps the gates that read none,
-    and no job is left (no model evaluation, no load test: the full spec's rehearsals run them). Green's deployment,
-    the traffic plan and its analysis, the approvals and every phase after the shift are the project's."""
+    before green's deployment keeps its first gate that reads no job, and of the jobs only the dataset audit is left
+    (a pod on a cluster, a fraction of a second; no model evaluation, no load test: the full spec's rehearsals run
+    them), with the gates that read it. Green's deployment, its smoke's other gates, the traffic plan and its
+    analysis, the approvals and every phase after the shift are the project's."""
     data = yaml.safe_load(SPEC_FILE.read_text())
     pre_traffic = {phase.value for phase in PRE_TRAFFIC_PHASES}
     gates, phases_kept = [], set()
     for gate in data["gates"]:
-        if gate["kind"] == "job_result" or (gate["phase"] in pre_traffic and gate["phase"] in phases_kept):
+        if gate["kind"] == "job_result":
+            if gate["params"]["job"] == TRAFFIC_SPEC_JOB:
+                gates.append(gate)
+            continue
+        if gate["phase"] in pre_traffic and gate["phase"] in phases_kept:
             continue
         phases_kept.add(gate["phase"])
         gates.append(gate)
     names = {gate["name"] for gate in gates}
-    data["gates"], data["jobs"] = gates, []
+    data["gates"] = gates
+    data["jobs"] = [job for job in data["jobs"] if job["name"] == TRAFFIC_SPEC_JOB]
     for profile in data["profiles"].values():
         for section in ("waivers", "scaled_thresholds"):
             profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
