@@ -15,12 +15,11 @@ from __future__ import annotations
 import pytest
 
 LANES = (
-    (  # about 360 s in a loaded run
+    (  # about 345 s in a loaded run
         "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
-        "test_slack_callbacks_are_checked_before_anything_is_resolved",
         "test_invalid_trigger_params_are_refused_naming_the_field",
     ),
-    (  # about 290 s, and the audits' 50 s
+    (  # about 295 s, and the audits' 50 s
         "test_a_release_on_the_cluster_promotes_through_the_httproute",
         "test_gate_failure_before_traffic_touches_nothing",
         "test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure",
@@ -30,15 +29,16 @@ LANES = (
         "test_the_weekly_audit_finds_each_injected_problem_on_its_day",
         "test_an_unreachable_prometheus_makes_the_audit_critical_and_the_report_is_still_written",
     ),
-    (  # about 315 s
+    (  # about 335 s
         "test_an_slo_breach_on_the_cluster_rolls_the_httproute_back",
+        "test_slack_callbacks_are_checked_before_anything_is_resolved",
         "test_production_environment_needs_production_profile",
         "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
         "test_one_release_per_environment",
         "test_slo_breach_at_any_step_rolls_back_to_blue[50]",
         "test_prometheus_unreachable_during_a_window_rolls_back",
     ),
-    (  # about 320 s
+    (  # about 310 s
         "test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded",
         "test_slo_breach_at_any_step_rolls_back_to_blue[5]",
         "test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further",
