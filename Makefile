@@ -55,7 +55,7 @@ $(VALIDATOR_VENV)/.installed: inference_images/validator/requirements.txt
 $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_model/*.py) \
 		$(wildcard inference_images/sap_llm_contract/*.py) \
 		inference_images/validator/sap_llm_validator/train.py Makefile
-	rm -rf $(REHEARSAL_MODEL) && mkdir -p $(REHEARSAL_MODEL)
+	rm -rf $(REHEARSAL_MODEL)/model $(REHEARSAL_MODEL)/*.json* && mkdir -p $(REHEARSAL_MODEL)  # not the stores
 	$(VALIDATOR) -m sap_llm_contract.documents --count 700 --seed 1 --split train --out $(REHEARSAL_MODEL)/train.jsonl \
 		--manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
 	$(VALIDATOR) -m sap_llm_contract.documents --count 150 --seed 2 --split test --out $(REHEARSAL_MODEL)/test.jsonl \
