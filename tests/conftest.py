@@ -143,7 +143,7 @@ def quiet_stack(fresh_stack):
 def traffic_spec(tmp_path, monkeypatch) -> Path:
     """The release built from the spec cut down to what happens once traffic moves (``write_traffic_spec``), for
     the rehearsals whose every assertion is about the shifts, their windows, the approvals and the rollback: each
-    skips about a hundred gate tasks, the model evaluation and the load test that the full spec's rehearsals run."""
+    skips about ninety gate tasks, the model evaluation and the load test that the full spec's rehearsals run."""
     from tests.support.runs import write_traffic_spec
 
     path = write_traffic_spec(tmp_path / "traffic-spec.yaml")
