@@ -36,7 +36,6 @@ def notifications(notification_standins):
     return notification_standins
 
 
-
 def slack_thread(slack, run_id: str) -> list[str]:
     """The texts of one release's Slack thread: its opening message, then the replies in order."""
     posts = slack.calls("chat.postMessage")

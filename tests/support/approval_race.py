@@ -12,7 +12,6 @@ every click in ``CLICKS`` comes in one after another (the spec in ``SAP_LLM_RELE
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.approvals import SlackClicker, click_body, signed
-from tests.support.runs import SPEC_FILE, complete_dag_test_harness, release_conf
+from tests.support.runs import complete_dag_test_harness, release_conf, spec_file
 
 DAG_ID = "approval_race"
 APPROVAL = "first_shift_go"
@@ -33,10 +32,6 @@ CLICKS = [(action, user, n) for n in range(2) for user in ("U0RELMGR01", "U0MLLE
           for action in ("approve", "reject")]
 
 
-def spec_path() -> str:
-    return os.environ.get("SAP_LLM_RELEASE_SPEC", str(SPEC_FILE))
-
-
 def race_dag() -> Any:
     from airflow.sdk import DAG, task
 
@@ -45,7 +40,7 @@ def race_dag() -> Any:
 
     @task
     def open_release(**context: Any) -> None:
-        run = ReleaseRun(spec_path(), context)
+        run = ReleaseRun(str(spec_file()), context)
         run.ledger.record_release(
             run.release_id, service=run.spec.service, environment=run.request.environment,
             version=run.request.version, profile=run.request.profile, triggered_by=run.triggered_by,
@@ -53,7 +48,7 @@ def race_dag() -> Any:
 
     with DAG(DAG_ID, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
              params=release_conf()) as dag:
-        open_release() >> ReleaseApprovalOperator(task_id=TASK_ID, spec_path=spec_path(), approval=APPROVAL,
+        open_release() >> ReleaseApprovalOperator(task_id=TASK_ID, spec_path=str(spec_file()), approval=APPROVAL,
                                                   guard_weight=0)
     return dag
 

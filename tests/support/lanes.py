@@ -49,11 +49,10 @@ LANES = (
 )
 
 
-STACK_FIXTURES = frozenset({"local_stack", "fresh_stack", "quiet_stack"})
-
-
 def uses_stack(item: pytest.Item) -> bool:
-    return bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ())))
+    """Whether ``item`` needs the live stack: its fixture closure holds ``local_stack`` (``fresh_stack`` and
+    ``quiet_stack`` build on it)."""
+    return "local_stack" in getattr(item, "fixturenames", ())
 
 
 def _place(item: pytest.Item) -> tuple[int, int]:
