@@ -63,7 +63,7 @@ $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard infere
 	$(VALIDATOR) -m sap_llm_contract.documents --count 150 --seed 3 --split heldout \
 		--out $(REHEARSAL_MODEL)/heldout.jsonl --manifest $(REHEARSAL_MODEL)/dataset_manifest.jsonl
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
-		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json > /dev/null
+		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json --workers 3 > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
 
 $(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal/stores.py $(wildcard stack/stores/*.sql) \

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=1500, help="0 leaves the weights random")
     train.add_argument("--max-seconds", type=float, default=600)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--workers", type=int, default=1,
+                       help="train the three components side by side in this many processes (on a CPU: 3)")
     train.add_argument("--manifest", type=Path, help="write the artifacts' manifest here")
     data = commands.add_parser("audit-dataset", help="split ratios, leakage and provenance from a dataset manifest")
     data.add_argument("--manifest", type=Path, required=True)
@@ -130,7 +132,8 @@ def _train(args, documents: list[dict]) -> dict:
     from sap_llm_validator.train import train
     from sap_llm_validator.weights import write_manifest
 
-    result = train(documents, args.out, args.steps, args.max_seconds, args.batch_size, args.seed)
+    result = train(documents, args.out, args.steps, args.max_seconds, args.batch_size, args.seed,
+                   workers=args.workers)
     if args.manifest:
         args.manifest.write_text(json.dumps(write_manifest(args.out, list(COMPONENTS)), indent=2))
         result["manifest"] = str(args.manifest)

@@ -18,10 +18,12 @@ REHEARSAL = ROOT / ".models" / "rehearsal"
 ENV = {**os.environ, "PYTHONPATH": f"{ROOT / 'inference_images'}:{ROOT / 'inference_images' / 'validator'}"}
 
 
-def validator(*args: str, result: Path) -> tuple[int, dict | None, str]:
+def validator(*args: str, result: Path, threads: str | None = None) -> tuple[int, dict | None, str]:
+    """The validator's entrypoint with ``args``; ``threads`` sets torch's intra-op threads (OMP_NUM_THREADS)."""
     assert VALIDATOR_PYTHON.exists(), f"{VALIDATOR_PYTHON} is missing: make setup builds the validator environment"
+    env = {**ENV, "OMP_NUM_THREADS": threads} if threads else ENV
     completed = subprocess.run([str(VALIDATOR_PYTHON), "-m", "sap_llm_validator", *args, "--result", str(result)],
-                               capture_output=True, text=True, timeout=300, env=ENV, cwd=ROOT)
+                               capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     parsed = json.loads(result.read_text()) if result.exists() else None
     return completed.returncode, parsed, completed.stderr
 
@@ -40,6 +42,20 @@ def untrained_model(tmp_path_factory, rehearsal_model) -> Path:
     assert code == 0, stderr
     assert all(c["steps"] == 0 for c in result["components"].values())
     return out
+
+
+def test_training_side_by_side_gives_the_weights_of_one_after_another(rehearsal_model, tmp_path):
+    digests = []
+    for workers in ("1", "3"):
+        out = tmp_path / f"workers-{workers}"
+        code, result, stderr = validator("train", "--train", str(rehearsal_model / "train.jsonl"), "--out",
+                                         str(out / "model"), "--manifest", str(out / "manifest.json"), "--steps", "5",
+                                         "--workers", workers, result=out / "train.json", threads="1")
+        assert code == 0 and result["passed"], stderr
+        assert {c["steps"] for c in result["components"].values()} == {5}
+        manifest = json.loads((out / "manifest.json").read_text())["components"]
+        digests.append({name: c["files"]["model.safetensors"]["sha256"] for name, c in manifest.items()})
+    assert digests[0] == digests[1] and len(set(digests[0].values())) == 3
 
 
 def test_evaluate_passes_the_trained_rehearsal_model(rehearsal_model, tmp_path):
