@@ -83,7 +83,12 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=20, choices=(5, 20, 50, 100))
     # below Linux's ephemeral port range (32768-60999), like the test suite's stacks
     parser.add_argument("--base-port", type=int, default=25080)
+    parser.add_argument("--spec", type=Path, help="release with this spec instead of the project's (the suite's "
+                        "smallest size: the traffic rehearsals' spec, whose few gates before the shift change "
+                        "nothing after it)")
     args = parser.parse_args()
+    if args.spec:
+        os.environ["SAP_LLM_RELEASE_SPEC"] = str(args.spec.resolve())
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     stack = LiveStack.start(HOME / "stack", base_port=args.base_port)
     os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.support.runs import ROOT
+from tests.support.runs import ROOT, write_traffic_spec
 
 VALIDATOR_PYTHON = ROOT / ".venv-validator" / "bin" / "python"
 
@@ -38,9 +38,10 @@ def test_validator_cpu_prints_its_throughput():
 
 @pytest.mark.stack
 @pytest.mark.timeout(600)
-def test_rollback_reaction_measures_one_rollback(unused_stack_ports):
+def test_rollback_reaction_measures_one_rollback(unused_stack_ports, tmp_path):
+    spec = write_traffic_spec(tmp_path / "traffic.yaml")
     out = run([sys.executable, "benchmarks/rollback_reaction.py", "--runs", "1", "--base-port",
-               str(unused_stack_ports)], timeout_s=540)
+               str(unused_stack_ports), "--spec", str(spec)], timeout_s=540)
     assert re.search(r"rollback reaction at the 20% step, 1 runs: \d+\.\d s", out), out
     assert re.search(r"median \d+\.\d s \(goal <= 15 s", out), out
 
