@@ -121,7 +121,8 @@ class ReleaseCheckParams(Params):
 
 
 class ReleaseCheck(AuditKind):
-    """A release check kind run as it runs for a gate; passed is ok, failed is ``on_failure``."""
+    """A release check kind run as it runs for a gate; passed is ok, failed is ``on_failure``, nothing measured
+    (an endpoint, cluster or report that could not be read) is no data at the check's ``no_data`` severity."""
 
     Params = ReleaseCheckParams
     needs_threshold = False
@@ -133,8 +134,11 @@ class ReleaseCheck(AuditKind):
         evidence = kind().run(kind.Params.model_validate(params.params), params.threshold, context.checks)
         numeric = isinstance(evidence.measured, (int, float)) and not isinstance(evidence.measured, bool)
         passed = evidence.verdict is Verdict.PASSED
-        detail = evidence.detail if numeric or evidence.measured is None else \
-            f"measured {evidence.measured}; {evidence.detail}"
+        if evidence.measured is None:  # the check could not measure: no data, at the check's no-data severity
+            return Finding(check=check.name, kind="release_check", measured=None, severity=check.judge(None),
+                           threshold=evidence.threshold, detail=f"no data: {evidence.detail}",
+                           evidence_uri=evidence.evidence_uri)
+        detail = evidence.detail if numeric else f"measured {evidence.measured}; {evidence.detail}"
         if not numeric and passed:
             raise ValueError(f"{check.name}: release check {params.kind} measured no number ({evidence.measured!r})")
         return Finding(check=check.name, kind="release_check", measured=evidence.measured if numeric else None,

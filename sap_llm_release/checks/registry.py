@@ -17,6 +17,11 @@ from sap_llm_release.checks.kubernetes import (
     KubernetesStorage,
     KubernetesTlsSecret,
 )
+from sap_llm_release.checks.kubernetes_posture import (
+    KubernetesImageDigests,
+    KubernetesRbacDrift,
+    KubernetesSecretAge,
+)
 from sap_llm_release.checks.logs import LogScan
 from sap_llm_release.checks.privacy import AuditLog, PiiMasking
 from sap_llm_release.checks.prometheus import (
@@ -31,7 +36,7 @@ from sap_llm_release.checks.services import ServicePing
 from sap_llm_release.checks.stores import StoreQuery
 from sap_llm_release.checks.target import DeploymentReady, RouterWeight
 from sap_llm_release.checks.tls import TlsEndpoint
-from sap_llm_release.checks.vulnerabilities import ScanCoverage, VulnerabilityFindings
+from sap_llm_release.checks.vulnerabilities import ScanCoverage, ScanReportAge, VulnerabilityFindings
 
 CHECK_KINDS: dict[str, type[Check]] = {
     "alertmanager_receivers": AlertmanagerReceivers,
@@ -43,9 +48,12 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "http_probe": HttpProbe,
     "job_result": JobResult,
     "kubernetes_gpu_nodes": KubernetesGpuNodes,
+    "kubernetes_image_digests": KubernetesImageDigests,
     "kubernetes_namespace": KubernetesNamespace,
     "kubernetes_network_policies": KubernetesNetworkPolicies,
     "kubernetes_rbac": KubernetesRbac,
+    "kubernetes_rbac_drift": KubernetesRbacDrift,
+    "kubernetes_secret_age": KubernetesSecretAge,
     "kubernetes_secrets": KubernetesSecrets,
     "kubernetes_storage": KubernetesStorage,
     "kubernetes_tls_secret": KubernetesTlsSecret,
@@ -59,6 +67,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "report_metric": ReportMetric,
     "router_weight": RouterWeight,
     "scan_coverage": ScanCoverage,
+    "scan_report_age": ScanReportAge,
     "service_ping": ServicePing,
     "smoke_documents": SmokeDocuments,
     "store_query": StoreQuery,

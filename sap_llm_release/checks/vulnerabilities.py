@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Literal
 
@@ -213,3 +213,39 @@ def _unaudited_dependencies(documents: list[tuple[ScanReport, dict]]) -> tuple[i
         raise ReportError("the pip-audit reports list no dependency: nothing was audited")
     detail = f"{audited} of {audited + len(skipped)} dependencies audited"
     return len(skipped), detail + (f"; skipped: {', '.join(skipped[:10])}" if skipped else "")
+
+
+class ScanReportAgeParams(Params):
+    reports: list[ScanReport] = Field(min_length=1)
+
+
+def scanned_at(directory: Path, report: ScanReport) -> tuple[datetime, str]:
+    """When a report's scan ran, and where that was read: a Trivy report's ``CreatedAt``; pip-audit writes no time,
+    so its file's modification time."""
+    if report.format == "trivy":
+        created = read_report(directory, report).get("CreatedAt")
+        try:
+            at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        except ValueError:
+            raise ReportError(f"{report.file}: no readable CreatedAt ({created!r}); Trivy 0.48+ writes it") from None
+        return (at if at.tzinfo else at.replace(tzinfo=timezone.utc)), "CreatedAt"
+    read_report(directory, report)
+    return datetime.fromtimestamp((directory / report.file).stat().st_mtime, timezone.utc), "file time"
+
+
+class ScanReportAge(Check):
+    """Measured: days since the oldest of the reports' scans ran: findings published after it are not in it."""
+
+    Params = ScanReportAgeParams
+
+    def run(self, params: ScanReportAgeParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
+        directory: Path = context.require("reports_dir")
+        now = datetime.now(timezone.utc)
+        try:
+            scans = [(report.file, *scanned_at(directory, report)) for report in params.reports]
+        except ReportError as exc:
+            return Evidence.unmeasured(threshold, str(exc), directory.as_uri())
+        ages = {file: (now - at).total_seconds() / 86400 for file, at, _ in scans}
+        detail = "; ".join(f"{file} scanned {at:%Y-%m-%d %H:%M} UTC ({source}), {ages[file]:.1f} d ago"
+                           for file, at, source in scans)
+        return Evidence.compare(round(max(ages.values()), 2), threshold, detail, evidence_uri=directory.as_uri())

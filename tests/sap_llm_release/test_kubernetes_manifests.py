@@ -154,6 +154,8 @@ def test_release_role_covers_deployer_routers_and_job_pods():
     needed |= {("networking.k8s.io", "ingresses", v) for v in ("get", "patch")}
     needed |= {("", "pods", v) for v in ("create", "get", "list", "delete")}
     needed |= {("", "pods/log", "get"), ("", "pods/exec", "create")}
+    needed |= {("apps", "deployments", "list"), ("rbac.authorization.k8s.io", "roles", "get"),
+               ("rbac.authorization.k8s.io", "rolebindings", "list")}  # the monthly audit's posture checks
     assert needed <= granted
     secrets = next(rule for rule in role["rules"] if rule["resources"] == ["secrets"])
     assert secrets["verbs"] == ["get"] and secrets["resourceNames"]  # by name only, never list

@@ -21,6 +21,7 @@ from sap_llm_release.checks.kubernetes import (
     KubernetesStorage,
     KubernetesTlsSecret,
 )
+from sap_llm_release.checks.kubernetes_posture import KubernetesImageDigests, KubernetesRbacDrift, KubernetesSecretAge
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.evidence import Threshold, Verdict
 
@@ -39,6 +40,9 @@ EVERY_KIND = [
     (KubernetesSecrets, {"names": ["sap-llm-api-keys"]}),
     (KubernetesTlsSecret, {"name": "sap-llm-tls"}),
     (KubernetesRbac, {"service_accounts": ["sap-llm"]}),
+    (KubernetesImageDigests, {}),
+    (KubernetesSecretAge, {"names": ["sap-llm-api-keys"]}),
+    (KubernetesRbacDrift, {}),
 ]
 
 
@@ -97,7 +101,8 @@ def certificate(days: float) -> tuple[bytes, bytes]:
 def test_every_kind_is_registered():
     assert {name for name in CHECK_KINDS if name.startswith("kubernetes_")} == {
         "kubernetes_namespace", "kubernetes_gpu_nodes", "kubernetes_storage", "kubernetes_network_policies",
-        "kubernetes_secrets", "kubernetes_tls_secret", "kubernetes_rbac"}
+        "kubernetes_secrets", "kubernetes_tls_secret", "kubernetes_rbac", "kubernetes_image_digests",
+        "kubernetes_secret_age", "kubernetes_rbac_drift"}
 
 
 @pytest.mark.parametrize(("check_class", "params"), EVERY_KIND)

@@ -4,7 +4,8 @@ a report that is missing or not what it claims to be fails the gate."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+import os
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.checks.vulnerabilities import (
     ScanCoverage,
     ScanCoverageParams,
+    ScanReportAge,
     VulnerabilityFindings,
     VulnerabilityFindingsParams,
 )
@@ -194,3 +196,33 @@ def test_a_pip_audit_report_that_audited_nothing_or_is_foreign_fails(tmp_path, c
 def test_coverage_params_name_the_rule(reports, images, message):
     with pytest.raises(ValueError, match=message):
         ScanCoverageParams(reports=reports, images=images)
+
+
+def scan_ages(tmp_path, created_at: str | None, pip_audit_days: float):
+    report = trivy()
+    if created_at is not None:
+        report["CreatedAt"] = created_at
+    (tmp_path / "trivy-images.json").write_text(json.dumps(report))
+    (tmp_path / "pip-audit.json").write_text(json.dumps(pip_audit()))
+    stamp = (datetime.now(timezone.utc) - timedelta(days=pip_audit_days)).timestamp()
+    os.utime(tmp_path / "pip-audit.json", (stamp, stamp))
+    check = ScanReportAge()
+    return check.run(check.Params(reports=REPORTS), Threshold(op="<=", value=7, unit="days"),
+                     CheckContext(service="sap-llm", reports_dir=tmp_path))
+
+
+def test_scan_report_age_is_the_oldest_scan(tmp_path):
+    created = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    evidence = scan_ages(tmp_path, created, pip_audit_days=1)
+    assert evidence.verdict is Verdict.PASSED and 2.99 < evidence.measured <= 3.01
+    assert "trivy-images.json scanned " in evidence.detail and "(CreatedAt), 3.0 d ago" in evidence.detail
+    assert "pip-audit.json scanned " in evidence.detail and "(file time), 1.0 d ago" in evidence.detail
+    stale = scan_ages(tmp_path, created, pip_audit_days=12)
+    assert stale.verdict is Verdict.FAILED and 11.99 < stale.measured <= 12.01
+
+
+@pytest.mark.parametrize("created_at", [None, "yesterday"])
+def test_a_trivy_report_without_its_scan_time_is_nothing_measured(tmp_path, created_at):
+    evidence = scan_ages(tmp_path, created_at, pip_audit_days=1)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
+    assert evidence.detail == f"trivy-images.json: no readable CreatedAt ({created_at!r}); Trivy 0.48+ writes it"
