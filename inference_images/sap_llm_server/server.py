@@ -96,7 +96,8 @@ class PipelineModel:
 
 
 class ServiceMetrics:
-    """The service's Prometheus series, labelled by colour, in a registry of their own."""
+    """The service's Prometheus series, labelled by colour (documents by their predicted type too: the monthly
+    audit's input drift reads that mix), in a registry of their own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -108,8 +109,8 @@ class ServiceMetrics:
             "sap_llm_request_duration_seconds", "Document request latency", ["colour"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
-        self.documents = Counter("sap_llm_documents_processed", "Documents processed", ["colour"],
-                                 registry=self.registry)
+        self.documents = Counter("sap_llm_documents_processed", "Documents processed by predicted type",
+                                 ["colour", "document_type"], registry=self.registry)
         self.touchless = Counter("sap_llm_touchless", "Documents processed without human touch", ["colour"],
                                  registry=self.registry)
         self.failures = Counter("sap_llm_model_inference_failures", "Model inference failures", ["colour"],
@@ -120,8 +121,10 @@ class ServiceMetrics:
         invisible to rate() until its second scrape, which would hide a new version's first errors."""
         for status in ("200", "500"):
             self.requests.labels(colour, "/v1/documents", status)
-        for counter in (self.documents, self.touchless, self.failures):
+        for counter in (self.touchless, self.failures):
             counter.labels(colour)
+        for document_type in DOCUMENT_TYPES:
+            self.documents.labels(colour, document_type)
 
 
 def process_document(document: DocumentIn, model, colour: str, version: str, metrics: ServiceMetrics) -> dict:
@@ -130,7 +133,7 @@ def process_document(document: DocumentIn, model, colour: str, version: str, met
     document_type, confidence = prediction["document_type"], prediction["confidence"]
     complete = all(name in prediction["fields"] for name in expected_fields(document_type))
     is_touchless = document_type in DOCUMENT_TYPES and confidence >= 0.9 and complete
-    metrics.documents.labels(colour).inc()
+    metrics.documents.labels(colour, document_type).inc()
     if is_touchless:
         metrics.touchless.labels(colour).inc()
     return {

@@ -5,8 +5,8 @@ training share); a category absent on one side counts at ``floor_share`` (the in
 Conventional reading: PSI up to 0.1 is stable, over 0.1 a shift to watch, over 0.2 a shift that calls for
 retraining.
 
-SAP_LLM's server counts ``sap_llm_documents_processed_total`` by ``colour`` only: until it adds a
-``document_type`` label, this check finds no production mix and says so (no data, never ok)."""
+SAP_LLM's server counts ``sap_llm_documents_processed_total`` by ``colour`` and predicted ``document_type``; a period
+without that label (a server from before it) has no production mix and says so (no data, never ok)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -38,10 +39,12 @@ def faulty_client():
 
 
 def metric(client: TestClient, name: str, **labels: str) -> float | None:
-    text = client.get("/metrics").text
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    match = re.search(rf"^{re.escape(name)}\{{{re.escape(wanted)}\}} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else None
+    """The sum of ``name``'s series that carry ``labels`` (others too: documents are counted by type as well), or
+    None when there is none."""
+    values = [float(value) for found, text, value in
+              re.findall(r"^(\w+)\{([^}]*)\} (\S+)$", client.get("/metrics").text, re.MULTILINE)
+              if found == name and labels.items() <= dict(re.findall(r'(\w+)="([^"]*)"', text)).items()]
+    return sum(values) if values else None
 
 
 def test_health(client):
@@ -115,6 +118,8 @@ def test_metrics_exposed(client):
     assert response.headers["content-type"].startswith("text/plain")
     assert metric(client, "sap_llm_requests_total", colour="blue", endpoint="/v1/documents", status="200") == 5
     assert metric(client, "sap_llm_documents_processed_total", colour="blue") == 5
+    for document_type, count in Counter(document["document_type"] for document in documents).items():
+        assert metric(client, "sap_llm_documents_processed_total", colour="blue", document_type=document_type) >= count
     assert metric(client, "sap_llm_touchless_total", colour="blue") == 4
     assert metric(client, "sap_llm_request_duration_seconds_count", colour="blue") == 5
     assert metric(client, "sap_llm_request_duration_seconds_bucket", colour="blue", le="1.5") == 5
@@ -126,6 +131,9 @@ def test_each_app_has_its_own_metrics():
         blue.post("/v1/documents", json={"document_id": "d", "content": "QUOTATION"})
         assert metric(blue, "sap_llm_documents_processed_total", colour="blue") == 1
         assert metric(green, "sap_llm_documents_processed_total", colour="green") == 0
+        by_type = re.findall(r'^sap_llm_documents_processed_total\{colour="green",document_type="(\w+)"\} 0\.0$',
+                             green.get("/metrics").text, re.MULTILINE)
+        assert sorted(by_type) == sorted(DOCUMENT_TYPES)  # every type exported at 0 from the start
 
 
 def test_fault_injection_gives_500s(faulty_client):
