@@ -24,7 +24,7 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
 SETUP_ARTEFACTS := $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed \
-	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_STORES)/.built
+	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_MODEL)/review/sample.jsonl $(REHEARSAL_STORES)/.built
 
 # The three environments install side by side, the rehearsal model trains while the others install.
 setup:
@@ -65,6 +65,11 @@ $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard infere
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json --workers 3 > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
+
+# The weekly audit's accuracy review sample on the rehearsal profile: labelled documents apart from the model's sets.
+$(REHEARSAL_MODEL)/review/sample.jsonl: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_contract/*.py)
+	mkdir -p $(REHEARSAL_MODEL)/review
+	$(VALIDATOR) -m sap_llm_contract.documents --count 150 --seed 4 --split test --out $@
 
 $(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal/stores.py $(wildcard stack/stores/*.sql) \
 		$(wildcard inference_images/sap_llm_contract/*.py) | $(REHEARSAL_MODEL)/manifest.json

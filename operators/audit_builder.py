@@ -1,4 +1,5 @@
-"""Compose an audit DAG from the spec: open the run, judge every check side by side, then report."""
+"""Compose an audit DAG from the spec: open the run, run its jobs, judge every check side by side (whether the
+jobs succeeded or not: a check without its job's result says so), then report."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import os
 
 from airflow.sdk import Param, TaskGroup
 
-from operators.audits import CHECKS_GROUP, AuditCheckOperator, AuditReportOperator, StartAuditOperator
+from operators.audits import (
+    CHECKS_GROUP,
+    JOBS_GROUP,
+    AuditCheckOperator,
+    AuditJobOperator,
+    AuditReportOperator,
+    StartAuditOperator,
+)
 from operators.dag_builder import JSON_SCHEMA_DRAFT
 from sap_llm_release.spec import ReleaseSpec
 
@@ -30,9 +38,18 @@ def audit_params(spec: ReleaseSpec) -> dict[str, Param]:
 def compose_audit(spec: ReleaseSpec, spec_path: str, audit: str) -> None:
     """Add the audit's tasks to the DAG being defined."""
     start = StartAuditOperator(task_id="start_audit", spec_path=spec_path, audit=audit)
+    if jobs := spec.audits.named()[audit].jobs:
+        with TaskGroup(JOBS_GROUP, tooltip="the audit's inference jobs, whose results its checks read") as ran:
+            for job in jobs:
+                # no retry: a failed job is recorded, and its checks say so (no data)
+                AuditJobOperator(task_id=job.name, spec_path=spec_path, audit=audit, job=job.name,
+                                 execution_timeout=job.timeout, retries=0)
+        start >> ran
+        start = ran
     with TaskGroup(CHECKS_GROUP, tooltip="every check of the audit, judged over the run's period") as checks:
         for check in spec.audits.named()[audit].checks:
             AuditCheckOperator(task_id=check.name, spec_path=spec_path, audit=audit, check=check.name,
-                               doc_md=check.description or check.kind)
+                               doc_md=check.description or check.kind,
+                               trigger_rule="all_done" if jobs else "all_success")
     report = AuditReportOperator(task_id="report", spec_path=spec_path, audit=audit, retries=0)
     start >> checks >> report

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseOperatorLink
 
 from operators.base import ReleaseOperator
+from operators.jobs import InferenceJobOperator, JobHost
 from operators.notifications import audit_notifier
 from operators.runtime import (
     PROMETHEUS_CONN_ID,
@@ -30,12 +31,14 @@ from sap_llm_release.audits.runner import audit_period, finding_from_dict, findi
 from sap_llm_release.audits.spec import Audit, AuditCheck
 from sap_llm_release.audits.trend import EARLIER_RUNS, Trend
 from sap_llm_release.checks.base import CheckContext
+from sap_llm_release.jobs.base import JobError
 from sap_llm_release.spec import ReleaseSpec
-from sap_llm_release.targets import build_target
+from sap_llm_release.targets import Target, build_target
 
 REPORTS_DIR_ENV = "SAP_LLM_AUDIT_REPORTS"
 REPORT_URL_KEY = "report_url"
 CHECKS_GROUP = "checks"
+JOBS_GROUP = "jobs"
 
 
 def reports_root() -> Path:
@@ -97,6 +100,25 @@ class AuditTaskRun(TaskOfRun):
             raise RuntimeError(f"audit run {self.audit_run_id} is not in the ledger: start_audit did not record it")
         return tuple(_as_utc(row[name]) for name in ("period_start", "period_end"))
 
+    @property
+    def profile_name(self) -> str:
+        return self.context["params"]["profile"]
+
+    @cached_property
+    def target(self) -> Target:
+        """The audited profile's target as it runs now (the slots as named: an audit looks at the service as a
+        whole, not at a release's blue and green)."""
+        return build_target(self.spec.profile(self.profile_name).target, kubernetes_api=kubernetes_api_client)
+
+    def job_variables(self) -> dict[str, str]:
+        """The audit jobs' placeholders: the profile's job inputs, ``$version`` the version last promoted."""
+        version = self.ledger.promoted_version(self.spec.service, before=self.period()[1])
+        try:
+            return self.spec.profile(self.profile_name).job_variables({"version": version} if version else {})
+        except KeyError as exc:
+            raise JobError(f"the job inputs need ${exc.args[0]}, and no release of {self.spec.service} was "
+                           "promoted before the period's end: which version serves is unknown") from None
+
     def audit_context(self, check: AuditCheck) -> AuditContext:
         from sap_llm_release.analysis.prometheus import PrometheusProvider
 
@@ -105,21 +127,22 @@ class AuditTaskRun(TaskOfRun):
         context = AuditContext(self.spec.service, start, end, self.audit.step, metrics=metrics, ledger=self.ledger,
                                gates=tuple(gate.name for gate in self.spec.gates),
                                approvals=tuple(approval.name for approval in self.spec.approvals),
-                               people=dict(self.spec.people))
+                               people=dict(self.spec.people), run_id=self.audit_run_id,
+                               job_gates={gate.name: (gate.params["metric"], gate.threshold)
+                                          for gate in self.spec.gates if gate.kind == "job_result"})
         if AUDIT_KINDS[check.kind].needs_target:
             self._add_target(context)
         return context
 
     def _add_target(self, context: AuditContext) -> None:
-        """What the release's check kinds read and the service's logs, on the audited profile's target as it runs
-        now; a target that cannot be reached leaves them without data (each check says so)."""
-        profile = self.context["params"]["profile"]
-        context.checks = CheckContext(service=self.spec.service, rate_window=self.spec.rate_window(profile),
+        """What the release's check kinds read and the service's logs, on the audited profile's target; a target
+        that cannot be reached leaves them without data (each check says so)."""
+        context.checks = CheckContext(service=self.spec.service, rate_window=self.spec.rate_window(self.profile_name),
                                       metrics=context.metrics)
-        kind = self.spec.profile(profile).target
-        try:  # the slots as named: an audit looks at the service as a whole, not at a release's blue and green
-            target = build_target(kind, kubernetes_api=kubernetes_api_client)
+        try:
+            target = self.target
         except Exception as exc:  # noqa: BLE001 - any failure to reach the target is the checks' missing data
+            kind = self.spec.profile(self.profile_name).target
             context.checks.unavailable_reason = f"the {kind} target cannot be reached: {type(exc).__name__}: {exc}"
             return
         with_target(context.checks, target)
@@ -172,6 +195,23 @@ class AuditCheckOperator(AuditOperator):
         self.log.info("%s: %s (measured %s, bounds %s): %s", check.name, finding.severity.value, finding.measured,
                       finding.threshold, finding.detail)
         return finding_to_dict(finding)
+
+
+class AuditJobOperator(InferenceJobOperator):
+    """Run one of the audit's jobs before its checks, exactly as a release runs its jobs (a local process on the
+    local target, a KubernetesPodOperator pod on a cluster), recording the outcome under the audit run."""
+
+    ui_color = "#e8daef"
+
+    def __init__(self, *, audit: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audit = audit
+
+    def host(self, context: Any) -> JobHost:
+        run = AuditTaskRun(self.spec_path, self.audit, context)
+        job = next(job for job in run.audit.jobs if job.name == self.job)
+        return JobHost(job, run.job_variables(), run.target,
+                       lambda outcome: run.ledger.record_audit_job_result(run.audit_run_id, outcome, run.writer))
 
 
 class AuditReportLink(BaseOperatorLink):

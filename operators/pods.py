@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sap_llm_release.spec import Job
+from sap_llm_release.jobs.spec import InferenceJob
 from sap_llm_release.targets import TargetError
 
 XCOM_RESULT = "/airflow/xcom/return.json"  # what the KubernetesPodOperator's xcom sidecar reads back
 JOB_LABEL = "sap-llm-release/job"
 
 
-def job_pod_operator(job: Job, args: list[str], settings: Any, *, task_id: str, conn_id: str) -> Any:
+def job_pod_operator(job: InferenceJob, args: list[str], settings: Any, *, task_id: str, conn_id: str) -> Any:
     """The pod that runs ``job``'s image entrypoint with ``args`` on the cluster ``settings`` (KubernetesSettings)
     describe; the entrypoint writes its result where the xcom sidecar reads it."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator

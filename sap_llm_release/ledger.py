@@ -329,21 +329,7 @@ class Ledger:
 
     def record_job_result(self, release_id: str, outcome: JobOutcome, writer: Writer) -> None:
         """An inference job's result JSON exactly as its entrypoint wrote it, with its digest."""
-        self._record(
-            "job_results", release_id, writer,
-            job=outcome.job,
-            image=outcome.image,
-            command=outcome.command,
-            runner=outcome.runner,
-            exit_code=outcome.exit_code,
-            passed=None if outcome.result is None else bool(outcome.result.get("passed")),
-            result_json=outcome.result_text,
-            result_sha256=None if outcome.result_text is None
-            else hashlib.sha256(outcome.result_text.encode()).hexdigest(),
-            detail=outcome.detail,
-            started_at=outcome.started_at,
-            finished_at=outcome.finished_at,
-        )
+        self._record("job_results", release_id, writer, **_job_outcome_columns(outcome))
 
     def job_result(self, release_id: str, job: str) -> dict[str, Any] | None:
         """The result of the latest try of ``job`` in ``release_id`` that wrote a JSON object, or None (``passed``
@@ -480,6 +466,15 @@ class Ledger:
             return [dict(row._mapping) for row in conn.execute(query, {
                 "s": service, "outcomes": list(outcomes), "start": start.isoformat(), "end": end.isoformat()})]
 
+    def promoted_version(self, service: str, before: datetime) -> str | None:
+        """The version of ``service`` last promoted before ``before`` (what serves now, absent a rollback since:
+        a rollback returns to the version promoted before it), or None when none was."""
+        rows = self._rows(
+            "SELECT r.version FROM releases r JOIN release_events e ON e.release_id = r.release_id"
+            " WHERE r.service = :s AND e.event = 'promoted' AND e.recorded_at < :before"
+            " ORDER BY e.recorded_at DESC LIMIT 1", s=service, before=before.isoformat())
+        return rows[0]["version"] if rows else None
+
     def release_outcome(self, release_id: str) -> dict[str, Any] | None:
         """The release's latest outcome event (promoted, rolled_back, rollback_failed, failed), or None."""
         query = text("SELECT * FROM release_events WHERE release_id = :r AND event IN :outcomes"
@@ -585,6 +580,19 @@ class Ledger:
             "audit_run_id": audit_run_id, "channel": channel, "kind": kind, "dedup_key": dedup_key,
             "status": "sent" if sent else "failed", "detail": detail, **self._by(writer), "recorded_at": utcnow()})
 
+    def record_audit_job_result(self, audit_run_id: str, outcome: JobOutcome, writer: Writer) -> bool:
+        """An audit's inference job result (sql/013_audit_job_results.sql), recorded as a release's is."""
+        return self._insert("audit_job_results", {"audit_run_id": audit_run_id, **_job_outcome_columns(outcome),
+                                                  **self._by(writer), "recorded_at": utcnow()})
+
+    def audit_job_result(self, audit_run_id: str, job: str) -> dict[str, Any] | None:
+        """The result of the latest try of an audit's ``job`` that wrote a JSON object, or None."""
+        rows = self._rows(
+            "SELECT result_json FROM audit_job_results WHERE audit_run_id = :a AND job = :j AND passed IS NOT NULL "
+            "ORDER BY try_number DESC, recorded_at DESC LIMIT 1", a=audit_run_id, j=job,
+        )
+        return json.loads(rows[0]["result_json"]) if rows else None
+
     def audit_notifications(self, audit_run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM audit_notifications WHERE audit_run_id = :a ORDER BY recorded_at",
                           a=audit_run_id)
@@ -630,6 +638,19 @@ class Ledger:
         for row in rows:
             newest.setdefault(row["audit_run_id"], row)
         return list(newest.values())[:limit]
+
+
+def _job_outcome_columns(outcome: JobOutcome) -> dict[str, Any]:
+    """A job outcome's columns (job_results, audit_job_results): the result JSON as written, with its digest."""
+    return {
+        "job": outcome.job, "image": outcome.image, "command": outcome.command, "runner": outcome.runner,
+        "exit_code": outcome.exit_code,
+        "passed": None if outcome.result is None else bool(outcome.result.get("passed")),
+        "result_json": outcome.result_text,
+        "result_sha256": None if outcome.result_text is None
+        else hashlib.sha256(outcome.result_text.encode()).hexdigest(),
+        "detail": outcome.detail, "started_at": outcome.started_at, "finished_at": outcome.finished_at,
+    }
 
 
 def _engine(url: str) -> Engine:

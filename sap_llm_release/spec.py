@@ -12,7 +12,6 @@ import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from string import Template
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -33,6 +32,7 @@ from sap_llm_release.audits.spec import Audits
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Number, Threshold
+from sap_llm_release.jobs.spec import InferenceJob
 from sap_llm_release.templates import render, require_known_variables
 
 
@@ -220,28 +220,14 @@ class Analysis(BaseModel):
 
 
 JOB_BUILTIN_VARIABLES = {"version", "blue_url", "green_url", "router_url"}
+AUDIT_JOB_BUILTIN_VARIABLES = {"version"}  # the version serving now: the one last promoted
 
 
-class Job(BaseModel):
-    """An inference job: an image's entrypoint run with arguments (``$name`` placeholders: the built-ins above and
-    the profile's ``job_inputs``); it writes one result JSON that ``job_result`` gates read."""
+class Job(InferenceJob):
+    """A release's inference job (``$name`` placeholders: the built-ins above and the profile's ``job_inputs``), run
+    in its phase; ``job_result`` gates read its result JSON."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{2,60}$")
     phase: Phase
-    image: Literal["validator", "loadtest"]
-    command: str = Field(pattern=r"^[a-z][a-z-]{1,30}$")
-    args: list[str] = Field(default_factory=list)
-    gpus: StrictInt = Field(default=0, ge=0, le=8)
-    timeout: Duration = timedelta(minutes=30)
-
-    @property
-    def variables(self) -> set[str]:
-        return {name for arg in self.args for name in Template(arg).get_identifiers()}
-
-    def render_args(self, variables: dict[str, str]) -> list[str]:
-        return [render(arg, **variables) for arg in self.args]
 
 
 SLACK_USER_ID = r"[UW][A-Z0-9]{2,30}"
@@ -417,11 +403,35 @@ class ReleaseSpec(BaseModel):
             if order.index(job.phase) > order.index(gate.phase):
                 raise ValueError(f"gates.{index}.params.job: job {job.name!r} runs in {job.phase.value}, "
                                  f"after the gate's phase {gate.phase.value}")
+        audit_jobs = [(job, AUDIT_JOB_BUILTIN_VARIABLES) for audit in (self.audits.named() if self.audits else {})
+                      .values() for job in audit.jobs]
         for profile_name, profile in self.profiles.items():
-            for job in self.jobs:
-                missing = job.variables - JOB_BUILTIN_VARIABLES - set(profile.job_inputs)
+            for job, builtins in [(job, JOB_BUILTIN_VARIABLES) for job in self.jobs] + audit_jobs:
+                missing = job.variables - builtins - set(profile.job_inputs)
                 if missing:
                     raise ValueError(f"profiles.{profile_name}.job_inputs: job {job.name!r} needs {sorted(missing)}")
+        return self
+
+    @model_validator(mode="after")
+    def _accuracy_reviews_read_job_gates(self) -> ReleaseSpec:
+        """A ``model_accuracy`` check names ``job_result`` gates of a release job that runs the same entrypoint as
+        the audit's job (the same result document, so the same metrics)."""
+        gates = {gate.name: gate for gate in self.gates}
+        for audit_name, audit in (self.audits.named() if self.audits else {}).items():
+            jobs = {job.name: job for job in audit.jobs}
+            for index, check in enumerate(audit.checks):
+                if check.kind != "model_accuracy":
+                    continue
+                ours = jobs[check.params["job"]]
+                for gate_name in check.params["gates"]:
+                    gate = gates.get(gate_name)
+                    where = f"audits.{audit_name}.checks.{index}.params.gates"
+                    if gate is None or gate.kind != "job_result":
+                        raise ValueError(f"{where}: {gate_name!r} is not a job_result gate")
+                    theirs = self.job(gate.params["job"])
+                    if (theirs.image, theirs.command) != (ours.image, ours.command):
+                        raise ValueError(f"{where}: gate {gate_name!r} reads job {theirs.name!r} ({theirs.image} "
+                                         f"{theirs.command}), not a result of {ours.image} {ours.command}")
         return self
 
     @model_validator(mode="after")
@@ -433,10 +443,10 @@ class ReleaseSpec(BaseModel):
                        for index, check in enumerate(audit.checks)]
         expected = self.costs.model_dump() if self.costs else None
         for where, kind, params in checks:
-            if kind != "cost_per_document":
+            if kind not in ("cost_per_document", "right_sizing"):
                 continue
             if expected is None:
-                raise ValueError(f"{where}: a cost_per_document check needs the spec's costs section")
+                raise ValueError(f"{where}: a {kind} check needs the spec's costs section")
             if CostModel.model_validate(params["costs"]).model_dump() != expected:
                 raise ValueError(f"{where}.params.costs: must be the spec's costs section (costs: *costs)")
         return self

@@ -29,7 +29,9 @@ class AuditContext:
     context the release's check kinds read; ``logs`` reads the service's logs on the target
     (:class:`~sap_llm_release.service_logs.base.LogSource`, the target's ``logs``); ``ledger`` is the release ledger
     (:class:`~sap_llm_release.ledger.Ledger`); ``gates`` and ``approvals`` name the spec's gates and approvals and
-    ``people`` maps an Airflow user to their Slack user (the spec's ``people``), for the release record's checks."""
+    ``people`` maps an Airflow user to their Slack user (the spec's ``people``), for the release record's checks;
+    ``run_id`` is the audit run's ledger id (its jobs' results are recorded under it) and ``job_gates`` maps each
+    ``job_result`` gate to its metric and threshold, for checks that judge an audit job's result as the gates do."""
 
     service: str
     period_start: datetime
@@ -42,6 +44,8 @@ class AuditContext:
     gates: tuple[str, ...] = ()
     approvals: tuple[str, ...] = ()
     people: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    job_gates: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def period(self) -> str:

@@ -8,8 +8,8 @@ lists every alert that fired in the period with how long; ``release_check`` runs
 ``cost_per_document`` prices the period's usage with the spec's cost model (Appendix C, cost.py).
 
 The weekly and monthly reviews' kinds live in their own modules: ``capacity_forecast`` (forecast.py),
-``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py) and
-``feature_usage`` (usage.py)."""
+``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py),
+``feature_usage`` (usage.py), ``right_sizing`` (optimisation.py) and ``model_accuracy`` (accuracy.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
+from sap_llm_release.audits.accuracy import ModelAccuracy
 from sap_llm_release.audits.alert_delivery import AlertDelivery
 from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, fired_alerts, utc_text
 from sap_llm_release.audits.compliance import ReleaseCompliance
@@ -27,6 +28,7 @@ from sap_llm_release.audits.error_logs import ErrorLogVolume
 from sap_llm_release.audits.forecast import CapacityForecast
 from sap_llm_release.audits.incidents import IncidentRetrospective
 from sap_llm_release.audits.model import Finding, Series, Severity, worst
+from sap_llm_release.audits.optimisation import RightSizing
 from sap_llm_release.audits.usage import FeatureUsage
 from sap_llm_release.checks.base import Params
 from sap_llm_release.checks.registry import CHECK_KINDS
@@ -192,8 +194,10 @@ AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "feature_usage": FeatureUsage,
     "incident_retrospective": IncidentRetrospective,
     "input_drift": InputDrift,
+    "model_accuracy": ModelAccuracy,
     "cost_per_document": CostPerDocument,
     "release_check": ReleaseCheck,
     "release_compliance": ReleaseCompliance,
+    "right_sizing": RightSizing,
     "slo_series": SloSeries,
 }

@@ -15,6 +15,7 @@ from sap_llm_release.audits.kinds import AUDIT_KINDS
 from sap_llm_release.audits.model import Severity
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Threshold
+from sap_llm_release.jobs.spec import InferenceJob
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 AUDIT_NAMES = ("daily", "weekly", "monthly")
@@ -97,6 +98,7 @@ class Audit(BaseModel):
     schedule: str = Field(description="cron expression (UTC), e.g. '0 6 * * *'")
     period: Duration
     step: Duration = Field(description="resolution of the range queries; a series point covers one step")
+    jobs: list[InferenceJob] = Field(default_factory=list, description="inference jobs run before the checks")
     checks: list[AuditCheck] = Field(min_length=1)
 
     @field_validator("schedule")
@@ -114,6 +116,17 @@ class Audit(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate check names {duplicates}")
         return checks
+
+    @model_validator(mode="after")
+    def _checks_name_the_audits_jobs(self) -> Audit:
+        names = [job.name for job in self.jobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"jobs: duplicate job names {sorted({n for n in names if names.count(n) > 1})}")
+        for index, check in enumerate(self.checks):
+            job = check.params.get("job") if check.kind == "model_accuracy" else None
+            if job is not None and job not in names:
+                raise ValueError(f"checks.{index}.params.job: no job named {job!r} in this audit's jobs")
+        return self
 
     @model_validator(mode="after")
     def _step_fits_period(self) -> Audit:

@@ -58,7 +58,7 @@ def _compare_metric(document: Any, metric: str, threshold: Threshold | None, uri
                     booleans_count: bool = False) -> Evidence:
     """The number at ``metric`` held to ``threshold``; a missing or non-numeric value fails, naming what was found.
     Booleans are numbers (0 / 1) only where ``booleans_count`` says so."""
-    value = _lookup(document, metric)
+    value = lookup_metric(document, metric)
     if booleans_count and isinstance(value, bool):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -66,7 +66,8 @@ def _compare_metric(document: Any, metric: str, threshold: Threshold | None, uri
     return Evidence.compare(value, threshold, f"{metric} from {source}", evidence_uri=uri)
 
 
-def _lookup(report: Any, dotted: str) -> Any:
+def lookup_metric(report: Any, dotted: str) -> Any:
+    """The value at ``dotted`` (``vision_encoder.classification_accuracy``) in a result document, or None."""
     for key in dotted.split("."):
         if not isinstance(report, dict) or key not in report:
             return None

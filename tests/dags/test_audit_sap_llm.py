@@ -28,6 +28,7 @@ from sap_llm_release.rehearsal.history import (
     write_openmetrics,
     write_service_log,
 )
+from sap_llm_release.rehearsal.local_stack import JOB_COMMANDS, JOB_ENV, PROJECT_DIR
 from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
@@ -67,7 +68,8 @@ def history(tmp_path_factory, alertmanager):
     stack_dir = directory / "stack"
     stack_dir.mkdir()
     (stack_dir / "stack.json").write_text(json.dumps({  # the local target's layout; no process of it is asked
-        "ports": {"router": free_port(), "blue": free_port(), "green": free_port()}, "server_command": []}))
+        "ports": {"router": free_port(), "blue": free_port(), "green": free_port()}, "server_command": [],
+        "project_dir": str(PROJECT_DIR), "job_commands": JOB_COMMANDS, "job_env": JOB_ENV}))  # the audits' jobs
     write_service_log(stack_dir / "blue.log", start=start, days=DAYS, problems=PROBLEMS)
     with prometheus_over(backfill(recorded, directory / "tsdb"), free_port(), alertmanager=alertmanager[0]) as url:
         host, port = url.removeprefix("http://").rstrip("/").split(":")
@@ -210,6 +212,11 @@ def test_the_weekly_audit_finds_each_injected_problem_on_its_day(audits):
     assert found["cost_per_document"][0] == "ok"
     assert found["incident_retrospective"][:1] == ("warning",) and found["incident_retrospective"][2] == 1
     assert "SapLlmHighErrorRate" in week["findings"]["incident_retrospective"]["detail"]
+    # the accuracy review's job ran the validator on the rehearsal's review sample, recorded under the audit run
+    assert found["model_accuracy"] == ("ok", None, 0), week["findings"]["model_accuracy"]["detail"]
+    review = audits.ledger.audit_job_result(week["run_id"], "accuracy_review")
+    assert (review["kind"], review["documents"]) == ("evaluate", 150)
+    assert "9 of 9 metrics meet their release gate on 150 documents" in week["findings"]["model_accuracy"]["detail"]
     assert not any("not judged" in row["detail"] for row in week["findings"].values())
     assert len(found) == len(load_spec(SPEC_FILE).audits.weekly.checks)
     assert week["pages"] == [("trigger", f"{SERVICE}-audit/weekly/error_rate")]

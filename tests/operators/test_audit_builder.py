@@ -1,5 +1,5 @@
-"""The audit DAGs mirror the spec's audits: scheduled by its cron, catchup off, one run at a time, a task per check
-between the run's start and its report, and no heavy import when the file is parsed."""
+"""The audit DAGs mirror the spec's audits: scheduled by its cron, catchup off, one run at a time, its jobs after
+the run's start, a task per check after them and before its report, and no heavy import when the file is parsed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from operators.audits import AuditCheckOperator, AuditReportOperator, StartAuditOperator
+from operators.audits import AuditCheckOperator, AuditJobOperator, AuditReportOperator, StartAuditOperator
 from sap_llm_release.spec import load_spec
 from tests.support.runs import ROOT, SPEC_FILE, project_dags
 
@@ -27,11 +27,22 @@ def test_each_audit_is_a_scheduled_dag_with_a_task_per_check(dags, name):
     assert {"audit", name} <= set(dag.tags) and "Continuous Monitoring" in dag.doc_md
     checks = [task for task in dag.tasks if isinstance(task, AuditCheckOperator)]
     assert [task.check for task in checks] == [check.name for check in audit.checks]
-    assert all(task.upstream_task_ids == {"start_audit"} for task in checks)
+    jobs = [task for task in dag.tasks if isinstance(task, AuditJobOperator)]
+    assert [task.job for task in jobs] == [job.name for job in audit.jobs]
+    assert all(task.upstream_task_ids == {"start_audit"} for task in jobs)
+    before_checks = {task.task_id for task in jobs} or {"start_audit"}
+    assert all(task.upstream_task_ids == before_checks for task in checks)
+    # a check runs whether its audit's jobs succeeded or not (without a job's result it says "no data")
+    assert {task.trigger_rule for task in checks} == {"all_done" if jobs else "all_success"}
     assert isinstance(dag.get_task("start_audit"), StartAuditOperator)
     report = dag.get_task("report")
     assert isinstance(report, AuditReportOperator) and report.trigger_rule == "all_done" and report.retries == 0
     assert report.upstream_task_ids == {task.task_id for task in checks}
+
+
+def test_the_weekly_audit_reviews_accuracy_through_a_job(dags):
+    (job,) = [task for task in dags["sap_llm_audit_weekly"].tasks if isinstance(task, AuditJobOperator)]
+    assert (job.task_id, job.job) == ("jobs.accuracy_review", "accuracy_review")
 
 
 def test_the_trigger_form_offers_the_profiles_and_an_optional_period_end(dags):

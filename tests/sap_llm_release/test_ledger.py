@@ -18,7 +18,7 @@ from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Write
 MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
               "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
               "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only",
-              "011_audits", "012_audits_append_only"]
+              "011_audits", "012_audits_append_only", "013_audit_job_results", "014_audit_job_results_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
@@ -75,12 +75,12 @@ def release_id(ledger):
     return release
 
 
-def record_release(ledger: Ledger, release_id: str, writer: Writer = WRITER) -> None:
+def record_release(ledger: Ledger, release_id: str, writer: Writer = WRITER, version: str = "2.0.0") -> None:
     ledger.record_release(
         release_id,
         service="sap-llm",
         environment="rehearsal",
-        version="2.0.0",
+        version=version,
         profile="rehearsal",
         triggered_by="alice",
         spec_digest="321a89f087b29f1c",
@@ -457,7 +457,7 @@ def test_racing_claims_on_one_approval_request_have_one_winner(ledger, release_i
 
 
 AUDIT_RUN = "sap_llm_audit_daily:scheduled__2026-11-29T06:00:00+00:00"
-AUDIT_TABLES = ("audit_runs", "audit_findings", "audit_outcomes", "audit_notifications")
+AUDIT_TABLES = ("audit_runs", "audit_findings", "audit_outcomes", "audit_notifications", "audit_job_results")
 
 
 def record_audit(ledger, audit_run_id=AUDIT_RUN, writer=WRITER, period_end="2026-11-29T00:00:00+00:00",
@@ -476,6 +476,7 @@ def record_audit(ledger, audit_run_id=AUDIT_RUN, writer=WRITER, period_end="2026
                                 report_uri="file:///reports/daily/index.html", writer=writer)
     ledger.record_audit_notification(audit_run_id, channel="slack", kind="summary", dedup_key="daily", sent=True,
                                      detail="daily audit: ok", writer=writer)
+    ledger.record_audit_job_result(audit_run_id, replace(JOB_OUTCOME, job="accuracy_review"), writer)
 
 
 def test_an_audit_run_its_findings_and_outcome_are_recorded_once_per_try(ledger):
@@ -493,6 +494,36 @@ def test_an_audit_run_its_findings_and_outcome_are_recorded_once_per_try(ledger)
         ("slack", "sent", 1), ("slack", "sent", 2)]
     (listed,) = ledger.audit_runs("daily")
     assert (listed["audit_run_id"], listed["severity"]) == (AUDIT_RUN, "ok")
+
+
+def test_an_audits_job_results_are_its_own_and_the_latest_usable_try_wins(ledger, release_id):
+    record_audit(ledger)
+    assert ledger.audit_job_result(AUDIT_RUN, "accuracy_review") == json.loads(JOB_OUTCOME.result_text)
+    retried = replace(JOB_OUTCOME, job="accuracy_review", result_text='{"passed": false}', exit_code=1)
+    ledger.record_audit_job_result(AUDIT_RUN, retried, replace(WRITER, try_number=2))
+    crashed = replace(JOB_OUTCOME, job="accuracy_review", result_text=None, exit_code=137)
+    ledger.record_audit_job_result(AUDIT_RUN, crashed, replace(WRITER, try_number=3))
+    assert ledger.audit_job_result(AUDIT_RUN, "accuracy_review") == {"passed": False}
+    assert ledger.audit_job_result(AUDIT_RUN, "model_evaluation") is None
+    assert ledger.job_result(release_id, "accuracy_review") is None  # a release's record holds none of it
+
+
+def test_the_promoted_version_is_the_last_promoted_before_a_moment(ledger):
+    from datetime import datetime, timedelta, timezone
+
+    assert ledger.promoted_version("sap-llm", datetime.now(timezone.utc)) is None
+    record_release(ledger, "rel-a")
+    ledger.record_event("rel-a", "promoted", "serves 100%", WRITER)
+    between = datetime.now(timezone.utc)
+    record_release(ledger, "rel-b", version="2.1.0")
+    ledger.record_event("rel-b", "rolled_back", "rolled back to blue", WRITER)
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    assert ledger.promoted_version("sap-llm", later) == ledger.promoted_version("sap-llm", between) == "2.0.0"
+    record_release(ledger, "rel-c", version="2.2.0")
+    ledger.record_event("rel-c", "promoted", "serves 100%", WRITER)
+    assert ledger.promoted_version("sap-llm", later + timedelta(seconds=1)) == "2.2.0"
+    assert ledger.promoted_version("sap-llm", between) == "2.0.0"
+    assert ledger.promoted_version("other", later) is None
 
 
 def test_a_checks_history_is_the_earlier_runs_oldest_first(ledger):
