@@ -26,8 +26,8 @@ def write_traffic_spec(path: Path) -> Path:
     """Write to ``path`` the project's spec cut down for rehearsals of what happens once traffic moves: each phase
     before green's deployment keeps its first gate that reads no job, and of the jobs only the dataset audit is left
     (a pod on a cluster, a fraction of a second; no model evaluation, no load test: the full spec's rehearsals run
-    them), with the gates that read it. Green's deployment, its smoke's other gates, the traffic plan and its
-    analysis, the approvals and every phase after the shift are the project's."""
+    them), with the gates that read it; the audits are left out. Green's deployment, its smoke's other gates, the
+    traffic plan and its analysis, the approvals and every phase after the shift are the project's."""
     data = yaml.safe_load(SPEC_FILE.read_text())
     pre_traffic = {phase.value for phase in PRE_TRAFFIC_PHASES}
     gates, phases_kept = [], set()
@@ -43,6 +43,7 @@ def write_traffic_spec(path: Path) -> Path:
     names = {gate["name"] for gate in gates}
     data["gates"] = gates
     data["jobs"] = [job for job in data["jobs"] if job["name"] == TRAFFIC_SPEC_JOB]
+    data.pop("audits", None)  # no audit runs in these rehearsals (and the accuracy review reads gates cut here)
     for profile in data["profiles"].values():
         for section in ("waivers", "scaled_thresholds"):
             profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
