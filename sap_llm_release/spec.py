@@ -33,6 +33,7 @@ from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Number, Threshold
 from sap_llm_release.jobs.spec import InferenceJob
+from sap_llm_release.operations.slo import ServiceLevels
 from sap_llm_release.templates import render, require_known_variables
 
 
@@ -345,6 +346,8 @@ class ReleaseSpec(BaseModel):
     analysis: Analysis
     profiles: dict[str, Profile]
     audits: Audits | None = Field(default=None, description="the scheduled audits of the running service")
+    service_levels: ServiceLevels | None = Field(default=None, description="the service's SLOs: recording rules, "
+                                                 "burn-rate alerts and error budgets are generated from them")
     costs: CostModel | None = Field(default=None, description="unit prices and usage queries (Appendix C) that "
                                     "the cost_per_document gate and audit checks price the service with")
 

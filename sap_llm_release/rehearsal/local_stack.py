@@ -158,6 +158,7 @@ def _start_monitoring(stack_dir: Path, ports: dict[str, int], nowhere: str) -> N
     replicas = ", ".join(f'"127.0.0.1:{ports[replica]}"' for replica in PROMETHEUS_REPLICAS)
     for name in PROMETHEUS_REPLICAS:
         _render("prometheus.yml.tmpl", _prometheus_config(stack_dir, name), rules=str(STACK_FILES / "rules.yml"),
+                slo_rules=str(STACK_FILES / "slo_rules.yml"),
                 interval="1s" if name == PROMETHEUS_REPLICAS[0] else "5s", prometheus_targets=replicas,
                 blue_port=str(ports["blue"]), green_port=str(ports["green"]),
                 alertmanager_port=str(ports["alertmanager"]))
