@@ -346,6 +346,8 @@ class ReleaseSpec(BaseModel):
     analysis: Analysis
     profiles: dict[str, Profile]
     audits: Audits | None = Field(default=None, description="the scheduled audits of the running service")
+    contacts: dict[str, str] = Field(default_factory=dict, description="escalation contacts by role (the "
+                                     "checklist's Emergency Contacts), named by the runbooks in docs/runbooks/")
     service_levels: ServiceLevels | None = Field(default=None, description="the service's SLOs: recording rules, "
                                                  "burn-rate alerts and error budgets are generated from them")
     costs: CostModel | None = Field(default=None, description="unit prices and usage queries (Appendix C) that "

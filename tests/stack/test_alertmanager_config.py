@@ -1,0 +1,73 @@
+"""The stack's Alertmanager configuration (stack/alertmanager.yml.tmpl): amtool accepts it, `amtool config routes
+test` sends critical alerts to PagerDuty and warnings to Slack, and a running Alertmanager inhibits the alerts an API
+endpoint down causes while it fires."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import datetime, timedelta, timezone
+from string import Template
+
+import httpx
+import pytest
+
+from sap_llm_release.rehearsal import local_stack
+from sap_llm_release.rehearsal.processes import free_port, stop_group
+
+CAUSED = ("SapLlmHighLatency", "SapLlmLowThroughput", "SapLlmAvailabilityErrorBudgetBurnPage")
+
+
+@pytest.fixture
+def config(tmp_path):
+    rendered = Template((local_stack.STACK_FILES / "alertmanager.yml.tmpl").read_text()).substitute(
+        pagerduty_url="https://events.pagerduty.com/v2/enqueue", slack_url="https://hooks.slack.com/services/x")
+    (tmp_path / "alertmanager.yml").write_text(rendered)
+    return tmp_path / "alertmanager.yml"
+
+
+def test_amtool_accepts_the_configuration(config):
+    checked = subprocess.run(["amtool", "check-config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert " - 1 inhibit rules" in checked.stdout and " - 2 receivers" in checked.stdout
+
+
+@pytest.mark.parametrize(("labels", "receivers"), [
+    (["alertname=SapLlmApiEndpointDown", "severity=critical"], "pagerduty-critical"),
+    (["alertname=SapLlmAvailabilityErrorBudgetBurnPage", "severity=critical"], "pagerduty-critical"),
+    (["alertname=SapLlmHighLatency", "severity=warning", "colour=green"], "slack-warning"),
+    (["alertname=SapLlmLatencyErrorBudgetBurnTicket", "severity=warning"], "slack-warning"),
+    (["alertname=SapLlmAlertDeliveryTest", "severity=critical", "synthetic=true"], "pagerduty-critical,slack-warning"),
+])
+def test_amtool_routes_each_severity_to_its_receiver(config, labels, receivers):
+    routed = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={config}", *labels],
+                            capture_output=True, text=True)
+    assert routed.returncode == 0, routed.stdout + routed.stderr
+    assert routed.stdout.strip() == receivers
+
+
+def test_an_endpoint_down_inhibits_the_alerts_it_causes(tmp_path):
+    port = free_port()
+    local_stack.start_alertmanager(tmp_path, port, pagerduty_url="http://127.0.0.1:9/v2/enqueue",
+                                   slack_url="http://127.0.0.1:9/slack")
+    url = f"http://127.0.0.1:{port}/api/v2/alerts"
+    try:
+        now = datetime.now(timezone.utc)
+        alert = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+        caused = [{**alert, "labels": {"alertname": name, "severity": "warning"}} for name in CAUSED]
+        other = {**alert, "labels": {"alertname": "SapLlmHighMemory", "severity": "warning"}}
+        httpx.post(url, json=[*caused, other], timeout=5).raise_for_status()
+        assert inhibited(url) == set()
+        down = {**alert, "labels": {"alertname": "SapLlmApiEndpointDown", "severity": "critical"}}
+        httpx.post(url, json=[down], timeout=5).raise_for_status()
+        deadline = time.monotonic() + 10
+        while inhibited(url) != set(CAUSED) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inhibited(url) == set(CAUSED)  # the high memory it does not cause still notifies
+    finally:
+        stop_group(int((tmp_path / "alertmanager.pid").read_text()))
+
+
+def inhibited(url: str) -> set[str]:
+    return {alert["labels"]["alertname"] for alert in httpx.get(url, timeout=5).json()
+            if alert["status"]["inhibitedBy"]}
