@@ -593,6 +593,19 @@ class Ledger:
         )
         return json.loads(rows[0]["result_json"]) if rows else None
 
+    def audit_job_results_between(self, audit: str, job: str, start: datetime, end: datetime
+                                  ) -> list[tuple[str, dict[str, Any]]]:
+        """``(period_end, result)`` of each run of ``audit`` whose period ended in (start, end] and whose ``job``
+        left a result (its latest such try), oldest first."""
+        rows = self._rows(
+            "SELECT r.audit_run_id, r.period_end, j.result_json FROM audit_job_results j"
+            " JOIN audit_runs r ON r.audit_run_id = j.audit_run_id"
+            " WHERE r.audit = :audit AND j.job = :job AND j.passed IS NOT NULL"
+            " AND r.period_end > :start AND r.period_end <= :end ORDER BY r.period_end, j.try_number",
+            audit=audit, job=job, start=start.isoformat(), end=end.isoformat())
+        latest = {row["audit_run_id"]: (str(row["period_end"]), json.loads(row["result_json"])) for row in rows}
+        return sorted(latest.values(), key=lambda found: found[0])
+
     def audit_notifications(self, audit_run_id: str) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM audit_notifications WHERE audit_run_id = :a ORDER BY recorded_at",
                           a=audit_run_id)

@@ -419,24 +419,29 @@ class ReleaseSpec(BaseModel):
 
     @model_validator(mode="after")
     def _accuracy_reviews_read_job_gates(self) -> ReleaseSpec:
-        """A ``model_accuracy`` check names ``job_result`` gates of a release job that runs the same entrypoint as
-        the audit's job (the same result document, so the same metrics)."""
+        """A ``model_accuracy`` or ``accuracy_trend`` check names an audit's job and ``job_result`` gates of a release
+        job that runs the same entrypoint (the same result document, so the same metrics)."""
         gates = {gate.name: gate for gate in self.gates}
-        for audit_name, audit in (self.audits.named() if self.audits else {}).items():
-            jobs = {job.name: job for job in audit.jobs}
+        audits = self.audits.named() if self.audits else {}
+        for audit_name, audit in audits.items():
             for index, check in enumerate(audit.checks):
-                if check.kind != "model_accuracy":
+                if check.kind not in ("model_accuracy", "accuracy_trend"):
                     continue
-                ours = jobs[check.params["job"]]
+                where = f"audits.{audit_name}.checks.{index}.params"
+                reviewing = audits.get(check.params.get("audit", audit_name))
+                ours = next((job for job in reviewing.jobs if job.name == check.params["job"]), None) \
+                    if reviewing else None
+                if ours is None:
+                    raise ValueError(f"{where}.job: no job {check.params['job']!r} in the "
+                                     f"{check.params.get('audit', audit_name)} audit")
                 for gate_name in check.params["gates"]:
                     gate = gates.get(gate_name)
-                    where = f"audits.{audit_name}.checks.{index}.params.gates"
                     if gate is None or gate.kind != "job_result":
-                        raise ValueError(f"{where}: {gate_name!r} is not a job_result gate")
+                        raise ValueError(f"{where}.gates: {gate_name!r} is not a job_result gate")
                     theirs = self.job(gate.params["job"])
                     if (theirs.image, theirs.command) != (ours.image, ours.command):
-                        raise ValueError(f"{where}: gate {gate_name!r} reads job {theirs.name!r} ({theirs.image} "
-                                         f"{theirs.command}), not a result of {ours.image} {ours.command}")
+                        raise ValueError(f"{where}.gates: gate {gate_name!r} reads job {theirs.name!r} ({theirs.image}"
+                                         f" {theirs.command}), not a result of {ours.image} {ours.command}")
         return self
 
     @model_validator(mode="after")

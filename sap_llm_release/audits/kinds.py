@@ -9,7 +9,8 @@ lists every alert that fired in the period with how long; ``release_check`` runs
 
 The weekly and monthly reviews' kinds live in their own modules: ``capacity_forecast`` (forecast.py),
 ``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py),
-``feature_usage`` (usage.py), ``right_sizing`` (optimisation.py) and ``model_accuracy`` (accuracy.py)."""
+``feature_usage`` (usage.py), ``right_sizing`` (optimisation.py), ``model_accuracy`` and ``accuracy_trend``
+(accuracy.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from sap_llm_release.audits.accuracy import ModelAccuracy
+from sap_llm_release.audits.accuracy import AccuracyTrend, ModelAccuracy
 from sap_llm_release.audits.alert_delivery import AlertDelivery
 from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, fired_alerts, utc_text
 from sap_llm_release.audits.compliance import ReleaseCompliance
@@ -187,6 +188,7 @@ class CostPerDocument(AuditKind):
 
 
 AUDIT_KINDS: dict[str, type[AuditKind]] = {
+    "accuracy_trend": AccuracyTrend,
     "alert_delivery": AlertDelivery,
     "alerts_fired": AlertsFired,
     "error_log_volume": ErrorLogVolume,

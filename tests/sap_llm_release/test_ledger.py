@@ -508,6 +508,22 @@ def test_an_audits_job_results_are_its_own_and_the_latest_usable_try_wins(ledger
     assert ledger.job_result(release_id, "accuracy_review") is None  # a release's record holds none of it
 
 
+def test_an_audits_job_results_over_a_period_are_each_runs_latest(ledger):
+    from datetime import datetime
+
+    for day in (20, 27):
+        run = f"weekly:{day}"
+        record_audit(ledger, run, period_end=f"2026-11-{day}T00:00:00+00:00")
+        ledger.record_audit_job_result(run, replace(JOB_OUTCOME, job="accuracy_review",
+                                                    result_text=f'{{"passed": true, "day": {day}}}'),
+                                       replace(WRITER, try_number=2))
+    found = ledger.audit_job_results_between("daily", "accuracy_review", datetime.fromisoformat(
+        "2026-11-01T00:00:00+00:00"), datetime.fromisoformat("2026-11-27T00:00:00+00:00"))
+    assert [(end[:10], result.get("day")) for end, result in found] == [("2026-11-20", 20), ("2026-11-27", 27)]
+    assert ledger.audit_job_results_between("weekly", "accuracy_review", datetime.fromisoformat(
+        "2026-11-01T00:00:00+00:00"), datetime.fromisoformat("2026-12-01T00:00:00+00:00")) == []
+
+
 def test_the_promoted_version_is_the_last_promoted_before_a_moment(ledger):
     from datetime import datetime, timedelta, timezone
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -101,3 +102,52 @@ def test_the_spec_refuses_a_review_that_reads_no_job_gate(spec_data):
     review["params"] = {"job": "no_such_job", "gates": ["vision_encoder_field_extraction_f1"]}
     with pytest.raises(ValidationError, match=r"checks\.\d+\.params\.job: no job named 'no_such_job'"):
         ReleaseSpec.model_validate(spec_data)
+
+
+TREND = SPEC.audits.monthly.check("accuracy_trend")
+MONTH_END = datetime(2026, 12, 1, 8, tzinfo=timezone.utc)
+
+
+def weekly_reviews(ledger: Ledger, classification: list[float]) -> None:
+    """One weekly audit run a week before the month's end for each value, its review's classification accuracy."""
+    for weeks_before, value in enumerate(reversed(classification)):
+        end = MONTH_END - timedelta(days=7 * weeks_before + 1)
+        run = f"sap_llm_audit_weekly:scheduled__{end.isoformat()}"
+        ledger.record_audit_run(run, audit="weekly", service="sap-llm", period_start=end - timedelta(days=7),
+                                period_end=end, triggered_by="schedule", spec_digest=SPEC.digest,
+                                writer=replace(WRITER, run_id=end.isoformat()))
+        result = copy.deepcopy(EVALUATION)
+        result["vision_encoder"]["classification_accuracy"] = value
+        ledger.record_audit_job_result(run, JobOutcome(
+            job="accuracy_review", image="validator", command="evaluate", runner="local_process", exit_code=0,
+            result_text=json.dumps(result), detail="exit 0", started_at=end.isoformat(),
+            finished_at=end.isoformat()), replace(WRITER, run_id=end.isoformat()))
+
+
+def month_context(ledger: Ledger) -> AuditContext:
+    return AuditContext("sap-llm", MONTH_END - timedelta(days=30), MONTH_END, timedelta(hours=1), ledger=ledger,
+                        job_gates={gate.name: (gate.params["metric"], gate.threshold) for gate in SPEC.gates
+                                   if gate.kind == "job_result"})
+
+
+def test_an_accuracy_falling_towards_its_gate_recommends_retraining(ledger):
+    weekly_reviews(ledger, [0.99, 0.98, 0.97, 0.96])  # a point a week down: 0.95 in about a week
+    finding = judge(TREND, month_context(ledger))
+    assert finding.severity is Severity.CRITICAL and 5 < finding.measured < 9, finding.detail
+    assert re.match(r"4 reviews; vision_encoder\.classification_accuracy 0\.95\d+ now, -0\.01 a week, short of >= "
+                    r"0\.95 in \d days; ", finding.detail), finding.detail
+    assert [series.name for series in finding.series][0] == "vision_encoder.classification_accuracy"
+
+
+def test_a_steady_accuracy_needs_no_retraining(ledger):
+    weekly_reviews(ledger, [0.99, 0.991, 0.99, 0.989])
+    finding = judge(TREND, month_context(ledger))
+    assert (finding.severity, finding.measured) == (Severity.OK, None)
+    assert finding.measured_text == "no metric reaches its release threshold within 90 days"
+
+
+def test_fewer_than_three_reviews_is_no_data(ledger):
+    weekly_reviews(ledger, [0.99, 0.98])
+    finding = judge(TREND, month_context(ledger))
+    assert (finding.severity, finding.measured) == (Severity.WARNING, None)
+    assert finding.detail == "no data: 2 weekly reviews (accuracy_review) in the period; a trend needs 3"
