@@ -66,6 +66,8 @@ class ServiceLevels(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     period: Duration = timedelta(days=30)
+    evaluation_interval: Duration = Field(default=timedelta(seconds=10), description="how often the SLO rule groups "
+                                          "are evaluated: their shortest window is 5 minutes")
     runbooks_url: str = Field(default="docs/runbooks/", description="prefix of the alerts' runbook_url: where "
                               "docs/runbooks/ of this repository can be read (the repository path by default)")
     slos: list[ServiceLevelObjective] = Field(min_length=1)

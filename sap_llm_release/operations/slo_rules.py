@@ -113,12 +113,15 @@ def alert_rules(service: str, slo: ServiceLevelObjective, levels: ServiceLevels)
 
 def generate(service: str, levels: ServiceLevels) -> dict[str, Any]:
     """The rule groups: per SLO, its SLI recordings, its metadata and its alerts."""
-    groups = []
+    groups, interval = [], promql_duration(levels.evaluation_interval)
     for slo in levels.slos:
         groups += [
-            {"name": f"sloth-slo-sli-recordings-{service}-{slo.name}", "rules": sli_rules(service, slo, levels)},
-            {"name": f"sloth-slo-meta-recordings-{service}-{slo.name}", "rules": meta_rules(service, slo, levels)},
-            {"name": f"sloth-slo-alerts-{service}-{slo.name}", "rules": alert_rules(service, slo, levels)},
+            {"name": f"sloth-slo-sli-recordings-{service}-{slo.name}", "interval": interval,
+             "rules": sli_rules(service, slo, levels)},
+            {"name": f"sloth-slo-meta-recordings-{service}-{slo.name}", "interval": interval,
+             "rules": meta_rules(service, slo, levels)},
+            {"name": f"sloth-slo-alerts-{service}-{slo.name}", "interval": interval,
+             "rules": alert_rules(service, slo, levels)},
         ]
     return {"groups": groups}
 
