@@ -167,6 +167,46 @@ def test_gate_failure_before_traffic_touches_nothing(fresh_stack, ledger):
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
 
 
+def spent_budget(stack) -> float | None:
+    """The lowest 30-day error budget remaining of the stack's SLOs (None before the SLO rules recorded one)."""
+    import httpx
+
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", timeout=5, params={
+        "query": 'min(slo:period_error_budget_remaining:ratio{sloth_service="sap-llm"})'}).json()
+    found = answer["data"]["result"]
+    return float(found[0]["value"][1]) if found else None
+
+
+def test_a_release_is_refused_before_anything_is_touched_while_the_error_budget_is_spent(
+        fresh_stack, traffic_spec, ledger, tmp_path, monkeypatch):
+    import yaml
+
+    data = yaml.safe_load(traffic_spec.read_text())
+    data["gates"].append(load_spec(SPEC_FILE).gate("error_budget_remaining").model_dump(mode="json",
+                                                                                       exclude_none=True))
+    (tmp_path / "budget-spec.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    monkeypatch.setenv("SAP_LLM_RELEASE_SPEC", str(tmp_path / "budget-spec.yaml"))
+    fresh_stack.set_faults("blue", error_rate=1.0)  # every document fails until the 30-day budget (1 %) is spent
+    try:
+        fresh_stack.restart_monitoring()  # a history of failures only: spent at the SLO rules' first evaluations
+        retry(stop=stop_after_delay(60), wait=wait_fixed(2),
+              retry=retry_if_result(lambda left: left is None or left >= 0))(spent_budget)(fresh_stack)
+    finally:
+        fresh_stack.set_faults("blue", error_rate=0.0)
+
+    dag_run, states = run_release(release_conf())
+
+    assert dag_run.state == "failed"
+    assert set(_failed(states)) == {"preflight.error_budget_remaining", "finish_release"}
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
+    assert fresh_stack.target.deployer.running_version("green") is None
+    record = ledger.release_record(release_id(dag_run))
+    assert record["traffic_changes"] == [] and record["rollbacks"] == []
+    (gate,) = [row for row in record["gate_results"] if row["gate"] == "error_budget_remaining"]
+    assert gate["verdict"] == "failed" and gate["measured_value"] < 0
+
+
 def test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded(fresh_stack, ledger, tmp_path, monkeypatch):
     spec = SPEC_FILE.read_text().replace("model_artifacts: .models/rehearsal/model",
                                          f"model_artifacts: {tmp_path / 'no-such-model'}")

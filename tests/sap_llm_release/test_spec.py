@@ -28,8 +28,8 @@ CHECKLIST_SECTIONS = {
 def test_real_spec_loads_all_gates(spec):
     assert spec.service == "sap-llm"
     assert spec.environments == ["production", "staging", "rehearsal"]
-    assert len(spec.gates) == 121
-    assert len({gate.name for gate in spec.gates}) == 121
+    assert len(spec.gates) == 122
+    assert len({gate.name for gate in spec.gates}) == 122
     assert sorted(spec.profiles) == ["production", "rehearsal"]
 
 

@@ -45,6 +45,8 @@ LANES = (
         "test_a_reload_that_does_not_take_effect_is_not_recorded_as_done",
         "test_slo_breach_at_any_step_rolls_back_to_blue[100]",
         "test_a_gpu_pod_that_fails_fails_its_job_with_the_pods_log_and_touches_no_traffic",
+        # spends the stack's error budget: last, so no later release of the lane's stack is refused for it
+        "test_a_release_is_refused_before_anything_is_touched_while_the_error_budget_is_spent",
     ),
 )
 
