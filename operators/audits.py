@@ -209,8 +209,7 @@ class AuditJobOperator(InferenceJobOperator):
 
     def host(self, context: Any) -> JobHost:
         run = AuditTaskRun(self.spec_path, self.audit, context)
-        job = next(job for job in run.audit.jobs if job.name == self.job)
-        return JobHost(job, run.job_variables(), run.target,
+        return JobHost(run.audit.job(self.job), run.job_variables(), run.target,
                        lambda outcome: run.ledger.record_audit_job_result(run.audit_run_id, outcome, run.writer))
 
 

@@ -64,7 +64,7 @@ class AccuracyTrend(AuditKind):
     """The monthly retraining assessment: each metric of the period's accuracy reviews (the review job's results in
     the ledger) fitted with a Theil-Sen line and extended to the day it falls short of its release gate. Measured:
     days from the period's end to the first metric's crossing (0 when one is short already); no crossing within the
-    horizon is said as such (ok). Fewer than three reviews is no data."""
+    horizon is said as such (ok). Fewer than three reviews, or a metric fewer than three reviews report, is no data."""
 
     Params = AccuracyTrendParams
 
@@ -83,9 +83,9 @@ class AccuracyTrend(AuditKind):
             points = [(datetime.fromisoformat(at).timestamp(), float(value)) for at, result in reviews
                       if isinstance(value := lookup_metric(result, metric), (int, float))]
             fit = fit_line(points, end_s)
-            if fit is None:
-                parts.append(f"{metric}: {len(points)} reviews with it, too few to fit")
-                continue
+            if fit is None:  # a metric the reviews did not report is no data, never a trend that holds
+                raise CheckUnavailable(f"{metric}: {len(points)} of {len(reviews)} reviews report it; a trend needs "
+                                       f"{MIN_FIT_POINTS}")
             low, high = (threshold.value, None) if threshold.op in (">", ">=") else (None, threshold.value)
             days = days_until_outside(fit, low, high)
             if days is not None and days <= params.horizon_days:

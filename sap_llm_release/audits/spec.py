@@ -134,6 +134,12 @@ class Audit(BaseModel):
             raise ValueError(f"step: {self.step} is longer than the period {self.period}")
         return self
 
+    def job(self, name: str) -> InferenceJob:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(f"no audit job named {name!r}")
+
     def check(self, name: str) -> AuditCheck:
         for check in self.checks:
             if check.name == name:

@@ -150,19 +150,25 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, le
     assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, dag_run.run_id))
 
 
+def stopped_before_traffic(stack, ledger, dag_run, states, failed_gate: str) -> dict:
+    """The release failed at ``failed_gate`` (a task id) and touched nothing: no shift, blue at 100 %, no green, no
+    traffic change or rollback recorded. Returns the release's record."""
+    assert dag_run.state == "failed"
+    assert set(_failed(states)) == {failed_gate, "finish_release"}
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    assert stack.target.router.get_weights() == ALL_BLUE
+    assert stack.target.deployer.running_version("green") is None
+    record = ledger.release_record(release_id(dag_run))
+    assert record["traffic_changes"] == [] and record["rollbacks"] == []
+    return record
+
+
 def test_gate_failure_before_traffic_touches_nothing(fresh_stack, ledger):
     missing = "reasoning_engine_chain_of_thought_quality"
     dag_run, states = run_release(release_conf(attestations=attestations(skip=(missing,))))
 
-    assert dag_run.state == "failed"
-    assert set(_failed(states)) == {f"model_validation.{missing}", "finish_release"}
-    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    record = stopped_before_traffic(fresh_stack, ledger, dag_run, states, f"model_validation.{missing}")
     assert states["rollback.rollback_to_blue"] == "skipped"
-    assert fresh_stack.target.router.get_weights() == ALL_BLUE
-    assert fresh_stack.target.deployer.running_version("green") is None
-
-    record = ledger.release_record(release_id(dag_run))
-    assert record["traffic_changes"] == [] and record["rollbacks"] == []
     (final,) = [e for e in record["release_events"] if e["event"] == "failed"]
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
 
@@ -196,13 +202,7 @@ def test_a_release_is_refused_before_anything_is_touched_while_the_error_budget_
 
     dag_run, states = run_release(release_conf())
 
-    assert dag_run.state == "failed"
-    assert set(_failed(states)) == {"preflight.error_budget_remaining", "finish_release"}
-    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
-    assert fresh_stack.target.router.get_weights() == ALL_BLUE
-    assert fresh_stack.target.deployer.running_version("green") is None
-    record = ledger.release_record(release_id(dag_run))
-    assert record["traffic_changes"] == [] and record["rollbacks"] == []
+    record = stopped_before_traffic(fresh_stack, ledger, dag_run, states, "preflight.error_budget_remaining")
     (gate,) = [row for row in record["gate_results"] if row["gate"] == "error_budget_remaining"]
     assert gate["verdict"] == "failed" and gate["measured_value"] < 0
 

@@ -151,3 +151,13 @@ def test_fewer_than_three_reviews_is_no_data(ledger):
     finding = judge(TREND, month_context(ledger))
     assert (finding.severity, finding.measured) == (Severity.WARNING, None)
     assert finding.detail == "no data: 2 weekly reviews (accuracy_review) in the period; a trend needs 3"
+
+
+def test_a_metric_the_reviews_do_not_report_is_no_data(ledger):
+    weekly_reviews(ledger, [0.99, 0.99, 0.99])  # reviews without a held-out set: no heldout_extraction_f1
+    trend = TREND.model_copy(update={"params": {**TREND.params, "gates": [*TREND.params["gates"],
+                                                                          "language_decoder_heldout_cross_validation"]}})
+    finding = judge(trend, month_context(ledger))
+    assert (finding.severity, finding.measured) == (Severity.WARNING, None)
+    assert finding.detail == ("no data: language_decoder.heldout_extraction_f1: 0 of 3 reviews report it; a trend "
+                              "needs 3")
