@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 _HOME = Path(tempfile.mkdtemp(prefix="sap-llm-tests-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+# One directory for the whole run, shared by the pytest-xdist workers (they inherit it from the controller, which
+# loads this file first): the migrated Airflow database they all copy lives there.
+if "SAP_LLM_TEST_SHARED_DIR" not in os.environ:
+    os.environ["SAP_LLM_TEST_SHARED_DIR"] = tempfile.mkdtemp(prefix="sap-llm-tests-shared-")
+    atexit.register(shutil.rmtree, os.environ["SAP_LLM_TEST_SHARED_DIR"], ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME / "airflow"),
@@ -52,10 +56,10 @@ def postgres_url():
 
 @pytest.fixture(scope="session")
 def airflow_db():
-    """A migrated Airflow metadata database in the test home."""
-    import subprocess
+    """A migrated Airflow metadata database in the test home: a copy of the run's one migrated database."""
+    from tests.support.airflow_db import copy_migrated_airflow_db
 
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    copy_migrated_airflow_db(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db")
     return os.environ["AIRFLOW_HOME"]
 
 

@@ -12,6 +12,7 @@ every click in ``CLICKS`` comes in one after another (the spec in ``SAP_LLM_RELE
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.support.airflow_db import copy_migrated_airflow_db
 from tests.support.approvals import SlackClicker, click_body, signed
 from tests.support.runs import complete_dag_test_harness, release_conf, spec_file
 
@@ -157,7 +159,11 @@ def dag_from_folder() -> Any:
 def main(result_path: str, late: bool = False) -> None:
     from tests.support.runs import ledger_at_connection
 
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    metadata_url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if metadata_url.startswith("sqlite:///"):
+        copy_migrated_airflow_db(Path(metadata_url.removeprefix("sqlite:///")))
+    else:
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     ledger = ledger_at_connection()
     ledger.migrate()
     complete_dag_test_harness()
