@@ -264,6 +264,7 @@ class ReleaseRun(TaskOfRun):
             attestations={gate: a.model_dump() for gate, a in self.request.attestations.items()},
             rate_window=self.spec.rate_window(self.request.profile),
             metrics=PrometheusProvider(self.prometheus),
+            ledger=self.ledger,
         )
         try:
             with_target(context, self.target)

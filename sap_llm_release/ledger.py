@@ -20,6 +20,9 @@ from sqlalchemy.engine import Engine
 from sap_llm_release.audits.model import Finding
 from sap_llm_release.evidence import Evidence
 from sap_llm_release.jobs.base import JobOutcome
+from sap_llm_release.recovery.backups import Backup
+from sap_llm_release.recovery.drill import DrillCheck, DrillOutcome, RecordedBackup
+from sap_llm_release.recovery.fingerprints import TableFingerprint
 
 # the events finish_release records as a release's outcome (sap_llm_release.rollout.release_outcome)
 RELEASE_OUTCOMES = ("promoted", "rolled_back", "rollback_failed", "failed")
@@ -652,6 +655,74 @@ class Ledger:
             newest.setdefault(row["audit_run_id"], row)
         return list(newest.values())[:limit]
 
+    def record_backup(self, backup_id: str, service: str, backup: Backup, writer: Writer) -> bool:
+        """A backup as taken: where it lies, its digest and the fingerprints of the tables it holds."""
+        return self._insert("dr_backups", {
+            "backup_id": backup_id, "service": service, "store": backup.store, "dialect": backup.dialect,
+            "location": str(backup.path), "sha256": backup.sha256, "size_bytes": backup.size_bytes,
+            "tables_json": json.dumps({name: fp.as_dict() for name, fp in backup.tables.items()}, sort_keys=True),
+            "taken_at": backup.taken_at.isoformat(), **self._by(writer), "recorded_at": utcnow()})
+
+    def newest_backup(self, service: str, store: str, before: datetime) -> RecordedBackup | None:
+        """The newest backup of ``store`` taken before ``before``, or None."""
+        rows = self._rows("SELECT * FROM dr_backups WHERE service = :s AND store = :store AND taken_at < :before"
+                          " ORDER BY taken_at DESC LIMIT 1", s=service, store=store, before=before.isoformat())
+        if not rows:
+            return None
+        row = rows[0]
+        tables = {name: TableFingerprint(**fp) for name, fp in json.loads(row["tables_json"]).items()}
+        return RecordedBackup(row["backup_id"], row["store"], row["dialect"], Path(row["location"]), row["sha256"],
+                              _aware(row["taken_at"]), tables)
+
+    def backups(self, service: str, store: str) -> list[dict[str, Any]]:
+        """Every backup of ``store``, newest first."""
+        return self._rows("SELECT * FROM dr_backups WHERE service = :s AND store = :store ORDER BY taken_at DESC",
+                          s=service, store=store)
+
+    def record_drill_check(self, drill_id: str, check: DrillCheck, backup_id: str | None, writer: Writer) -> bool:
+        return self._insert("dr_drill_checks", {
+            "drill_id": drill_id, "store": check.store, "subject": check.subject, "check_name": check.check,
+            "backup_id": backup_id, "measured": check.measured, "expected": check.expected,
+            "verdict": "passed" if check.passed else "failed", "detail": check.detail, **self._by(writer),
+            "recorded_at": utcnow()})
+
+    def record_drill(self, drill_id: str, *, service: str, started_at: datetime, outcome: DrillOutcome,
+                     triggered_by: str, writer: Writer) -> bool:
+        """A drill's outcome: its measured RTO and RPO (None where a store had no backup) and verdict."""
+        return self._insert("dr_drills", {
+            "drill_id": drill_id, "service": service, "started_at": started_at.isoformat(), "finished_at": utcnow(),
+            "rto_seconds": outcome.rto_seconds, "rpo_seconds": outcome.rpo_seconds,
+            "verdict": "passed" if outcome.passed else "failed", "detail": "; ".join(outcome.failures),
+            "triggered_by": triggered_by, **self._by(writer), "recorded_at": utcnow()})
+
+    def latest_drill(self, service: str) -> dict[str, Any] | None:
+        """The most recent drill of ``service`` (its last try), or None."""
+        rows = self._rows("SELECT * FROM dr_drills WHERE service = :s ORDER BY finished_at DESC LIMIT 1", s=service)
+        return rows[0] if rows else None
+
+    def drill_checks(self, drill_id: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM dr_drill_checks WHERE drill_id = :d ORDER BY store, subject, check_name",
+                          d=drill_id)
+
+    def append_only_tables(self) -> list[str]:
+        """The ledger's tables that refuse UPDATE and DELETE (the ``*_append_only*`` triggers of ``sql/``)."""
+        if self.dialect == "sqlite":
+            query = ("SELECT DISTINCT tbl_name AS name FROM sqlite_master WHERE type = 'trigger'"
+                     " AND name LIKE '%append_only%' ORDER BY tbl_name")
+        else:
+            query = ("SELECT DISTINCT event_object_table AS name FROM information_schema.triggers"
+                     " WHERE trigger_name LIKE '%append_only%' ORDER BY event_object_table")
+        return [row["name"] for row in self._rows(query)]
+
+    def latest_completed_rollback(self, service: str) -> dict[str, Any] | None:
+        """The newest rollback of ``service`` that left blue serving everything, healthy, and green removed: a
+        rollback procedure proven end to end (a rehearsal's or a real one)."""
+        rows = self._rows(
+            "SELECT b.*, r.environment, r.version FROM rollbacks b JOIN releases r ON r.release_id = b.release_id"
+            " WHERE r.service = :s AND b.blue_weight_after = 100 AND b.blue_healthy = 1 AND b.green_removed = 1"
+            " ORDER BY b.completed_at DESC LIMIT 1", s=service)
+        return rows[0] if rows else None
+
 
 def _job_outcome_columns(outcome: JobOutcome) -> dict[str, Any]:
     """A job outcome's columns (job_results, audit_job_results): the result JSON as written, with its digest."""
@@ -664,6 +735,11 @@ def _job_outcome_columns(outcome: JobOutcome) -> dict[str, Any]:
         else hashlib.sha256(outcome.result_text.encode()).hexdigest(),
         "detail": outcome.detail, "started_at": outcome.started_at, "finished_at": outcome.finished_at,
     }
+
+
+def _aware(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _engine(url: str) -> Engine:

@@ -34,6 +34,7 @@ from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Number, Threshold
 from sap_llm_release.jobs.spec import InferenceJob
 from sap_llm_release.operations.slo import ServiceLevels
+from sap_llm_release.recovery.spec import DisasterRecovery
 from sap_llm_release.templates import render, require_known_variables
 
 
@@ -352,6 +353,8 @@ class ReleaseSpec(BaseModel):
                                                  "burn-rate alerts and error budgets are generated from them")
     costs: CostModel | None = Field(default=None, description="unit prices and usage queries (Appendix C) that "
                                     "the cost_per_document gate and audit checks price the service with")
+    disaster_recovery: DisasterRecovery | None = Field(default=None, description="backups of the ledger and the "
+                                                       "data stores, and the drill that restores them")
 
     @field_validator("gates")
     @classmethod

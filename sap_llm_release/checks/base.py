@@ -38,6 +38,7 @@ class CheckContext:
     prometheus_replica_urls: Callable[[], list[str]] = list
     credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)
     job_results: Callable[[str], dict | None] | None = None
+    ledger: Any = None  # the release ledger (sap_llm_release.ledger.Ledger): drills and rollbacks recorded
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
     rate_window: str = "5m"
     slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})

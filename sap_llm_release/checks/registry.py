@@ -31,6 +31,7 @@ from sap_llm_release.checks.prometheus import (
     PrometheusRules,
     PrometheusTargets,
 )
+from sap_llm_release.checks.recovery import DrDrill, RollbackTested
 from sap_llm_release.checks.reports import JobResult, ReportMetric
 from sap_llm_release.checks.services import ServicePing
 from sap_llm_release.checks.stores import StoreQuery
@@ -45,6 +46,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "audit_log": AuditLog,
     "cost_per_document": CostPerDocument,
     "deployment_ready": DeploymentReady,
+    "dr_drill": DrDrill,
     "http_probe": HttpProbe,
     "job_result": JobResult,
     "kubernetes_gpu_nodes": KubernetesGpuNodes,
@@ -65,6 +67,7 @@ CHECK_KINDS: dict[str, type[Check]] = {
     "prometheus_rules": PrometheusRules,
     "prometheus_targets": PrometheusTargets,
     "report_metric": ReportMetric,
+    "rollback_tested": RollbackTested,
     "router_weight": RouterWeight,
     "scan_coverage": ScanCoverage,
     "scan_report_age": ScanReportAge,
