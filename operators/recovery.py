@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from airflow.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from operators.base import ReleaseOperator
 from operators.runtime import LEDGER_CONN_ID, ConfiguredServices, connection_url, spec_at

@@ -18,7 +18,8 @@ from sap_llm_release.ledger import EnvironmentLocked, Ledger, LedgerError, Write
 MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_results_append_only",
               "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
               "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only",
-              "011_audits", "012_audits_append_only", "013_audit_job_results", "014_audit_job_results_append_only"]
+              "011_audits", "012_audits_append_only", "013_audit_job_results", "014_audit_job_results_append_only",
+              "015_disaster_recovery", "016_disaster_recovery_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",

@@ -4,10 +4,12 @@ corrupted one fails naming its table, a store without a backup fails the drill a
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.recovery.backups import take_backup
@@ -78,14 +80,29 @@ def test_rto_sums_the_restores_and_rpo_is_the_oldest_newest_backup():
     assert StoreResult.from_dict(results[0].as_dict()) == results[0]
 
 
+@pytest.fixture
+def postgres_ledger_url(postgres_url):
+    """A database of its own on the test PostgreSQL server (a backup is of a whole database), dropped afterwards."""
+    name = f"dr_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
 @pytest.mark.postgres
-def test_a_postgresql_ledger_is_dumped_restored_into_a_scratch_database_and_checked(postgres_url, tmp_path):
-    ledger = Ledger(postgres_url)
+def test_a_postgresql_ledger_is_dumped_restored_into_a_scratch_database_and_checked(postgres_ledger_url, tmp_path):
+    ledger = Ledger(postgres_ledger_url)
     ledger.migrate()
-    record_releases(ledger, 3, prefix=f"pg-{tmp_path.name[-6:]}")
-    backup = take_backup("ledger", postgres_url, tmp_path / "backups", datetime.now(timezone.utc))
-    assert backup.path.suffix == ".dump" and backup.tables["gate_results"].rows >= 15
-    ledger.record_backup(f"pg-{tmp_path.name}", "sap-llm", backup, WRITER)
-    drill = drill_store("ledger", postgres_url, recorded(ledger), ledger.append_only_tables(), tmp_path)
+    record_releases(ledger, 3)
+    backup = take_backup("ledger", postgres_ledger_url, tmp_path / "backups", datetime.now(timezone.utc))
+    assert backup.path.suffix == ".dump" and backup.tables["gate_results"].rows == 15
+    ledger.record_backup("pg-1", "sap-llm", backup, WRITER)
+    record_releases(ledger, 1, prefix="later")
+    drill = drill_store("ledger", postgres_ledger_url, recorded(ledger), ledger.append_only_tables(), tmp_path)
     assert drill.passed, drill.failures()
     assert {"gate_results", "dr_backups"} <= {c.subject for c in drill.checks if c.check == "rows_match_source"}
+    ledger.engine.dispose()
