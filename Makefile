@@ -99,6 +99,7 @@ benchmarks: setup
 	$(PY) benchmarks/dag_parse.py
 	$(PY) benchmarks/rollback_reaction.py
 	$(PY) benchmarks/audit_month.py
+	$(PY) benchmarks/dr_drill.py
 	$(VALIDATOR) benchmarks/validator_cpu.py
 
 clean:

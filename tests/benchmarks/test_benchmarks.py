@@ -51,3 +51,10 @@ def test_audit_month_prints_its_wall_time_and_queries():
               timeout_s=300)
     assert re.search(r"monthly audit over 2 days at 60 s, 1 runs: wall median \d+\.\d s \(goal < 60 s\); "
                      r"Prometheus queries per run: median [1-9]\d*, total time median \d+\.\d\d s", out), out
+
+
+def test_dr_drill_prints_rto_and_rpo():
+    out = run([sys.executable, "benchmarks/dr_drill.py", "--releases", "20", "--runs", "1"], timeout_s=300)
+    assert re.search(r"ledger: 20 releases x 122 gates written in \d+\.\d s", out), out
+    assert re.search(r"RTO: \d+\.\d\d s \(\d\.\d{3} min\) median of 1 drills \(target < 60 min\)", out), out
+    assert re.search(r"RPO: \d+\.\d\d s \(\d\.\d{3} min\) median of 1 drills \(target < 5 min\)", out), out

@@ -16,7 +16,7 @@ from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.checks.recovery import DrDrill, DrDrillParams
 from sap_llm_release.evidence import Threshold, Verdict
 from sap_llm_release.ledger import Ledger
-from tests.support.recovery import ledger_with_releases, record_releases
+from sap_llm_release.rehearsal.ledger_history import ledger_with_releases, record_releases
 
 STORES = Path(__file__).resolve().parents[2] / ".models" / "rehearsal" / "stores"
 

@@ -11,7 +11,7 @@ from sap_llm_release.checks.recovery import DrDrill, DrDrillParams, RollbackTest
 from sap_llm_release.evidence import Threshold, Verdict
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.recovery.drill import DrillOutcome
-from tests.support.recovery import WRITER, record_releases
+from sap_llm_release.rehearsal.ledger_history import WRITER, record_releases
 
 RTO = Threshold(op="<", value=60, unit="min")
 

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.recovery.backups import take_backup
 from sap_llm_release.recovery.drill import RecordedBackup, StoreResult, drill_outcome, drill_store
-from tests.support.recovery import WRITER, ledger_with_releases, record_releases
+from sap_llm_release.rehearsal.ledger_history import WRITER, ledger_with_releases, record_releases
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

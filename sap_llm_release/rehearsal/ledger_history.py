@@ -1,4 +1,5 @@
-"""A ledger holding real release records (written through the ledger's own API), for the recovery tests."""
+"""A ledger holding release records written through the ledger's own API (releases, gate results, events and
+completed rollbacks), for the disaster-recovery benchmark and tests: what a drill backs up and restores."""
 
 from __future__ import annotations
 
