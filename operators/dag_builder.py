@@ -85,11 +85,15 @@ def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
 
 
 def _post_deployment_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
-    """Post-deployment validation, then the go-ahead to decommission blue (green's SLOs watched meanwhile)."""
+    """Post-deployment validation, the bake (green watched at 100 % with blue still up, where the plan has one),
+    then the go-ahead to decommission blue."""
     with TaskGroup(Phase.POST_DEPLOYMENT.value) as group:
-        gates = _gate_tasks(spec, spec_path, Phase.POST_DEPLOYMENT)
-        for approval in _approval(spec, spec_path, ApprovalPoint.DECOMMISSION_BLUE, guard_weight=100):
-            gates >> approval
+        steps: list = [_gate_tasks(spec, spec_path, Phase.POST_DEPLOYMENT)]
+        if spec.traffic.bake:
+            steps.append(SLOWindowSensor(task_id="bake_green", spec_path=spec_path, weight=100, bake=True,
+                                         doc_md=f"green watched for {spec.traffic.bake} at 100 %, blue kept up"))
+        steps += _approval(spec, spec_path, ApprovalPoint.DECOMMISSION_BLUE, guard_weight=100)
+        chain(*steps)
     return group
 
 

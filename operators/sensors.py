@@ -17,20 +17,26 @@ WINDOW_EVENT_KEYS = {"status", "reason", "checks", "window_start", "window_end"}
 
 
 class SLOWindowSensor(BaseOperator):
-    """Defer to :class:`SLOWindowTrigger` for the step's window; fail as soon as the failure limit is reached."""
+    """Defer to :class:`SLOWindowTrigger` for the step's window (with ``bake``: the bake's, at 100 % after the last
+    step, while blue stays up); fail as soon as the failure limit is reached."""
 
     template_fields = ()
     ui_color = "#e8f4fd"
 
-    def __init__(self, *, spec_path: str, weight: int, **kwargs: Any) -> None:
+    def __init__(self, *, spec_path: str, weight: int, bake: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec_path = spec_path
         self.weight = weight
+        self.bake = bake
+
+    @property
+    def window_name(self) -> str:
+        return "bake" if self.bake else f"step_{self.weight:03d}"
 
     def execute(self, context: Any) -> None:
         run = ReleaseRun(self.spec_path, context)
         spec, profile = run.spec, run.request.profile
-        window = spec.window_for(spec.step(self.weight), profile)
+        window = spec.bake_window(profile) if self.bake else spec.window_for(spec.step(self.weight), profile)
         green_slot = slots_for(run.blue_slot)["green"]
         slos = run.green_slo_queries()
         started = datetime.now(timezone.utc)
@@ -61,7 +67,7 @@ class SLOWindowSensor(BaseOperator):
         start, end = (datetime.fromisoformat(event[key]) for key in ("window_start", "window_end"))
         run.ledger.record_slo_window(
             run.release_id,
-            step=f"step_{self.weight:03d}",
+            step=self.window_name,
             green_weight=self.weight,
             verdict=event["status"],
             reason=event["reason"],
@@ -77,5 +83,6 @@ class SLOWindowSensor(BaseOperator):
                 tally["last"], tally["worst"], tally["threshold"],
             )
         if event["status"] != "passed":
-            raise AirflowFailException(f"traffic step {self.weight}% failed its SLO analysis: {event['reason']}")
+            what = "the bake at 100%" if self.bake else f"traffic step {self.weight}%"
+            raise AirflowFailException(f"{what} failed its SLO analysis: {event['reason']}")
         return event

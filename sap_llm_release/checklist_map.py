@@ -56,6 +56,11 @@ def _traffic_rows(spec: ReleaseSpec) -> list[MapRow]:
             rows.append(MapRow(shift, f"{slo.description or slo.name} {slo.threshold} during the {step.weight} % "
                                       f"step", slo.name, f"{kind} window (PromQL, every analysis interval)", watch,
                                "slo_windows"))
+    if spec.traffic.bake:
+        hours = f"{spec.traffic.bake.total_seconds() / 3600:g} h"
+        rows.append(MapRow(Phase.POST_DEPLOYMENT, f"Monitor key metrics ({hours}) at 100 % with blue kept up",
+                           "bake", "every health check and SLO window (PromQL, every analysis interval)",
+                           f"{Phase.POST_DEPLOYMENT.value}.bake_green", "slo_windows"))
     return rows
 
 

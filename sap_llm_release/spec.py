@@ -133,6 +133,8 @@ class TrafficPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[TrafficStep] = Field(min_length=1)
+    bake: Duration = Field(default=timedelta(0), description="after the last step, green is watched this long at "
+                           "100 % with blue still up, so a regression rolls back by the router (0: no bake)")
 
     @field_validator("steps")
     @classmethod
@@ -303,6 +305,8 @@ class Profile(BaseModel):
     rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
     job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
     approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
+    bake: Duration | None = Field(default=None, description="replaces the traffic plan's bake (a compressed "
+                                  "rehearsal); the production profile may not shorten it")
     waivers: list[Waiver] = Field(default_factory=list)
     scaled_thresholds: list[ScaledThreshold] = Field(default_factory=list)
 
@@ -373,6 +377,10 @@ class ReleaseSpec(BaseModel):
                     )
         if "production" in self.profiles and self.profiles["production"].waivers:
             raise ValueError("profiles.production.waivers: the production profile may not waive gates")
+        production_bake = self.profiles["production"].bake if "production" in self.profiles else None
+        if production_bake is not None and production_bake < self.traffic.bake:
+            raise ValueError(f"profiles.production.bake: {production_bake} is shorter than traffic.bake "
+                             f"({self.traffic.bake}): production bakes at least as long as the plan says")
         return self
 
     @model_validator(mode="after")
@@ -521,6 +529,15 @@ class ReleaseSpec(BaseModel):
     def window_for(self, step: TrafficStep, profile: str) -> timedelta:
         """The step's window under ``profile``, to the millisecond."""
         return timedelta(seconds=round(step.window.total_seconds() * self.profile(profile).window_scale, 3))
+
+    def bake_window(self, profile: str) -> timedelta:
+        """How long green is watched at 100 % before blue may go, under ``profile`` (zero: the plan has no bake)."""
+        if not self.traffic.bake:
+            return timedelta(0)
+        chosen = self.profile(profile)
+        if chosen.bake is not None:
+            return chosen.bake
+        return timedelta(seconds=round(self.traffic.bake.total_seconds() * chosen.window_scale, 3))
 
     def analysis_interval(self, profile: str) -> timedelta:
         return self.profile(profile).analysis_interval or self.analysis.interval

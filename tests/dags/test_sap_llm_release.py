@@ -68,7 +68,8 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     assert record["releases"][0]["triggered_by"] == "dag_test"  # the Airflow user dag.test() runs as
     assert "requested by release-tester" in record["release_events"][0]["detail"]
     assert [c["green_after"] for c in record["traffic_changes"]] == STEPS
-    assert [(w["green_weight"], w["verdict"]) for w in record["slo_windows"]] == [(w, "passed") for w in STEPS]
+    assert [(w["step"], w["green_weight"], w["verdict"]) for w in record["slo_windows"]] == [
+        (f"step_{w:03d}", w, "passed") for w in STEPS] + [("bake", 100, "passed")]  # the bake, blue still up
     verdicts = {row["gate"]: row["verdict"] for row in record["gate_results"]}
     assert len(verdicts) == len(SPEC.gates)
     waived = {w.gate for w in SPEC.profile("rehearsal").waivers}
@@ -148,6 +149,32 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, le
     key = f"sap-llm-release/{release_id(dag_run)}"
     assert pages(pagerduty, dag_run.run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved
     assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, dag_run.run_id))
+
+
+def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_spec, ledger, notifications):
+    """Green passed every step and serves everything; errors start in the bake that follows, while blue is still
+    up: the bake fails and the router goes back to blue, instead of a redeploy."""
+    production_version = quiet_stack.target.deployer.running_version("blue")
+    _when_window_passed(ledger, 100, lambda: quiet_stack.set_faults("green", error_rate=1.0))
+
+    dag_run, states = run_release(release_conf())
+
+    assert dag_run.state == "failed"
+    assert states["traffic_shift.watch_100"] == "success" and states["post_deployment.bake_green"] == "failed"
+    assert states["rollback.rollback_to_blue"] == "success" and states["decommission_blue.remove_blue"] == "skipped"
+    target = quiet_stack.target
+    assert target.router.get_weights() == ALL_BLUE
+    assert target.deployer.running_version("green") is None
+    assert target.deployer.running_version("blue") == production_version
+    record = ledger.release_record(release_id(dag_run))
+    windows = {w["step"]: w for w in record["slo_windows"]}
+    assert windows["step_100"]["verdict"] == "passed"
+    assert windows["bake"]["verdict"] == "failed" and "error_rate" in windows["bake"]["reason"]
+    assert windows["bake"]["green_weight"] == 100
+    (rollback,) = record["rollbacks"]
+    assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
+    assert "post_deployment.bake_green" in rollback["cause"]
+    assert record["release_events"][-1]["event"] == "rolled_back"
 
 
 def stopped_before_traffic(stack, ledger, dag_run, states, failed_gate: str) -> dict:

@@ -19,11 +19,12 @@ LANES = (
         "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
         "test_invalid_trigger_params_are_refused_naming_the_field",
     ),
-    (  # about 295 s, and the audits' 50 s
+    (  # about 350 s, and the audits' 50 s
         "test_a_release_on_the_cluster_promotes_through_the_httproute",
         "test_gate_failure_before_traffic_touches_nothing",
         "test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure",
         "test_a_green_dead_before_a_shift_is_not_shifted_to",
+        "test_a_regression_during_the_bake_rolls_back_to_blue",
         "test_a_healthy_day_yields_no_warning_one_summary_and_no_page",
         "test_a_critical_finding_pages_once_and_the_next_clear_run_resolves_it",
         "test_the_weekly_audit_finds_each_injected_problem_on_its_day",
