@@ -12,7 +12,7 @@ from tenacity import retry, retry_if_exception_type, retry_if_result, stop_after
 
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.routers.base import ALL_BLUE, Weights
-from sap_llm_release.spec import load_spec
+from sap_llm_release.spec import Phase, load_spec
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release
 from tests.support.stack import BLUE_VERSION, ReloadThatDoesNotTakeEffect
@@ -155,12 +155,15 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
     """Green passed every step and serves everything; errors start in the bake that follows, while blue is still
     up: the bake fails and the router goes back to blue, instead of a redeploy."""
     production_version = quiet_stack.target.deployer.running_version("blue")
-    _when_window_passed(ledger, 100, lambda: quiet_stack.set_faults("green", error_rate=1.0))
+    _when_baking(ledger, lambda: quiet_stack.set_faults("green", error_rate=1.0))
 
     dag_run, states = run_release(release_conf())
 
     assert dag_run.state == "failed"
     assert states["traffic_shift.watch_100"] == "success" and states["post_deployment.bake_green"] == "failed"
+    post_deployment = {gate.name for gate in SPEC.gates if gate.phase is Phase.POST_DEPLOYMENT}
+    assert {f"post_deployment.{name}" for name in post_deployment} <= {
+        task for task, state in states.items() if state == "success"}  # validated, then the bake caught it
     assert states["rollback.rollback_to_blue"] == "success" and states["decommission_blue.remove_blue"] == "skipped"
     target = quiet_stack.target
     assert target.router.get_weights() == ALL_BLUE
@@ -173,7 +176,7 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
     assert windows["bake"]["green_weight"] == 100
     (rollback,) = record["rollbacks"]
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
-    assert "post_deployment.bake_green" in rollback["cause"]
+    assert rollback["cause"].startswith("bake: SLO error_rate failed")
     assert record["release_events"][-1]["event"] == "rolled_back"
 
 
@@ -297,6 +300,27 @@ def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting
     rolled_back_at = datetime.fromisoformat(record["traffic_changes"][-1]["changed_at"]).timestamp() + 1
     assert quiet_stack.requests_sent_to("green", since=rolled_back_at) == []
     assert quiet_stack.requests_sent_to("green", since=killed["at"] - 2)  # green had its share before it died
+
+
+def _when_baking(ledger: Ledger, action) -> threading.Thread:
+    """Run ``action()`` in the background once a release started from now on has recorded every post-deployment
+    gate: its bake, the next task, has begun."""
+    since = datetime.now(timezone.utc)
+    post_deployment = {gate.name for gate in SPEC.gates if gate.phase is Phase.POST_DEPLOYMENT}
+
+    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda done: not done),  # writing: look again
+           stop=stop_after_delay(300), wait=wait_fixed(0.05), retry_error_callback=lambda state: False)
+    def baking() -> bool:
+        releases = ledger.releases_recorded_between(since, datetime.now(timezone.utc), SPEC.service)
+        return bool(releases) and post_deployment <= set(ledger.gate_verdicts(releases[-1]["release_id"]))
+
+    def watch() -> None:
+        if baking():
+            action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread:

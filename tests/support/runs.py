@@ -108,7 +108,7 @@ def run_release(conf: dict[str, Any], approver: Approver | None = None) -> tuple
 
 def _share_the_execution_apis_dag_bag(supervisor: Any) -> None:
     """The harness gives its in-process Execution API a new ``DBDagBag`` for every task, so every task start
-    deserializes the release DAG (143 tasks) from the database again: about a third of a second of CPU a task, 50 s
+    deserializes the release DAG (145 tasks) from the database again: about a third of a second of CPU a task, 50 s
     a release. Airflow's API server keeps one bag, which caches each DAG version; so does this harness now."""
     from airflow.api_fastapi.common.dagbag import dag_bag_from_app
     from airflow.models.dagbag import DBDagBag
