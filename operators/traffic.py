@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +16,7 @@ from operators.runtime import ReleaseRun, kubernetes_connection_extras
 from operators.states import task_states
 from operators.triggers import RolloutTrigger
 from sap_llm_release.gates import phase_results
+from sap_llm_release.notify.alertmanager import ROLLBACK_ALERT, post_alerts, rollback_alert
 from sap_llm_release.rollout import (
     FAILED_STATES,
     Decision,
@@ -24,8 +26,10 @@ from sap_llm_release.rollout import (
     require_gates_proven,
 )
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
-from sap_llm_release.targets import STACK_DIR_ENV
+from sap_llm_release.targets import STACK_DIR_ENV, slots_for
 
+# how long the rollback's alert inhibits green's: the longest rate window of the alerts it covers (5 minutes) twice
+ROLLBACK_HOLD = timedelta(minutes=10)
 
 class DeployGreenOperator(ReleaseOperator):
     """Run the requested version as green (no traffic yet), then wait in the triggerer (no worker slot held) until
@@ -157,6 +161,7 @@ class RollbackOperator(ReleaseOperator):
         failed = [task for task, state in task_states(context).items() if state in FAILED_STATES]
         cause = run.rollout.rollback_cause(failed)
         notifier.page("rolled_back", f"{run.spec.service} {run.request.version} rolling back: {cause}")
+        self.announce_to_alertmanager(run)
         try:
             detail = run.rollout.roll_back(cause)
         except Exception as exc:
@@ -169,6 +174,25 @@ class RollbackOperator(ReleaseOperator):
         notifier.say("rolled_back", f"rolled back to blue ({detail}); cause: {cause}")
         self.log.info("rolled back to blue (%s); cause: %s", detail, cause)
         return {"cause": cause, "detail": detail}
+
+
+    def announce_to_alertmanager(self, run: ReleaseRun) -> None:
+        """Tell every Alertmanager Prometheus sends to that green is rolling back (its alerts are this page's);
+        recorded, and never in the rollback's way: a failure is logged and recorded, nothing more."""
+        from sap_llm_release.analysis.prometheus import PrometheusProvider
+
+        colour = slots_for(run.blue_slot)["green"]
+        alert = rollback_alert(run.spec.service, run.release_id, colour, datetime.now(timezone.utc), ROLLBACK_HOLD)
+        try:
+            outcomes = post_alerts(PrometheusProvider(run.prometheus).alertmanagers(), [alert])
+        except Exception as exc:  # noqa: BLE001 - no Prometheus, no Alertmanager: the rollback goes on
+            outcomes = {"prometheus": f"Alertmanagers not found: {type(exc).__name__}: {exc}"}
+        for url, outcome in (outcomes or {"prometheus": "sends to no Alertmanager"}).items():
+            run.ledger.record_notification(run.release_id, channel="alertmanager", kind=ROLLBACK_ALERT,
+                                           dedup_key=url, status="sent" if outcome == "sent" else "failed",
+                                           detail=outcome[:500], writer=run.writer)
+            self.log.log(logging.INFO if outcome == "sent" else logging.WARNING, "%s to %s: %s", ROLLBACK_ALERT,
+                         url, outcome)
 
 
 class DecommissionBlueOperator(ReleaseOperator):

@@ -145,6 +145,8 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, le
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
     assert f"step_{breach_at:03d}" in rollback["cause"]
     assert record["release_events"][-1]["event"] == "rolled_back"
+    announced = [n for n in record["notifications"] if n["channel"] == "alertmanager"]  # green's alerts inhibited
+    assert [(n["kind"], n["status"]) for n in announced] == [("SapLlmReleaseRollingBack", "sent")], announced
     slack, pagerduty = notifications
     key = f"sap-llm-release/{release_id(dag_run)}"
     assert pages(pagerduty, dag_run.run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved

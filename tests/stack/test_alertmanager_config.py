@@ -1,6 +1,6 @@
 """The stack's Alertmanager configuration (stack/alertmanager.yml.tmpl): amtool accepts it, `amtool config routes
 test` sends critical alerts to PagerDuty and warnings to Slack, and a running Alertmanager inhibits the alerts an API
-endpoint down causes while it fires."""
+endpoint down causes while it fires, and those of a green whose release is rolling back (the release paged for it)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from string import Template
 import httpx
 import pytest
 
+from sap_llm_release.notify.alertmanager import post_alerts, rollback_alert
 from sap_llm_release.rehearsal import local_stack
 from sap_llm_release.rehearsal.processes import free_port, stop_group
 
@@ -29,7 +30,7 @@ def config(tmp_path):
 def test_amtool_accepts_the_configuration(config):
     checked = subprocess.run(["amtool", "check-config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert " - 1 inhibit rules" in checked.stdout and " - 2 receivers" in checked.stdout
+    assert " - 2 inhibit rules" in checked.stdout and " - 2 receivers" in checked.stdout
 
 
 @pytest.mark.parametrize(("labels", "receivers"), [
@@ -71,3 +72,32 @@ def test_an_endpoint_down_inhibits_the_alerts_it_causes(tmp_path):
 def inhibited(url: str) -> set[str]:
     return {alert["labels"]["alertname"] for alert in httpx.get(url, timeout=5).json()
             if alert["status"]["inhibitedBy"]}
+
+
+def test_a_release_rolling_back_inhibits_its_greens_alerts_only(tmp_path):
+    port = free_port()
+    local_stack.start_alertmanager(tmp_path, port, pagerduty_url="http://127.0.0.1:9/v2/enqueue",
+                                   slack_url="http://127.0.0.1:9/slack")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        now = datetime.now(timezone.utc)
+        alert = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+        raised = [{**alert, "labels": {"alertname": name, "severity": "critical", "colour": colour}}
+                  for name in ("SapLlmHighErrorRate", "SapLlmHighLatency") for colour in ("green", "blue")]
+        httpx.post(f"{base}/api/v2/alerts", json=raised, timeout=5).raise_for_status()
+        announced = rollback_alert("sap-llm", "rel-1", "green", now, timedelta(minutes=10))
+        assert post_alerts([base, "http://127.0.0.1:9"], [announced])[base] == "sent"
+        deadline = time.monotonic() + 10
+        while inhibited_by_colour(base) != INHIBITED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert inhibited_by_colour(base) == INHIBITED  # green's alerts are the page's; blue's still notify
+    finally:
+        stop_group(int((tmp_path / "alertmanager.pid").read_text()))
+
+
+INHIBITED = {("SapLlmHighErrorRate", "green"), ("SapLlmHighLatency", "green")}
+
+
+def inhibited_by_colour(base: str) -> set[tuple[str, str]]:
+    return {(alert["labels"]["alertname"], alert["labels"].get("colour"))
+            for alert in httpx.get(f"{base}/api/v2/alerts", timeout=5).json() if alert["status"]["inhibitedBy"]}
