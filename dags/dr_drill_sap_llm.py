@@ -21,19 +21,17 @@ DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
 SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC))
 SPEC = load_spec(SPEC_PATH)
 RECOVERY = SPEC.disaster_recovery
-PARAMS = {"profile": audit_params(SPEC)["profile"]}
+# what both DAGs share: one run at a time, the audited profile's form, their tags and this description
+COMMON = {"catchup": False, "max_active_runs": 1, "params": {"profile": audit_params(SPEC)["profile"]},
+          "tags": ["disaster-recovery", SPEC.service], "doc_md": __doc__}
 
 if RECOVERY is not None:
     with DAG(
         "sap_llm_backup",
         description=f"Back {SPEC.service}'s ledger and data stores up",
         schedule=CronTriggerTimetable(RECOVERY.backup_schedule, timezone="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        params=PARAMS,
-        tags=["disaster-recovery", SPEC.service],
         default_args={"retries": 1, "retry_delay": timedelta(seconds=30), "execution_timeout": timedelta(minutes=30)},
-        doc_md=__doc__,
+        **COMMON,
     ):
         with TaskGroup("backup"):
             for store in RECOVERY.stores:
@@ -43,12 +41,8 @@ if RECOVERY is not None:
         "sap_llm_dr_drill",
         description=f"Restore {SPEC.service}'s newest backups and measure RTO and RPO",
         schedule=CronTriggerTimetable(RECOVERY.drill_schedule, timezone="UTC"),
-        catchup=False,
-        max_active_runs=1,
-        params=PARAMS,
-        tags=["disaster-recovery", SPEC.service],
         default_args={"execution_timeout": timedelta(hours=1)},
-        doc_md=__doc__,
+        **COMMON,
     ):
         with TaskGroup("restore") as restore:
             for store in RECOVERY.stores:

@@ -304,44 +304,38 @@ def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting
     assert quiet_stack.requests_sent_to("green", since=killed["at"] - 2)  # green had its share before it died
 
 
+def _when(seen, action, wait_s: float) -> threading.Thread:
+    """Run ``action()`` in the background as soon as ``seen()`` is true (looked at every ``wait_s``, for up to five
+    minutes; an error while the ledger is being written means: look again)."""
+
+    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda done: not done),
+           stop=stop_after_delay(300), wait=wait_fixed(wait_s), retry_error_callback=lambda state: False)
+    def watch() -> bool:
+        return bool(seen())
+
+    thread = threading.Thread(target=lambda: watch() and action(), daemon=True)
+    thread.start()
+    return thread
+
+
 def _when_baking(ledger: Ledger, action) -> threading.Thread:
-    """Run ``action()`` in the background once a release started from now on has recorded every post-deployment
-    gate: its bake, the next task, has begun."""
+    """Run ``action()`` once a release started from now on has recorded every post-deployment gate: its bake, the
+    next task, has begun."""
     since = datetime.now(timezone.utc)
     post_deployment = {gate.name for gate in SPEC.gates if gate.phase is Phase.POST_DEPLOYMENT}
 
-    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda done: not done),  # writing: look again
-           stop=stop_after_delay(300), wait=wait_fixed(0.05), retry_error_callback=lambda state: False)
     def baking() -> bool:
         releases = ledger.releases_recorded_between(since, datetime.now(timezone.utc), SPEC.service)
         return bool(releases) and post_deployment <= set(ledger.gate_verdicts(releases[-1]["release_id"]))
 
-    def watch() -> None:
-        if baking():
-            action()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    return _when(baking, action, wait_s=0.05)
 
 
 def _when_window_passed(ledger: Ledger, weight: int, action) -> threading.Thread:
-    """Run ``action()`` in the background as soon as the ledger holds a passed window at ``weight`` % from now on."""
+    """Run ``action()`` as soon as the ledger holds a passed window at ``weight`` % from now on."""
     since = datetime.now(timezone.utc).isoformat()
-
-    @retry(retry=retry_if_exception_type(Exception) | retry_if_result(lambda rows: not rows),  # writing: look again
-           stop=stop_after_delay(300), wait=wait_fixed(0.02), retry_error_callback=lambda state: [])
-    def passed() -> list:
-        return [window for window in ledger.slo_windows_recorded_since(since)
-                if window["green_weight"] == weight and window["verdict"] == "passed"]
-
-    def watch() -> None:
-        if passed():
-            action()
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+    return _when(lambda: any(window["green_weight"] == weight and window["verdict"] == "passed"
+                             for window in ledger.slo_windows_recorded_since(since)), action, wait_s=0.02)
 
 
 def test_a_green_dead_before_a_shift_is_not_shifted_to(quiet_stack, traffic_spec, ledger):

@@ -47,26 +47,35 @@ def test_amtool_routes_each_severity_to_its_receiver(config, labels, receivers):
     assert routed.stdout.strip() == receivers
 
 
-def test_an_endpoint_down_inhibits_the_alerts_it_causes(tmp_path):
+@pytest.fixture
+def alertmanager(tmp_path):
+    """A running Alertmanager with the stack's configuration (its receivers' URLs answer nothing): its base URL."""
     port = free_port()
     local_stack.start_alertmanager(tmp_path, port, pagerduty_url="http://127.0.0.1:9/v2/enqueue",
                                    slack_url="http://127.0.0.1:9/slack")
-    url = f"http://127.0.0.1:{port}/api/v2/alerts"
     try:
-        now = datetime.now(timezone.utc)
-        alert = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
-        caused = [{**alert, "labels": {"alertname": name, "severity": "warning"}} for name in CAUSED]
-        other = {**alert, "labels": {"alertname": "SapLlmHighMemory", "severity": "warning"}}
-        httpx.post(url, json=[*caused, other], timeout=5).raise_for_status()
-        assert inhibited(url) == set()
-        down = {**alert, "labels": {"alertname": "SapLlmApiEndpointDown", "severity": "critical"}}
-        httpx.post(url, json=[down], timeout=5).raise_for_status()
-        deadline = time.monotonic() + 10
-        while inhibited(url) != set(CAUSED) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert inhibited(url) == set(CAUSED)  # the high memory it does not cause still notifies
+        yield f"http://127.0.0.1:{port}"
     finally:
         stop_group(int((tmp_path / "alertmanager.pid").read_text()))
+
+
+def alerts_for(now: datetime) -> dict:
+    return {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
+
+
+def test_an_endpoint_down_inhibits_the_alerts_it_causes(alertmanager):
+    url = f"{alertmanager}/api/v2/alerts"
+    alert = alerts_for(datetime.now(timezone.utc))
+    caused = [{**alert, "labels": {"alertname": name, "severity": "warning"}} for name in CAUSED]
+    other = {**alert, "labels": {"alertname": "SapLlmHighMemory", "severity": "warning"}}
+    httpx.post(url, json=[*caused, other], timeout=5).raise_for_status()
+    assert inhibited(url) == set()
+    down = {**alert, "labels": {"alertname": "SapLlmApiEndpointDown", "severity": "critical"}}
+    httpx.post(url, json=[down], timeout=5).raise_for_status()
+    deadline = time.monotonic() + 10
+    while inhibited(url) != set(CAUSED) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert inhibited(url) == set(CAUSED)  # the high memory it does not cause still notifies
 
 
 def inhibited(url: str) -> set[str]:
@@ -74,25 +83,17 @@ def inhibited(url: str) -> set[str]:
             if alert["status"]["inhibitedBy"]}
 
 
-def test_a_release_rolling_back_inhibits_its_greens_alerts_only(tmp_path):
-    port = free_port()
-    local_stack.start_alertmanager(tmp_path, port, pagerduty_url="http://127.0.0.1:9/v2/enqueue",
-                                   slack_url="http://127.0.0.1:9/slack")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        now = datetime.now(timezone.utc)
-        alert = {"startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=5)).isoformat()}
-        raised = [{**alert, "labels": {"alertname": name, "severity": "critical", "colour": colour}}
-                  for name in ("SapLlmHighErrorRate", "SapLlmHighLatency") for colour in ("green", "blue")]
-        httpx.post(f"{base}/api/v2/alerts", json=raised, timeout=5).raise_for_status()
-        announced = rollback_alert("sap-llm", "rel-1", "green", now, timedelta(minutes=10))
-        assert post_alerts([base, "http://127.0.0.1:9"], [announced])[base] == "sent"
-        deadline = time.monotonic() + 10
-        while inhibited_by_colour(base) != INHIBITED and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert inhibited_by_colour(base) == INHIBITED  # green's alerts are the page's; blue's still notify
-    finally:
-        stop_group(int((tmp_path / "alertmanager.pid").read_text()))
+def test_a_release_rolling_back_inhibits_its_greens_alerts_only(alertmanager):
+    now = datetime.now(timezone.utc)
+    raised = [{**alerts_for(now), "labels": {"alertname": name, "severity": "critical", "colour": colour}}
+              for name in ("SapLlmHighErrorRate", "SapLlmHighLatency") for colour in ("green", "blue")]
+    httpx.post(f"{alertmanager}/api/v2/alerts", json=raised, timeout=5).raise_for_status()
+    announced = rollback_alert("sap-llm", "rel-1", "green", now, timedelta(minutes=10))
+    assert post_alerts([alertmanager, "http://127.0.0.1:9"], [announced])[alertmanager] == "sent"
+    deadline = time.monotonic() + 10
+    while inhibited_by_colour(alertmanager) != INHIBITED and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert inhibited_by_colour(alertmanager) == INHIBITED  # green's alerts are the page's; blue's still notify
 
 
 INHIBITED = {("SapLlmHighErrorRate", "green"), ("SapLlmHighLatency", "green")}
