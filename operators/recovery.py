@@ -115,8 +115,8 @@ class RecordDrillOperator(RecoveryOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        results = [StoreResult.from_dict(ti.xcom_pull(task_ids=f"restore.{store}")) for store in self.recovery.stores
-                   if ti.xcom_pull(task_ids=f"restore.{store}")]
+        pulled = [ti.xcom_pull(task_ids=f"restore.{store}") for store in self.recovery.stores]
+        results = [StoreResult.from_dict(result) for result in pulled if result]  # a failed restore task left none
         started = drill_started_at(context)
         outcome = drill_outcome(started, results, list(self.recovery.stores))
         triggered_by = (context["dag_run"].conf or {}).get("triggered_by") or context["dag_run"].run_type
