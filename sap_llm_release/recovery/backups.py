@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from sap_llm_release.recovery.fingerprints import TableFingerprint, engine_for, fingerprint_database, fingerprint_tables
@@ -69,9 +69,12 @@ def take_backup(store: str, url: str, directory: Path, now: datetime) -> Backup:
 
 
 def _sqlite_file(url: str) -> str:
+    """The database file, which must exist: connecting to a missing one would create it and back up nothing."""
     database = make_url(url).database
     if not database or database == ":memory:":
         raise BackupError(f"{url}: an in-memory SQLite database has nothing to back up")
+    if not Path(database).is_file():
+        raise BackupError(f"{url}: the database file {database} does not exist")
     return database
 
 
@@ -100,7 +103,7 @@ def _postgres_backup(url: str, path: Path) -> dict[str, TableFingerprint]:
     try:
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as connection:
             with connection.begin():
-                snapshot = connection.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+                snapshot = connection.execute(select(func.pg_export_snapshot())).scalar_one()
                 _run([_pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", f"--file={path}",
                       f"--dbname={_libpq(url)}"], "pg_dump")
                 return fingerprint_tables(connection)

@@ -86,6 +86,10 @@ def drill_store(store: str, source_url: str, backup: RecordedBackup | None, appe
 
 def _table_checks(store: str, backup: RecordedBackup, restored_tables: dict[str, TableFingerprint]
                   ) -> list[DrillCheck]:
+    """Each table's row count and checksum against the backup's record; a backup that recorded no table proves
+    nothing restored and fails."""
+    if not backup.tables:
+        return [DrillCheck(store, backup.path.name, "tables", "none recorded", "at least one table", False)]
     checks = []
     for table, expected in sorted(backup.tables.items()):
         found = restored_tables.get(table)

@@ -128,23 +128,12 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, le
 
     dag_run, states = run_release(release_conf())
 
-    assert dag_run.state == "failed"
     assert states[f"traffic_shift.watch_{breach_at:03d}"] == "failed"
-    assert states["rollback.rollback_to_blue"] == "success"
-    assert states["decommission_blue.remove_blue"] == "skipped"
-    target = quiet_stack.target
-    assert target.router.get_weights() == ALL_BLUE
-    assert target.deployer.running_version("green") is None
-    assert target.deployer.running_version("blue") == production_version
-
-    record = ledger.release_record(release_id(dag_run))
+    record = rolled_back_to_blue(quiet_stack, ledger, dag_run, states, production_version)
     windows = {w["green_weight"]: w for w in record["slo_windows"]}
     assert windows[breach_at]["verdict"] == "failed" and "error_rate" in windows[breach_at]["reason"]
     assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in STEPS if w <= breach_at] + [0]
-    (rollback,) = record["rollbacks"]
-    assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
-    assert f"step_{breach_at:03d}" in rollback["cause"]
-    assert record["release_events"][-1]["event"] == "rolled_back"
+    assert f"step_{breach_at:03d}" in record["rollbacks"][0]["cause"]
     announced = [n for n in record["notifications"] if n["channel"] == "alertmanager"]  # green's alerts inhibited
     assert [(n["kind"], n["status"]) for n in announced] == [("SapLlmReleaseRollingBack", "sent")], announced
     slack, pagerduty = notifications
@@ -161,25 +150,31 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
 
     dag_run, states = run_release(release_conf())
 
-    assert dag_run.state == "failed"
     assert states["traffic_shift.watch_100"] == "success" and states["post_deployment.bake_green"] == "failed"
     post_deployment = {gate.name for gate in SPEC.gates if gate.phase is Phase.POST_DEPLOYMENT}
     assert {f"post_deployment.{name}" for name in post_deployment} <= {
         task for task, state in states.items() if state == "success"}  # validated, then the bake caught it
-    assert states["rollback.rollback_to_blue"] == "success" and states["decommission_blue.remove_blue"] == "skipped"
-    target = quiet_stack.target
-    assert target.router.get_weights() == ALL_BLUE
-    assert target.deployer.running_version("green") is None
-    assert target.deployer.running_version("blue") == production_version
-    record = ledger.release_record(release_id(dag_run))
+    record = rolled_back_to_blue(quiet_stack, ledger, dag_run, states, production_version)
     windows = {w["step"]: w for w in record["slo_windows"]}
     assert windows["step_100"]["verdict"] == "passed"
     assert windows["bake"]["verdict"] == "failed" and "error_rate" in windows["bake"]["reason"]
     assert windows["bake"]["green_weight"] == 100
+    assert record["rollbacks"][0]["cause"].startswith("bake: SLO error_rate failed")
+
+
+def rolled_back_to_blue(stack, ledger, dag_run, states, production_version: str) -> dict:
+    """The release failed and rolled back: blue serves everything at its production version, green is gone, blue was
+    not decommissioned, one complete rollback and the outcome are recorded. Returns the release's record."""
+    assert dag_run.state == "failed"
+    assert states["rollback.rollback_to_blue"] == "success" and states["decommission_blue.remove_blue"] == "skipped"
+    assert stack.target.router.get_weights() == ALL_BLUE
+    assert stack.target.deployer.running_version("green") is None
+    assert stack.target.deployer.running_version("blue") == production_version
+    record = ledger.release_record(release_id(dag_run))
     (rollback,) = record["rollbacks"]
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
-    assert rollback["cause"].startswith("bake: SLO error_rate failed")
     assert record["release_events"][-1]["event"] == "rolled_back"
+    return record
 
 
 def stopped_before_traffic(stack, ledger, dag_run, states, failed_gate: str) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sap_llm_release.ledger import Ledger
-from sap_llm_release.recovery.backups import take_backup
+from sap_llm_release.recovery.backups import BackupError, take_backup
 from sap_llm_release.recovery.drill import RecordedBackup, StoreResult, drill_outcome, drill_store
 from sap_llm_release.rehearsal.ledger_history import WRITER, ledger_with_releases, record_releases
 
@@ -66,6 +66,18 @@ def test_a_missing_backup_file_and_no_backup_at_all_fail(tmp_path):
     nothing = drill_store("knowledge_base", "sqlite:///kb.db", None, [], tmp_path)
     assert not nothing.passed
     assert nothing.failures() == ["knowledge_base.backup exists: none recorded (expected a backup)"]
+
+
+def test_a_missing_database_file_is_not_backed_up_and_an_empty_backup_proves_nothing(tmp_path):
+    with pytest.raises(BackupError, match="does not exist"):
+        take_backup("knowledge_base", f"sqlite:///{tmp_path / 'absent.sqlite'}", tmp_path / "b", NOW)
+    assert not (tmp_path / "absent.sqlite").exists()  # not created by asking
+    sqlite3.connect(tmp_path / "empty.sqlite").close()
+    empty = take_backup("knowledge_base", f"sqlite:///{tmp_path / 'empty.sqlite'}", tmp_path / "b", NOW)
+    recorded_empty = RecordedBackup("b0", "knowledge_base", "sqlite", empty.path, empty.sha256, NOW, empty.tables)
+    drill = drill_store("knowledge_base", f"sqlite:///{tmp_path / 'empty.sqlite'}", recorded_empty, [], tmp_path)
+    assert not drill.passed
+    assert drill.failures() == [f"knowledge_base.{empty.path.name} tables: none recorded (expected at least one table)"]
 
 
 def test_rto_sums_the_restores_and_rpo_is_the_oldest_newest_backup():
