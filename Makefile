@@ -24,7 +24,8 @@ unexport PYTHONDONTWRITEBYTECODE
 .PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
 
 SETUP_ARTEFACTS := $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed \
-	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_MODEL)/review/sample.jsonl $(REHEARSAL_STORES)/.built
+	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_MODEL)/evaluation.json $(REHEARSAL_MODEL)/review/sample.jsonl \
+	$(REHEARSAL_STORES)/.built
 
 # The three environments install side by side, the rehearsal model trains while the others install.
 setup:
@@ -65,6 +66,12 @@ $(REHEARSAL_MODEL)/manifest.json: $(VALIDATOR_VENV)/.installed $(wildcard infere
 	$(VALIDATOR) -m sap_llm_validator train --train $(REHEARSAL_MODEL)/train.jsonl --out $(REHEARSAL_MODEL)/model \
 		--manifest $(REHEARSAL_MODEL)/manifest.json.tmp --result $(REHEARSAL_MODEL)/train.json --workers 3 > /dev/null
 	mv $(REHEARSAL_MODEL)/manifest.json.tmp $@
+
+# The rehearsal model's evaluation on its test set, kept with it: the monthly audit's confidence drift compares
+# production's confidences with the test set's histogram in it.
+$(REHEARSAL_MODEL)/evaluation.json: $(REHEARSAL_MODEL)/manifest.json $(wildcard inference_images/validator/sap_llm_validator/*.py)
+	$(VALIDATOR) -m sap_llm_validator evaluate --artifacts $(REHEARSAL_MODEL)/model --test $(REHEARSAL_MODEL)/test.jsonl \
+		--heldout $(REHEARSAL_MODEL)/heldout.jsonl --result $@ > /dev/null
 
 # The weekly audit's accuracy review sample on the rehearsal profile: labelled documents apart from the model's sets.
 $(REHEARSAL_MODEL)/review/sample.jsonl: $(VALIDATOR_VENV)/.installed $(wildcard inference_images/sap_llm_contract/*.py)

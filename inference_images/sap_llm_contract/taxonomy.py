@@ -106,6 +106,9 @@ ROUTES: tuple[str, ...] = tuple(sorted({t.route for t in DOCUMENT_TYPES.values()
                                                                                      PO_SUBTYPES.values()}))
 APIS: tuple[str, ...] = tuple(sorted({t.api for t in DOCUMENT_TYPES.values()} | {s.api for s in PO_SUBTYPES.values()}))
 CURRENCIES = ("CHF", "EUR", "GBP", "USD")
+# Upper bounds of the vision encoder's confidence histogram: the server exports production's and the validator's
+# evaluation counts the test set's in the same bins, which the monthly audit's confidence drift compares.
+CONFIDENCE_BUCKETS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0)
 COUNTRIES = ("DE", "FR", "IN", "US")
 
 

@@ -30,7 +30,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, Field
-from sap_llm_contract.taxonomy import DOCUMENT_TYPES, FIELDS, heading_to_type
+from sap_llm_contract.taxonomy import CONFIDENCE_BUCKETS, DOCUMENT_TYPES, FIELDS, heading_to_type
 
 _FIELD_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,40}):\s*(.+?)\s*$", re.MULTILINE)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -97,7 +97,8 @@ class PipelineModel:
 
 class ServiceMetrics:
     """The service's Prometheus series, labelled by colour (documents by their predicted type too: the monthly
-    audit's input drift reads that mix), in a registry of their own."""
+    audit's input drift reads that mix, and its confidence drift the confidence histogram), in a registry of their
+    own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -111,6 +112,10 @@ class ServiceMetrics:
         )
         self.documents = Counter("sap_llm_documents_processed", "Documents processed by predicted type",
                                  ["colour", "document_type"], registry=self.registry)
+        self.confidence = Histogram(
+            "sap_llm_prediction_confidence", "The vision encoder's confidence in each document's type", ["colour"],
+            buckets=CONFIDENCE_BUCKETS, registry=self.registry,
+        )
         self.touchless = Counter("sap_llm_touchless", "Documents processed without human touch", ["colour"],
                                  registry=self.registry)
         self.failures = Counter("sap_llm_model_inference_failures", "Model inference failures", ["colour"],
@@ -121,8 +126,8 @@ class ServiceMetrics:
         invisible to rate() until its second scrape, which would hide a new version's first errors."""
         for status in ("200", "500"):
             self.requests.labels(colour, "/v1/documents", status)
-        for counter in (self.touchless, self.failures):
-            counter.labels(colour)
+        for series in (self.touchless, self.failures, self.confidence):
+            series.labels(colour)
         for document_type in DOCUMENT_TYPES:
             self.documents.labels(colour, document_type)
 
@@ -134,6 +139,7 @@ def process_document(document: DocumentIn, model, colour: str, version: str, met
     complete = all(name in prediction["fields"] for name in expected_fields(document_type))
     is_touchless = document_type in DOCUMENT_TYPES and confidence >= 0.9 and complete
     metrics.documents.labels(colour, document_type).inc()
+    metrics.confidence.labels(colour).observe(confidence)
     if is_touchless:
         metrics.touchless.labels(colour).inc()
     return {

@@ -1,12 +1,18 @@
-"""``input_drift``: has production's input moved away from what the model was trained on? The population stability
-index (PSI) between the training set's mix of a label (document type) and the period's production mix, counted by
-that label on a Prometheus counter. Each category adds (production share - training share) * ln(production share /
-training share); a category absent on one side counts at ``floor_share`` (the index is undefined at 0).
-Conventional reading: PSI up to 0.1 is stable, over 0.1 a shift to watch, over 0.2 a shift that calls for
-retraining.
+"""The monthly retraining assessment's two population stability indices (PSI), each between a reference the model
+was built or validated on and the period's production, read from Prometheus:
 
-SAP_LLM's server counts ``sap_llm_documents_processed_total`` by ``colour`` and predicted ``document_type``; a period
-without that label (a server from before it) has no production mix and says so (no data, never ok)."""
+- ``input_drift``: the training set's mix of a label (document type) against production's mix, counted by that
+  label on a counter;
+- ``confidence_drift``: the model's confidence histogram over its test set (from the validator's evaluation kept
+  with the model) against production's, from the server's confidence histogram over the same bins.
+
+Each category adds (production share - reference share) * ln(production share / reference share); a category
+absent on one side counts at ``floor_share`` (the index is undefined at 0). Conventional reading: PSI up to 0.1 is
+stable, over 0.1 a shift to watch, over 0.2 a shift that calls for retraining.
+
+SAP_LLM's server counts ``sap_llm_documents_processed_total`` by ``colour`` and predicted ``document_type`` and
+observes ``sap_llm_prediction_confidence``; a period without them (a server from before them) has no production
+distribution and says so (no data, never ok)."""
 
 from __future__ import annotations
 
@@ -39,6 +45,15 @@ class InputDriftParams(Params):
     floor_share: float = Field(default=1e-4, gt=0, lt=0.01, description="the share of a category absent on one side")
 
 
+class ConfidenceDriftParams(Params):
+    reference_evaluation: str = Field(min_length=1, description="the model's evaluation as the validator wrote it "
+                                                                "(the rehearsal model's .models/rehearsal/evaluation"
+                                                                ".json): its vision_encoder.confidence_histogram")
+    production: PromqlTemplate = Field(default='sap_llm_prediction_confidence_bucket{job="$service"}',
+                                       description="the bucket series of production's confidence histogram")
+    floor_share: float = Field(default=1e-4, gt=0, lt=0.01, description="the share of a bin empty on one side")
+
+
 def training_mix(path: Path, label: str) -> Counter[str]:
     """How many training documents carry each value of ``label``."""
     try:
@@ -61,6 +76,29 @@ def stability_terms(expected: dict[str, float], actual: dict[str, float], floor_
     return {name: (after[name] - before[name]) * math.log(after[name] / before[name]) for name in sorted(before)}
 
 
+def reference_confidences(path: Path) -> dict[float, float]:
+    """The evaluation's confidence histogram: documents per bin, keyed by the bin's upper bound."""
+    try:
+        histogram = json.loads(path.read_text(encoding="utf-8"))["vision_encoder"]["confidence_histogram"]
+        return {float(bound): float(count) for bound, count in histogram.items()}
+    except OSError as exc:
+        raise CheckUnavailable(f"the model's evaluation {path} cannot be read: {exc}") from exc
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckUnavailable(f"the model's evaluation {path} holds no vision_encoder.confidence_histogram of "
+                               f"counts by upper bound: {exc!r}") from exc
+
+
+def per_bin(cumulative: dict[float, float]) -> dict[float, float]:
+    """A Prometheus histogram's cumulative bucket counts (by ``le``) as counts per bin."""
+    bounds = sorted(cumulative)
+    below = [0.0, *(cumulative[bound] for bound in bounds)]
+    return {bound: cumulative[bound] - below[index] for index, bound in enumerate(bounds)}
+
+
+def bin_name(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+
+
 class InputDrift(AuditKind):
     """Measured is the PSI; the breakdown is each category's contribution to it."""
 
@@ -79,23 +117,65 @@ class InputDrift(AuditKind):
             why = (f"its series carry no {params.production_label} label, so production's mix cannot be read"
                    if None in counted else "no document was counted in the period")
             return Finding(**base, severity=check.judge(None), measured=None, detail=f"no data: PromQL {promql}: {why}")
-        terms = stability_terms(dict(trained), produced, params.floor_share)
-        psi = round(sum(terms.values()), 6)
-        severity = check.judge(psi)
-        detail = (f"PSI {psi:.4f} between the {params.training_label} mix of the training set ({path}, "
-                  f"{sum(trained.values())} documents) and production's ({sum(produced.values()):.0f} documents, "
-                  f"PromQL {promql}); largest contributions: "
-                  + ", ".join(_contribution(name, terms[name], trained, produced) for name in
-                              sorted(terms, key=lambda name: -terms[name])[:NAMED_CONTRIBUTIONS]))
-        if None in counted:
-            detail += f"; {counted[None]:.0f} documents without a {params.production_label} label left out"
-        if severity is Severity.CRITICAL:
-            detail += "; retraining recommended"
-        return Finding(**base, severity=severity, measured=psi, detail=detail,
-                       breakdown={name: round(term, 6) for name, term in terms.items()})
+        described = (f"the {params.training_label} mix of the training set ({path}, {sum(trained.values())} "
+                     f"documents) and production's ({sum(produced.values()):.0f} documents, PromQL {promql})")
+        left_out = (f"; {counted[None]:.0f} documents without a {params.production_label} label left out"
+                    if None in counted else "")
+        return drift_finding(check, base, dict(trained), produced, params.floor_share, described, "training",
+                             left_out)
 
 
-def _contribution(name: str, term: float, trained: Counter[str], produced: dict[str, float]) -> str:
-    production_share = produced.get(name, 0.0) / sum(produced.values())
-    training_share = trained.get(name, 0) / sum(trained.values())
-    return f"{name} {term:.4f} (production {production_share:.1%}, training {training_share:.1%})"
+class ConfidenceDrift(AuditKind):
+    """Measured is the PSI over the confidence bins; the breakdown is each bin's contribution (by upper bound)."""
+
+    Params = ConfidenceDriftParams
+
+    def run(self, check: AuditCheck, context: AuditContext) -> Finding:
+        params: ConfidenceDriftParams = check.check_params
+        path = Path(params.reference_evaluation)
+        reference = reference_confidences(path)
+        if not sum(reference.values()):
+            raise CheckUnavailable(f"the model's evaluation {path} counted no document's confidence")
+        promql, counted = context.increase_by_label(params.production, "le")
+        base = {"check": check.name, "kind": "confidence_drift", "threshold": check.bounds()}
+        try:
+            cumulative = {float(bound): total for bound, total in counted.items() if bound is not None}
+        except ValueError as exc:
+            raise CheckUnavailable(f"PromQL {promql}: a bucket's le is not a number: {exc}") from exc
+        produced = per_bin(cumulative)
+        if not sum(produced.values()):
+            return Finding(**base, severity=check.judge(None), measured=None,
+                           detail=f"no data: PromQL {promql}: no document's confidence was observed in the period")
+        if produced.keys() != reference.keys():
+            bins = {side: ", ".join(map(bin_name, sorted(counts))) for side, counts in (("production", produced),
+                                                                                        ("evaluation", reference))}
+            raise CheckUnavailable(f"production's confidence bins ({bins['production']}; PromQL {promql}) are not "
+                                   f"the evaluation's ({bins['evaluation']}; {path}): the server and the validator "
+                                   "must bin alike")
+        described = (f"the confidence histogram of the model's evaluation ({path}, {sum(reference.values()):.0f} "
+                     f"documents) and production's ({sum(produced.values()):.0f} documents, PromQL {promql})")
+        return drift_finding(check, base, {bin_name(b): n for b, n in reference.items()},
+                             {bin_name(b): n for b, n in produced.items()}, params.floor_share, described,
+                             "evaluation")
+
+
+def drift_finding(check: AuditCheck, base: dict, reference: dict[str, float], produced: dict[str, float],
+                  floor_share: float, described: str, reference_name: str, note: str = "") -> Finding:
+    """The PSI between the two distributions, judged, with its largest contributions named."""
+    terms = stability_terms(reference, produced, floor_share)
+    psi = round(sum(terms.values()), 6)
+    severity = check.judge(psi)
+
+    def contribution(name: str) -> str:
+        production_share = produced.get(name, 0.0) / sum(produced.values())
+        reference_share = reference.get(name, 0.0) / sum(reference.values())
+        return (f"{name} {terms[name]:.4f} (production {production_share:.1%}, {reference_name} "
+                f"{reference_share:.1%})")
+
+    detail = (f"PSI {psi:.4f} between {described}; largest contributions: "
+              + ", ".join(map(contribution, sorted(terms, key=lambda name: -terms[name])[:NAMED_CONTRIBUTIONS]))
+              + note)
+    if severity is Severity.CRITICAL:
+        detail += "; retraining recommended"
+    return Finding(**base, severity=severity, measured=psi, detail=detail,
+                   breakdown={name: round(term, 6) for name, term in terms.items()})

@@ -8,9 +8,9 @@ lists every alert that fired in the period with how long; ``release_check`` runs
 ``cost_per_document`` prices the period's usage with the spec's cost model (Appendix C, cost.py).
 
 The weekly and monthly reviews' kinds live in their own modules: ``capacity_forecast`` (forecast.py),
-``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` (drift.py),
-``feature_usage`` (usage.py), ``right_sizing`` (optimisation.py), ``model_accuracy`` and ``accuracy_trend``
-(accuracy.py)."""
+``release_compliance`` (compliance.py), ``incident_retrospective`` (incidents.py), ``input_drift`` and
+``confidence_drift`` (drift.py), ``feature_usage`` (usage.py), ``right_sizing`` (optimisation.py), ``model_accuracy``
+and ``accuracy_trend`` (accuracy.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from sap_llm_release.audits.alert_delivery import AlertDelivery
 from sap_llm_release.audits.base import AuditContext, AuditKind, check_bounds, day_of, fired_alerts, utc_text
 from sap_llm_release.audits.compliance import ReleaseCompliance
 from sap_llm_release.audits.cost import CostModel, read_usage, read_usage_steps
-from sap_llm_release.audits.drift import InputDrift
+from sap_llm_release.audits.drift import ConfidenceDrift, InputDrift
 from sap_llm_release.audits.error_logs import ErrorLogVolume
 from sap_llm_release.audits.forecast import CapacityForecast
 from sap_llm_release.audits.incidents import IncidentRetrospective
@@ -193,6 +193,7 @@ AUDIT_KINDS: dict[str, type[AuditKind]] = {
     "alerts_fired": AlertsFired,
     "error_log_volume": ErrorLogVolume,
     "capacity_forecast": CapacityForecast,
+    "confidence_drift": ConfidenceDrift,
     "feature_usage": FeatureUsage,
     "incident_retrospective": IncidentRetrospective,
     "input_drift": InputDrift,

@@ -51,6 +51,7 @@ class _Hour:
     gpu_util_pct: float
     index: int = 0  # the hour's place in the history
     document_mix: tuple[tuple[str, float], ...] = ()  # (document type, weight); () leaves documents unlabelled
+    confidence_mix: tuple[tuple[float, float], ...] = ()  # (bin's upper bound, weight); () writes no histogram
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,13 @@ class Healthy:
     replicas: int = 1  # pods serving blue, each its own ``up`` series
     swing: float = 0.05
     document_mix: tuple[tuple[str, float], ...] = ()  # documents processed by type (weights); () for no label
+    # the model's confidence in the documents processed, by bin (upper bound, weight); () for no histogram
+    confidence_mix: tuple[tuple[float, float], ...] = ()
 
     def hour(self, index: int) -> _Hour:
         wave = 1 + self.swing * math.sin(2 * math.pi * (index % 24) / 24 + index // 24)
         return _Hour(self.docs_per_hour * wave, self.error_ratio * wave, self.p95_s * wave, self.gpu_util_pct * wave,
-                     index, self.document_mix)
+                     index, self.document_mix, self.confidence_mix)
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,19 @@ class MixShift(_Days):
 
 
 @dataclass(frozen=True)
+class ConfidenceShift(_Days):
+    """The model's confidence in the documents processed follows another histogram (weights by bin) over ``days``;
+    the history must be written with a ``Healthy.confidence_mix`` over the same bins."""
+
+    confidence_mix: tuple[tuple[float, float], ...]
+
+    def shape(self, hour: _Hour) -> _Hour:
+        if {bound for bound, _ in hour.confidence_mix} != {bound for bound, _ in self.confidence_mix}:
+            raise ValueError("a ConfidenceShift needs a history written with Healthy(confidence_mix=...) over its bins")
+        return replace(hour, confidence_mix=self.confidence_mix)
+
+
+@dataclass(frozen=True)
 class AlertFired:
     """An alert firing for ``minutes`` from ``start_hour`` of ``day``: Prometheus's ``ALERTS`` series is 1 then."""
 
@@ -183,7 +199,8 @@ class AlertFired:
         return range(first, begin + round(60 * self.minutes), step_s)
 
 
-Problem = ErrorSpike | LatencyRegression | ThroughputDip | GpuUnderuse | Trend | MixShift | AlertFired
+Problem = (ErrorSpike | LatencyRegression | ThroughputDip | GpuUnderuse | Trend | MixShift | ConfidenceShift
+           | AlertFired)
 
 
 def history_start(days: int, now: datetime | None = None) -> datetime:
@@ -268,6 +285,7 @@ def _write_service(out: TextIO, plan: list[_Hour], steps_per_hour: int, stamps: 
     _write_series(out, f"sap_llm_request_duration_seconds_count{{{SERVICE}}}", _counter(requests, steps_per_hour),
                   stamps)
     _write_documents(out, plan, answered_ok, steps_per_hour, stamps)
+    _write_confidence(out, plan, answered_ok, steps_per_hour, stamps)
     out.write("# TYPE sap_llm_touchless counter\n")
     _write_series(out, f"sap_llm_touchless_total{{{SERVICE}}}",
                   _counter([docs * healthy.touchless_ratio for docs in answered_ok], steps_per_hour), stamps)
@@ -298,6 +316,24 @@ def _write_documents(out: TextIO, plan: list[_Hour], answered_ok: list[float], s
                                                                                                  strict=True)]
         _write_series(out, f'sap_llm_documents_processed_total{{{SERVICE},document_type="{document_type}"}}',
                       _counter(per_hour, steps_per_hour), stamps)
+
+
+def _write_confidence(out: TextIO, plan: list[_Hour], answered_ok: list[float], steps_per_hour: int,
+                      stamps: list[str]) -> None:
+    """The model's confidence histogram over the documents processed, each hour's split by its mix's weights
+    (cumulative buckets, then +Inf and the count); nothing for a history without a confidence mix."""
+    if not plan[0].confidence_mix:
+        return
+    out.write("# TYPE sap_llm_prediction_confidence histogram\n")
+    mixes = [dict(hour.confidence_mix) for hour in plan]
+    for bound in sorted(mixes[0]):
+        per_hour = [docs * sum(weight for upper, weight in mix.items() if upper <= bound) / sum(mix.values())
+                    for docs, mix in zip(answered_ok, mixes, strict=True)]
+        _write_series(out, f'sap_llm_prediction_confidence_bucket{{{SERVICE},le="{bound:g}"}}',
+                      _counter(per_hour, steps_per_hour), stamps)
+    for series in (f'sap_llm_prediction_confidence_bucket{{{SERVICE},le="+Inf"}}',
+                   f"sap_llm_prediction_confidence_count{{{SERVICE}}}"):
+        _write_series(out, series, _counter(answered_ok, steps_per_hour), stamps)
 
 
 def _write_alerts(out: TextIO, alerts: list[AlertFired], start_ts: int, step_s: int) -> None:

@@ -123,6 +123,9 @@ def test_metrics_exposed(client):
     assert metric(client, "sap_llm_touchless_total", colour="blue") == 4
     assert metric(client, "sap_llm_request_duration_seconds_count", colour="blue") == 5
     assert metric(client, "sap_llm_request_duration_seconds_bucket", colour="blue", le="1.5") == 5
+    assert metric(client, "sap_llm_prediction_confidence_count", colour="blue") == 5
+    assert metric(client, "sap_llm_prediction_confidence_bucket", colour="blue", le="0.5") == 1  # "nothing known"
+    assert metric(client, "sap_llm_prediction_confidence_bucket", colour="blue", le="+Inf") == 5
     assert re.search(r"^process_resident_memory_bytes \S+$", response.text, re.MULTILINE)
 
 

@@ -9,7 +9,7 @@ from sap_llm_contract.schema import adc_schema, normalise_field
 from sap_llm_contract.taxonomy import DOCUMENT_TYPES, PO_SUBTYPES
 from sap_llm_model.pipeline import DocumentPipeline
 
-from sap_llm_validator.metrics import SchemaCheck, coverage, micro_f1, per_field_f1, ratio
+from sap_llm_validator.metrics import SchemaCheck, confidence_histogram, coverage, micro_f1, per_field_f1, ratio
 from sap_llm_validator.runtime import PeakMemory, batches
 
 # The checklist's bounds (section 1); the release gates hold the same numbers in the release spec.
@@ -70,7 +70,9 @@ def vision_metrics(documents: list[dict], classified: list[dict], min_accuracy: 
         "po_subtypes_passed": subtypes["passed"],
         "po_subtypes_missing": subtypes["missing"],
         "per_po_subtype": subtypes["classes"],
+        "confidence_histogram": confidence_histogram([c["confidence"] for c in classified]),
     }
+
 
 
 def self_correction(pipeline: DocumentPipeline, documents: list[dict], schema: SchemaCheck) -> dict:

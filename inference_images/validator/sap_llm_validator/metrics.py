@@ -6,11 +6,22 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from jsonschema import Draft202012Validator
+from sap_llm_contract.taxonomy import CONFIDENCE_BUCKETS
 
 
 def ratio(hits: int, total: int) -> float | None:
     """``hits / total``; None when nothing was measured (a gate reading None fails)."""
     return round(hits / total, 6) if total else None
+
+
+def confidence_histogram(confidences: list[float]) -> dict[str, int]:
+    """How many documents' confidence falls in each bin of the server's histogram, keyed by the bin's upper bound
+    as Prometheus labels it (``le``), not cumulative: the monthly audit's reference for production's confidence."""
+    bounds = [*CONFIDENCE_BUCKETS, float("inf")]
+    counts = dict.fromkeys(bounds, 0)
+    for confidence in confidences:
+        counts[next(bound for bound in bounds if confidence <= bound)] += 1
+    return {("+Inf" if bound == float("inf") else str(bound)): count for bound, count in counts.items()}
 
 
 def micro_f1(predicted: Iterable[set], expected: Iterable[set]) -> float | None:

@@ -72,6 +72,9 @@ def test_evaluate_passes_the_trained_rehearsal_model(rehearsal_model, tmp_path):
     assert reasoning["api_selection_accuracy"] == 1.0
     assert result["device"] == "cpu" and result["docs_per_hour"] > 0 and result["peak_memory_gib"] > 0
     assert result["vision_encoder"]["training_documents"] == 700
+    histogram = vision["confidence_histogram"]
+    assert list(histogram) == ["0.5", "0.7", "0.8", "0.9", "0.95", "0.98", "0.99", "0.995", "0.999", "1.0", "+Inf"]
+    assert sum(histogram.values()) == 150 and histogram["+Inf"] == 0
 
 
 def test_evaluate_fails_an_untrained_model(untrained_model, rehearsal_model, tmp_path):

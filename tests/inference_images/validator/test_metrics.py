@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sap_llm_contract.schema import adc_schema, normalise_field
-from sap_llm_validator.metrics import SchemaCheck, coverage, micro_f1, per_field_f1, ratio
+from sap_llm_validator.metrics import SchemaCheck, confidence_histogram, coverage, micro_f1, per_field_f1, ratio
 
 VALID = {"document_type": "purchase_order", "po_subtype": "capex",
          "fields": {"po_number": "4500000001", "vendor": "Acme GmbH", "total": 12.5, "currency": "EUR"},
@@ -15,6 +15,13 @@ def test_micro_f1_and_ratio():
     assert micro_f1([set()], [set()]) is None
     assert ratio(3, 4) == 0.75 and ratio(0, 0) is None
     assert per_field_f1([{"a": "1"}, {}], [{"a": "1"}, {"a": "2"}]) == {"a": round(2 / 3, 6)}
+
+
+def test_confidence_histogram_counts_each_bin_by_its_upper_bound():
+    histogram = confidence_histogram([0.0, 0.5, 0.51, 0.9, 0.985, 0.99, 0.9991, 1.0])
+    assert histogram == {"0.5": 2, "0.7": 1, "0.8": 0, "0.9": 1, "0.95": 0, "0.98": 0, "0.99": 2, "0.995": 0, "0.999": 0, "1.0": 2,
+                         "+Inf": 0}
+    assert sum(confidence_histogram([]).values()) == 0
 
 
 def test_coverage_needs_every_class_present_and_accurate():

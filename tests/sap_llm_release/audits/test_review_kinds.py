@@ -3,12 +3,14 @@ against a real Prometheus over 28 backfilled days, with the checks as the spec d
 
     days 0-6    healthy, the training set's document-type mix
     days 7-13   GPU utilisation rising 1.5 points a day from 66 % (a cosine wobble of 2 points around the line)
-    days 14-20  throughput falling 150 docs/h a day from 6,400; document-type mix shifted (through day 27)
+    days 14-20  throughput falling 150 docs/h a day from 6,400; document-type mix and the model's confidence
+                shifted (through day 27)
     day 24      a critical alert (counted) and a warning alert (not)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sap_llm_contract.documents import synthetic_documents, write_jsonl
+from sap_llm_contract.taxonomy import CONFIDENCE_BUCKETS
 
 from sap_llm_release.analysis.prometheus import PrometheusProvider
 from sap_llm_release.audits.base import AuditContext
@@ -26,6 +29,7 @@ from sap_llm_release.evidence import Evidence, Verdict
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.rehearsal.history import (
     AlertFired,
+    ConfidenceShift,
     Healthy,
     MixShift,
     Trend,
@@ -42,11 +46,15 @@ TRAINING = list(synthetic_documents(300, seed=1))
 TRAINING_MIX = tuple(sorted(Counter(document["document_type"] for document in TRAINING).items()))
 SHIFTED_MIX = tuple((name, 40.0 if name == "supplier_invoice" else 20.0 if name == "purchase_order" else 3.0)
                     for name, _ in TRAINING_MIX)
-HEALTHY = Healthy(document_mix=TRAINING_MIX)
+# the rehearsal model's evaluation on its test set, and a month of documents it is much less sure of
+EVALUATED_CONFIDENCE = dict(zip(CONFIDENCE_BUCKETS, (0, 0, 0, 0, 0, 3, 10, 53, 81, 3), strict=True))
+LOWER_CONFIDENCE = dict(zip(CONFIDENCE_BUCKETS, (5, 10, 10, 15, 15, 15, 10, 10, 8, 2), strict=True))
+HEALTHY = Healthy(document_mix=TRAINING_MIX, confidence_mix=tuple(EVALUATED_CONFIDENCE.items()))
 GPU_RISE = Trend(days=(7, 13), quantity="gpu_util_pct", start=66.0, per_day=1.5, wobble=2.0)
 THROUGHPUT_FALL = Trend(days=(14, 20), quantity="docs_per_hour", start=6400.0, per_day=-150.0)
 CRITICAL_ALERT = AlertFired(day=24, start_hour=9, minutes=45, alertname="SapLlmHighErrorRate", severity="critical")
-PROBLEMS = (GPU_RISE, THROUGHPUT_FALL, MixShift(days=(14, 27), document_mix=SHIFTED_MIX), CRITICAL_ALERT,
+PROBLEMS = (GPU_RISE, THROUGHPUT_FALL, MixShift(days=(14, 27), document_mix=SHIFTED_MIX),
+            ConfidenceShift(days=(14, 27), confidence_mix=tuple(LOWER_CONFIDENCE.items())), CRITICAL_ALERT,
             AlertFired(day=24, start_hour=15, minutes=20, alertname="SapLlmGpuHot", severity="warning"))
 WRITER = Writer(dag_id="sap_llm_release", run_id="manual__1", task_id="record", try_number=1)
 # the fit reads each hour's value at the hour's end (up to an hour late) and the wobble is sampled hourly
@@ -173,6 +181,67 @@ def test_drift_without_the_training_set_is_no_data(spec, prometheus, tmp_path):
     finding = judge(check, context_over(prometheus, 0, 14))
     assert finding.measured is None and finding.severity is Severity(check.no_data) is Severity.WARNING
     assert "cannot be read" in finding.detail
+
+
+# confidence_drift
+
+
+@pytest.fixture(scope="module")
+def evaluation(tmp_path_factory):
+    """The model's evaluation as the validator writes it, with its confidence histogram over the test set."""
+    path = tmp_path_factory.mktemp("model") / "evaluation.json"
+    histogram = {**{f"{bound:g}": count for bound, count in EVALUATED_CONFIDENCE.items()}, "+Inf": 0}
+    path.write_text(json.dumps({"kind": "evaluate", "vision_encoder": {"confidence_histogram": histogram}}))
+    return path
+
+
+def confidence_terms(reference: dict[float, float], production: dict[float, float]) -> dict[str, float]:
+    """Each bin's PSI term, an empty bin at the check's floor share (1e-4)."""
+    def shares(counts):
+        return {bound: max(count / sum(counts.values()), 1e-4) for bound, count in counts.items()}
+
+    before, after = shares(reference), shares(production)
+    return {f"{bound:g}": (after[bound] - before[bound]) * math.log(after[bound] / before[bound]) for bound in before}
+
+
+def test_production_as_confident_as_the_evaluation_is_stable(spec, prometheus, evaluation):
+    check = with_params(spec.audits.monthly.check("confidence_drift"), reference_evaluation=str(evaluation))
+    finding = judge(check, context_over(prometheus, 0, 14))
+    assert finding.severity is Severity.OK, finding.detail
+    assert finding.measured < 0.01
+    assert set(finding.breakdown) == {f"{bound:g}" for bound in CONFIDENCE_BUCKETS} | {"+Inf"}
+
+
+def test_production_much_less_confident_than_the_evaluation_recommends_retraining(spec, prometheus, evaluation):
+    check = with_params(spec.audits.monthly.check("confidence_drift"), reference_evaluation=str(evaluation))
+    finding = judge(check, context_over(prometheus, 14, 28))
+    expected = confidence_terms(EVALUATED_CONFIDENCE, LOWER_CONFIDENCE)
+    assert finding.measured == pytest.approx(sum(expected.values()), rel=0.02)
+    assert finding.measured > 0.2 and finding.severity is Severity.CRITICAL
+    assert "retraining recommended" in finding.detail and "production's (" in finding.detail
+    assert max(finding.breakdown, key=finding.breakdown.get) == max(expected, key=expected.get)
+
+
+def test_confidence_drift_without_production_observations_is_no_data(spec, prometheus, evaluation):
+    check = with_params(spec.audits.monthly.check("confidence_drift"), reference_evaluation=str(evaluation))
+    finding = judge(check, context_over(prometheus, -14, -7))
+    assert finding.measured is None and finding.severity is Severity(check.no_data) is Severity.WARNING
+    assert "no document's confidence was observed" in finding.detail
+
+
+@pytest.mark.parametrize("evaluation_text, why", [
+    (None, "cannot be read"),
+    ('{"vision_encoder": {}}', "holds no vision_encoder.confidence_histogram"),
+    ('{"vision_encoder": {"confidence_histogram": {"0.9": 50, "1.0": 100, "+Inf": 0}}}', "must bin alike"),
+])
+def test_confidence_drift_without_a_usable_evaluation_is_no_data(spec, prometheus, tmp_path, evaluation_text, why):
+    path = tmp_path / "evaluation.json"
+    if evaluation_text is not None:
+        path.write_text(evaluation_text)
+    check = with_params(spec.audits.monthly.check("confidence_drift"), reference_evaluation=str(path))
+    finding = judge(check, context_over(prometheus, 0, 14))
+    assert finding.measured is None and finding.severity is Severity.WARNING
+    assert why in finding.detail
 
 
 # feature_usage
