@@ -99,6 +99,13 @@ def bin_name(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else f"{bound:g}"
 
 
+def bin_labels(bounds: list[float]) -> dict[float, str]:
+    """Each bin as people read it, by its upper bound: "0-0.5", "0.5-0.7", ..., "over 1"."""
+    ordered = sorted(bounds)
+    return {bound: f"over {lower:g}" if math.isinf(bound) else f"{lower:g}-{bound:g}"
+            for lower, bound in zip([0.0, *ordered], ordered, strict=False)}
+
+
 class InputDrift(AuditKind):
     """Measured is the PSI; the breakdown is each category's contribution to it."""
 
@@ -154,8 +161,9 @@ class ConfidenceDrift(AuditKind):
                                    "must bin alike")
         described = (f"the confidence histogram of the model's evaluation ({path}, {sum(reference.values()):.0f} "
                      f"documents) and production's ({sum(produced.values()):.0f} documents, PromQL {promql})")
-        return drift_finding(check, base, {bin_name(b): n for b, n in reference.items()},
-                             {bin_name(b): n for b, n in produced.items()}, params.floor_share, described,
+        labels = bin_labels(list(reference))
+        return drift_finding(check, base, {labels[b]: n for b, n in reference.items()},
+                             {labels[b]: n for b, n in produced.items()}, params.floor_share, described,
                              "evaluation")
 
 

@@ -18,9 +18,9 @@ def test_micro_f1_and_ratio():
 
 
 def test_confidence_histogram_counts_each_bin_by_its_upper_bound():
-    histogram = confidence_histogram([0.0, 0.5, 0.51, 0.9, 0.985, 0.99, 0.9991, 1.0])
-    assert histogram == {"0.5": 2, "0.7": 1, "0.8": 0, "0.9": 1, "0.95": 0, "0.98": 0, "0.99": 2, "0.995": 0, "0.999": 0, "1.0": 2,
-                         "+Inf": 0}
+    histogram = confidence_histogram([0.0, 0.5, 0.51, 0.9, 0.985, 0.99, 0.9985, 1.0])
+    assert histogram == {"0.5": 2, "0.7": 1, "0.8": 0, "0.9": 1, "0.95": 0, "0.98": 0, "0.99": 2, "0.995": 0,
+                         "0.999": 1, "1.0": 1, "+Inf": 0}
     assert sum(confidence_histogram([]).values()) == 0
 
 

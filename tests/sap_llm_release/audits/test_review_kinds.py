@@ -48,6 +48,9 @@ SHIFTED_MIX = tuple((name, 40.0 if name == "supplier_invoice" else 20.0 if name 
                     for name, _ in TRAINING_MIX)
 # the rehearsal model's evaluation on its test set, and a month of documents it is much less sure of
 EVALUATED_CONFIDENCE = dict(zip(CONFIDENCE_BUCKETS, (0, 0, 0, 0, 0, 3, 10, 53, 81, 3), strict=True))
+INNER_BINS = [f"{lower:g}-{upper:g}" for lower, upper in zip(CONFIDENCE_BUCKETS[:-1], CONFIDENCE_BUCKETS[1:],
+                                                              strict=True)]
+BINS = dict(zip([*CONFIDENCE_BUCKETS, math.inf], ["0-0.5", *INNER_BINS, "over 1"], strict=True))
 LOWER_CONFIDENCE = dict(zip(CONFIDENCE_BUCKETS, (5, 10, 10, 15, 15, 15, 10, 10, 8, 2), strict=True))
 HEALTHY = Healthy(document_mix=TRAINING_MIX, confidence_mix=tuple(EVALUATED_CONFIDENCE.items()))
 GPU_RISE = Trend(days=(7, 13), quantity="gpu_util_pct", start=66.0, per_day=1.5, wobble=2.0)
@@ -201,7 +204,7 @@ def confidence_terms(reference: dict[float, float], production: dict[float, floa
         return {bound: max(count / sum(counts.values()), 1e-4) for bound, count in counts.items()}
 
     before, after = shares(reference), shares(production)
-    return {f"{bound:g}": (after[bound] - before[bound]) * math.log(after[bound] / before[bound]) for bound in before}
+    return {BINS[bound]: (after[bound] - before[bound]) * math.log(after[bound] / before[bound]) for bound in before}
 
 
 def test_production_as_confident_as_the_evaluation_is_stable(spec, prometheus, evaluation):
@@ -209,7 +212,8 @@ def test_production_as_confident_as_the_evaluation_is_stable(spec, prometheus, e
     finding = judge(check, context_over(prometheus, 0, 14))
     assert finding.severity is Severity.OK, finding.detail
     assert finding.measured < 0.01
-    assert set(finding.breakdown) == {f"{bound:g}" for bound in CONFIDENCE_BUCKETS} | {"+Inf"}
+    assert list(BINS.values())[:2] == ["0-0.5", "0.5-0.7"] and list(BINS.values())[-2:] == ["0.999-1", "over 1"]
+    assert set(finding.breakdown) == set(BINS.values())
 
 
 def test_production_much_less_confident_than_the_evaluation_recommends_retraining(spec, prometheus, evaluation):
