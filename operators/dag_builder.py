@@ -7,8 +7,9 @@ from airflow.sdk import Param, TaskGroup, chain
 from operators.approvals import ReleaseApprovalOperator
 from operators.jobs import InferenceJobOperator
 from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
-from operators.sensors import SLOWindowSensor
+from operators.sensors import BlueRecoverySensor, SLOWindowSensor
 from operators.traffic import (
+    CountLostRequestsOperator,
     DecommissionBlueOperator,
     DeployGreenOperator,
     ReleaseDecisionOperator,
@@ -119,7 +120,9 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         remove_blue = DecommissionBlueOperator(task_id="remove_blue", spec_path=spec_path)
         no_traffic_left >> remove_blue
     with TaskGroup("rollback") as rollback:
-        RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path)
+        recovery = BlueRecoverySensor(task_id="watch_blue_recovery", spec_path=spec_path)
+        lost = CountLostRequestsOperator(task_id="count_lost_requests", spec_path=spec_path)
+        RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path) >> recovery >> lost
     decide = ReleaseDecisionOperator(
         task_id="decide_promote_or_rollback",
         spec_path=spec_path,
@@ -130,7 +133,8 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         rollback_task=ROLLBACK_TASK,
     )
     finish = FinishReleaseOperator(
-        task_id="finish_release", spec_path=spec_path, promoted_task=remove_blue.task_id, rollback_task=ROLLBACK_TASK
+        task_id="finish_release", spec_path=spec_path, promoted_task=remove_blue.task_id, rollback_task=ROLLBACK_TASK,
+        after_rollback=(recovery.task_id, lost.task_id),
     )
     chain(start, *pre_traffic, deploy, smoke, traffic, post, decide)
     decide >> [decommission, rollback]

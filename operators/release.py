@@ -89,10 +89,12 @@ class FinishReleaseOperator(ReleaseOperator):
 
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, promoted_task: str, rollback_task: str, **kwargs: Any) -> None:
+    def __init__(self, *, promoted_task: str, rollback_task: str, after_rollback: tuple[str, ...] = (),
+                 **kwargs: Any) -> None:
         super().__init__(trigger_rule="all_done", **kwargs)
         self.promoted_task = promoted_task
         self.rollback_task = rollback_task
+        self.after_rollback = after_rollback
 
     def execute(self, context: Any) -> str:
         run = ReleaseRun(self.spec_path, context)
@@ -104,8 +106,8 @@ class FinishReleaseOperator(ReleaseOperator):
         recorded = run.ledger.gate_verdicts(run.release_id)
         outcome, message = release_outcome(
             states, promoted_task=self.promoted_task, rollback_task=self.rollback_task,
-            release_recorded=run.ledger.release(run.release_id) is not None, recorded=recorded,
-            version=request.version, environment=request.environment)
+            after_rollback=self.after_rollback, release_recorded=run.ledger.release(run.release_id) is not None,
+            recorded=recorded, version=request.version, environment=request.environment)
         if run.ledger.environment_holder(request.environment):
             run.ledger.release_environment(request.environment, run.release_id)
         if outcome is None:

@@ -276,16 +276,26 @@ class ReleaseRun(TaskOfRun):
 
     def green_slo_queries(self) -> list[SLOQuery]:
         """The spec's health checks, then its SLOs, as queries on green's current slot."""
-        variables = {"colour": slots_for(self.blue_slot)["green"], "rate_window": self.spec.rate_window(
+        return self._slo_queries("green", [*self.spec.analysis.health, *self.spec.analysis.slos])
+
+    def blue_recovery_queries(self) -> list[SLOQuery]:
+        """The SLOs the spec watches after a rollback, as queries on blue's slot."""
+        names = self.spec.traffic.recovery.slos
+        return self._slo_queries("blue", [slo for slo in self.spec.analysis.slos if slo.name in names])
+
+    def _slo_queries(self, role: str, slos: list) -> list[SLOQuery]:
+        variables = {"colour": slots_for(self.blue_slot)[role], "rate_window": self.spec.rate_window(
             self.request.profile), "service": self.spec.service}
-        return [
-            SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
-            for slo in [*self.spec.analysis.health, *self.spec.analysis.slos]
-        ]
+        return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
+                for slo in slos]
 
     def green_ready_url(self) -> str:
         """Green's readiness endpoint on this target."""
         return readiness_url(self.target.url("green"))
+
+    def blue_ready_url(self) -> str:
+        """Blue's readiness endpoint on this target."""
+        return readiness_url(self.target.url("blue"))
 
     def job_variables(self) -> dict[str, str]:
         """Every ``$name`` a job's arguments may use, for this release on this target."""

@@ -1,4 +1,5 @@
-"""The deferrable sensor that watches the SLOs for one traffic step's whole window."""
+"""The deferrable sensors that watch SLOs for a whole window: green's at a traffic step or in the bake, and blue's
+after a rollback."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun
 from operators.triggers import SLOWindowTrigger
 from sap_llm_release.targets import slots_for
@@ -33,24 +35,33 @@ class SLOWindowSensor(BaseOperator):
     def window_name(self) -> str:
         return "bake" if self.bake else f"step_{self.weight:03d}"
 
+    watched = "green"
+
+    def window(self, run: ReleaseRun) -> timedelta:
+        spec, profile = run.spec, run.request.profile
+        return spec.bake_window(profile) if self.bake else spec.window_for(spec.step(self.weight), profile)
+
+    def watch(self, run: ReleaseRun) -> tuple[list, str]:
+        """The SLO queries and the readiness endpoint watched."""
+        return run.green_slo_queries(), run.green_ready_url()
+
     def execute(self, context: Any) -> None:
         run = ReleaseRun(self.spec_path, context)
-        spec, profile = run.spec, run.request.profile
-        window = spec.bake_window(profile) if self.bake else spec.window_for(spec.step(self.weight), profile)
-        green_slot = slots_for(run.blue_slot)["green"]
-        slos = run.green_slo_queries()
+        window = self.window(run)
+        slos, ready_url = self.watch(run)
         started = datetime.now(timezone.utc)
-        self.log.info("watching %d SLOs and the readiness of green (slot %s) at %d%% for %s", len(slos), green_slot,
-                      self.weight, window)
+        self.log.info("watching %d SLOs and the readiness of %s (slot %s) at %d%% to green for %s", len(slos),
+                      self.watched, slots_for(run.blue_slot)[self.watched], self.weight, window)
         self.defer(
             trigger=SLOWindowTrigger(
                 prometheus=run.prometheus.to_dict(),
                 slos=[vars(slo) for slo in slos],
-                failure_limit=spec.analysis.failure_limit,
-                interval_s=spec.analysis_interval(profile).total_seconds(),
+                failure_limit=run.spec.analysis.failure_limit,
+                interval_s=run.spec.analysis_interval(run.request.profile).total_seconds(),
                 window_start=started.isoformat(),
                 window_end=(started + window).isoformat(),
-                ready_url=run.green_ready_url(),
+                ready_url=ready_url,
+                ready_name=f"{self.watched}_ready",
             ),
             method_name="execute_complete",
             timeout=window + DEFERRAL_GRACE,
@@ -83,6 +94,38 @@ class SLOWindowSensor(BaseOperator):
                 tally["last"], tally["worst"], tally["threshold"],
             )
         if event["status"] != "passed":
-            what = "the bake at 100%" if self.bake else f"traffic step {self.weight}%"
-            raise AirflowFailException(f"{what} failed its SLO analysis: {event['reason']}")
+            self.window_failed(run, event["reason"])
         return event
+
+    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+        what = "the bake at 100%" if self.bake else f"traffic step {self.weight}%"
+        raise AirflowFailException(f"{what} failed its SLO analysis: {reason}")
+
+
+class BlueRecoverySensor(SLOWindowSensor):
+    """Rollback steps 2-3: after the rollback, blue's SLOs the spec names (``traffic.recovery.slos``) and its
+    readiness are watched for the recovery window, deferred like a traffic step's; a blue that does not recover
+    pages on-call again (the release's own incident) and fails."""
+
+    ui_color = "#fadbd8"
+    watched = "blue"
+
+    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
+        super().__init__(spec_path=spec_path, weight=0, **kwargs)
+
+    @property
+    def window_name(self) -> str:
+        return "rollback_recovery"
+
+    def window(self, run: ReleaseRun) -> timedelta:
+        return run.spec.recovery_window(run.request.profile)
+
+    def watch(self, run: ReleaseRun) -> tuple[list, str]:
+        return run.blue_recovery_queries(), run.blue_ready_url()
+
+    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+        text = f"{run.spec.service}: blue did not recover after the rollback: {reason}"
+        notifier = release_notifier(run)
+        notifier.page("blue_not_recovered", text)
+        notifier.say("blue_not_recovered", text)
+        raise AirflowFailException(text)

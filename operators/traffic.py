@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
@@ -145,6 +145,30 @@ class ReleaseDecisionOperator(BaseBranchOperator):
         except Exception as exc:  # noqa: BLE001 - any failure to read means the split is unknown
             self.log.warning("cannot read the router (%s); treating traffic as touched", exc)
             return True
+
+
+class CountLostRequestsOperator(ReleaseOperator):
+    """Rollback step 3 (:meth:`Rollout.count_lost_requests`): the requests the router lost while the rollback
+    switched traffic, from its access log; recorded, and a loss beyond the spec's tolerance (or nothing counted)
+    is said in the release's thread and fails. Runs whatever blue's recovery window found (skipped with the rollback,
+    or when no rollback was recorded)."""
+
+    ui_color = "#fadbd8"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trigger_rule="none_skipped", **kwargs)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        run = ReleaseRun(self.spec_path, context)
+        counted = run.rollout.count_lost_requests(run.spec.traffic.recovery)
+        if counted is None:
+            raise AirflowSkipException("no rollback was recorded: no switch to count")
+        passed, detail = counted
+        if not passed:
+            release_notifier(run).say("requests_lost", f"rollback: {detail}")
+            raise AirflowFailException(detail)
+        self.log.info("%s", detail)
+        return {"detail": detail}
 
 
 class RollbackOperator(ReleaseOperator):

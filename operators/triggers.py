@@ -37,6 +37,7 @@ class SLOWindowTrigger(BaseTrigger):
         ready_url: str = "",
         prometheus: dict[str, Any] | None = None,
         prometheus_url: str = "",
+        ready_name: str = "",
         **_unknown: Any,  # kwargs of older versions, so triggers saved before an upgrade still load
     ) -> None:
         super().__init__()
@@ -48,6 +49,7 @@ class SLOWindowTrigger(BaseTrigger):
         self.window_end = window_end
         self.window_start = window_start
         self.ready_url = ready_url  # green's readiness endpoint, asked each interval (empty: saved before it was)
+        self.ready_name = ready_name  # the probe's name in the window's checks (empty: green's)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -61,13 +63,14 @@ class SLOWindowTrigger(BaseTrigger):
                 "window_end": self.window_end,
                 "window_start": self.window_start,
                 "ready_url": self.ready_url,
+                "ready_name": self.ready_name,
             },
         )
 
     async def run(self):
         provider = _prometheus(self.prometheus, self.prometheus_url)
         analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
-                                  probes=_readiness_probes(self.ready_url))
+                                  probes=_readiness_probes(self.ready_url, self.ready_name))
         end = datetime.fromisoformat(self.window_end)
         while True:
             remaining = (end - datetime.now(timezone.utc)).total_seconds()
@@ -144,11 +147,11 @@ class ApprovalGuardTrigger(HITLTrigger):
                                 if provider is not None else self.poke_interval)
 
 
-def _readiness_probes(ready_url: str) -> list:
-    """Green's readiness endpoint as a probe of the window (none for a trigger saved without one)."""
-    from sap_llm_release.analysis.readiness import ReadinessProbe
+def _readiness_probes(ready_url: str, name: str = "") -> list:
+    """The watched colour's readiness endpoint as a probe of the window (none for a trigger saved without one)."""
+    from sap_llm_release.analysis.readiness import READY_CHECK, ReadinessProbe
 
-    return [ReadinessProbe(ready_url)] if ready_url else []
+    return [ReadinessProbe(ready_url, name or READY_CHECK)] if ready_url else []
 
 
 class RolloutFailed(RuntimeError):

@@ -40,6 +40,18 @@ def check_image_reference(reference: str) -> str:
                      "never a tag")
 
 
+class RouterLogs(BaseModel):
+    """ingress-nginx's controller pods, whose access logs (default ``upstreaminfo`` format) show what the router
+    answered while a rollback switched traffic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str = Field(default="ingress-nginx", pattern=DNS_LABEL)
+    selector: str = Field(default="app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller",
+                          min_length=1)
+    container: str = Field(default="controller", pattern=DNS_LABEL)
+
+
 class KubernetesSettings(BaseModel):
     """One release environment on a cluster. A colour's Deployment is ``<app>-<slot>``, labelled
     ``app: <app>, version: <slot>``; the version it runs is its ``app.kubernetes.io/version`` label."""
@@ -83,6 +95,8 @@ class KubernetesSettings(BaseModel):
                               description="where the pipeline leaves scanner and drill reports for the gates")
     services: dict[str, str] = Field(default_factory=dict, description="backing services by name -> URL")
     prometheus_replicas: list[str] = Field(default_factory=list)
+    router_logs: RouterLogs | None = Field(default=None, description="where a rollback's lost requests are "
+                                           "counted; none: not counted, which fails that check")
 
     @field_validator("image")
     @classmethod
@@ -123,6 +137,10 @@ class KubernetesSettings(BaseModel):
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
         return images
+
+    def upstream_name(self, slot: str) -> str:
+        """ingress-nginx's name for a slot's Service as an upstream (``$proxy_upstream_name``)."""
+        return f"{self.namespace}-{self.deployment_name(slot)}-{self.port}"
 
     def slot_url(self, slot: str) -> str:
         """The URL of a slot: ``urls[slot]`` where given, else its Service inside the cluster."""

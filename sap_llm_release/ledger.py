@@ -256,6 +256,15 @@ class Ledger:
             started_at=started_at,
         )
 
+    def record_lost_requests(self, release_id: str, *, window: tuple[datetime, datetime], source: str,
+                             requests: int | None, lost: int | None, max_lost: int, passed: bool, detail: str,
+                             writer: Writer) -> bool:
+        """What the router answered while a rollback switched traffic (None: its log could not be read)."""
+        return self._record(
+            "rollback_lost_requests", release_id, writer,
+            window_start=window[0].isoformat(), window_end=window[1].isoformat(), source=source,
+            requests=requests, lost=lost, max_lost=max_lost, verdict="passed" if passed else "failed", detail=detail)
+
     def record_approval(
         self, release_id: str, *, gate: str, decision: str, decided_by: str, channel: str, detail: str, writer: Writer
     ) -> None:
@@ -546,6 +555,7 @@ class Ledger:
             "approvals": "recorded_at",
             "traffic_changes": "changed_at",
             "rollbacks": "completed_at",
+            "rollback_lost_requests": "recorded_at",
             "notifications": "recorded_at",
             "job_results": "recorded_at",
         }

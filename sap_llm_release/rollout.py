@@ -18,8 +18,10 @@ from sap_llm_release.analysis.readiness import green_ready_to_shift
 from sap_llm_release.evidence import Verdict
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.polling import poll_until
+from sap_llm_release.routers.access_logs import count_lost
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import Gate
+from sap_llm_release.service_logs.base import LogsUnavailable
+from sap_llm_release.spec import Gate, RollbackRecovery
 from sap_llm_release.targets import Target
 from sap_llm_release.tls import default_tls
 
@@ -70,14 +72,17 @@ def decide(states: Mapping[str, str | None], *, start_task: str, first_shift: st
 
 def release_outcome(states: Mapping[str, str | None], *, promoted_task: str, rollback_task: str,
                     release_recorded: bool, recorded: Mapping[str, Mapping[str, Any]], version: str,
-                    environment: str) -> tuple[str | None, str]:
+                    environment: str, after_rollback: Collection[str] = ()) -> tuple[str | None, str]:
     """``(outcome, message)``: promoted, rolled_back, rollback_failed or failed; ``(None, "")`` for a release that
-    never started (nothing recorded)."""
+    never started (nothing recorded). A rollback's message names the checks after it (``after_rollback``: blue's
+    recovery, the requests lost) that failed."""
     if states.get(promoted_task) == "success":
         return "promoted", f"{version} serves 100% of {environment}; blue decommissioned"
-    failed = sorted(task for task, state in states.items() if state == "failed")
+    after = [task for task in after_rollback if states.get(task) in FAILED_STATES]
+    failed = sorted(task for task, state in states.items() if state == "failed" and task not in after)
     if states.get(rollback_task) == "success":
-        return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}"
+        unproven = f"; after the rollback, failed: {', '.join(after)}" if after else ""
+        return "rolled_back", f"rolled back to blue after failure of {', '.join(failed)}{unproven}"
     if states.get(rollback_task) in FAILED_STATES:
         return "rollback_failed", f"rollback failed; failed tasks: {', '.join(failed)}"
     if not release_recorded:
@@ -161,6 +166,36 @@ class Rollout:
             raise RollbackIncomplete(f"rollback incomplete: router {after}, blue healthy {blue_healthy}: {detail}")
         return detail
 
+    def count_lost_requests(self, recovery: RollbackRecovery) -> tuple[bool, str] | None:
+        """Rollback step 3: the requests the router answered from the last rollback's start until
+        ``recovery.switch_grace`` after blue was verified (waited for), counted from the target's access log and
+        recorded; ``(passed, what was seen)``, or None when no rollback was recorded. A log that cannot be read, or
+        a switch no request went through, fails: nothing shows that none was lost."""
+        rollbacks = self.ledger.rollbacks(self.release_id)
+        if not rollbacks:
+            return None
+        start, verified = (_moment(rollbacks[-1][column]) for column in ("started_at", "completed_at"))
+        end = verified + recovery.switch_grace
+        time.sleep(max(0.0, (end - datetime.now(timezone.utc)).total_seconds()))
+        log, requests, lost = self.target.access_log, None, None
+        if log is None:
+            source, passed = "none", False
+            detail = (f"the {self.target.name} target names no router access log (on a cluster: the settings' "
+                      "router_logs): nothing shows that no request was lost")
+        else:
+            source = log.describe()
+            try:
+                loss = count_lost(log, start, end)
+            except LogsUnavailable as exc:
+                passed, detail = False, f"the router's access log could not be read: {exc}"
+            else:
+                requests, lost, passed, detail = loss.requests, len(loss.lost), loss.within(
+                    recovery.max_lost_requests), loss.describe()
+        self.ledger.record_lost_requests(self.release_id, window=(start, end), source=source, requests=requests,
+                                         lost=lost, max_lost=recovery.max_lost_requests, passed=passed,
+                                         detail=detail, writer=self.writer)
+        return passed, detail
+
     def verify_blue(self, probes: int = 10, settle_s: float = 30.0) -> tuple[bool, str]:
         """Blue ready, and every one of ``probes`` requests through the router answered by blue's slot. A router
         object (an HTTPRoute, a canary Ingress) is applied by its controller a moment after it is written, so rounds
@@ -181,6 +216,12 @@ class Rollout:
         removed = self.target.deployer.remove("blue")
         self.event("blue_decommissioned", "blue removed" if removed else "blue was not running")
         return removed
+
+
+def _moment(recorded: Any) -> datetime:
+    """A ledger timestamp (a datetime on PostgreSQL, ISO text on SQLite) in UTC."""
+    moment = recorded if isinstance(recorded, datetime) else datetime.fromisoformat(str(recorded))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _answered_by(client: httpx.Client, url: str, probes: int) -> list[str]:

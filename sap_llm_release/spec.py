@@ -129,12 +129,28 @@ class TrafficStep(BaseModel):
         return f"step_{self.weight:03d}"
 
 
+class RollbackRecovery(BaseModel):
+    """Rollback steps 2-3 (checklist section 8): after a rollback, blue is watched for ``window`` on the analysis
+    SLOs named in ``slos`` (on blue's slot, with its readiness), and the requests the router lost from the
+    rollback's start until ``switch_grace`` after blue was verified are counted: more than ``max_lost_requests`` is
+    a finding."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Duration = Field(default=timedelta(minutes=10))
+    slos: list[str] = Field(default_factory=lambda: ["error_rate", "p95_latency"], min_length=1)
+    switch_grace: Duration = Field(default=timedelta(seconds=5), description="requests still in flight when blue "
+                                   "was verified are logged when they end")
+    max_lost_requests: StrictInt = Field(default=0, ge=0)
+
+
 class TrafficPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[TrafficStep] = Field(min_length=1)
     bake: Duration = Field(default=timedelta(0), description="after the last step, green is watched this long at "
                            "100 % with blue still up, so a regression rolls back by the router (0: no bake)")
+    recovery: RollbackRecovery = Field(default_factory=RollbackRecovery)
 
     @field_validator("steps")
     @classmethod
@@ -307,6 +323,8 @@ class Profile(BaseModel):
     approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
     bake: Duration | None = Field(default=None, description="replaces the traffic plan's bake (a compressed "
                                   "rehearsal); the production profile may not shorten it")
+    recovery_window: Duration | None = Field(default=None, description="replaces the window blue is watched after a "
+                                             "rollback; the production profile may not shorten it")
     waivers: list[Waiver] = Field(default_factory=list)
     scaled_thresholds: list[ScaledThreshold] = Field(default_factory=list)
 
@@ -377,10 +395,24 @@ class ReleaseSpec(BaseModel):
                     )
         if "production" in self.profiles and self.profiles["production"].waivers:
             raise ValueError("profiles.production.waivers: the production profile may not waive gates")
-        production_bake = self.profiles["production"].bake if "production" in self.profiles else None
-        if production_bake is not None and production_bake < self.traffic.bake:
-            raise ValueError(f"profiles.production.bake: {production_bake} is shorter than traffic.bake "
+        production = self.profiles.get("production")
+        if production and production.bake is not None and production.bake < self.traffic.bake:
+            raise ValueError(f"profiles.production.bake: {production.bake} is shorter than traffic.bake "
                              f"({self.traffic.bake}): production bakes at least as long as the plan says")
+        if production and production.recovery_window is not None \
+                and production.recovery_window < self.traffic.recovery.window:
+            raise ValueError(f"profiles.production.recovery_window: {production.recovery_window} is shorter than "
+                             f"traffic.recovery.window ({self.traffic.recovery.window}): production watches blue at "
+                             "least as long as the plan says")
+        return self
+
+    @model_validator(mode="after")
+    def _recovery_names_slos(self) -> ReleaseSpec:
+        names = [slo.name for slo in self.analysis.slos]
+        for index, name in enumerate(self.traffic.recovery.slos):
+            if name not in names:
+                raise ValueError(f"traffic.recovery.slos.{index}: no SLO named {name!r} in analysis.slos "
+                                 f"({', '.join(names)})")
         return self
 
     @model_validator(mode="after")
@@ -538,6 +570,13 @@ class ReleaseSpec(BaseModel):
         if chosen.bake is not None:
             return chosen.bake
         return timedelta(seconds=round(self.traffic.bake.total_seconds() * chosen.window_scale, 3))
+
+    def recovery_window(self, profile: str) -> timedelta:
+        """How long blue is watched after a rollback under ``profile``."""
+        chosen = self.profile(profile)
+        if chosen.recovery_window is not None:
+            return chosen.recovery_window
+        return timedelta(seconds=round(self.traffic.recovery.window.total_seconds() * chosen.window_scale, 3))
 
     def analysis_interval(self, profile: str) -> timedelta:
         return self.profile(profile).analysis_interval or self.analysis.interval

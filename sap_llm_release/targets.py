@@ -19,6 +19,7 @@ from sap_llm_release.deployers.base import Deployer
 from sap_llm_release.deployers.local_process import LocalProcessDeployer
 from sap_llm_release.jobs.base import JobRunner
 from sap_llm_release.jobs.local_process import LocalProcessJobRunner
+from sap_llm_release.routers.access_logs import IngressNginxLogs, NginxAccessLog
 from sap_llm_release.routers.base import Router
 from sap_llm_release.routers.nginx import NginxRouter
 from sap_llm_release.service_logs.local_files import LocalProcessLogs
@@ -72,6 +73,7 @@ class Target:
     kubernetes: Any = None  # KubernetesAccess for the infrastructure checks, on a cluster
     pods: Any = None  # KubernetesSettings for inference jobs run as pods, on a cluster (job_runner is None then)
     logs: Any = None  # LogSource (service_logs/): the service's own logs, for the error-log audit
+    access_log: Any = None  # AccessLog (routers/access_logs.py): what the router answered, for a rollback's losses
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -110,6 +112,7 @@ def local_target(stack_dir: Path, blue_slot: str = "blue") -> Target:
         reports_dir=stack_dir / "reports",
         slots=slots,
         logs=LocalProcessLogs(stack_dir, processes=COLOURS),
+        access_log=NginxAccessLog(stack_dir / "access.log"),
         job_runner=LocalProcessJobRunner(
             commands=stack.get("job_commands", {}), work_dir=stack_dir / "jobs",
             cwd=Path(stack.get("project_dir", ".")), env=stack.get("job_env", {}),
@@ -138,7 +141,20 @@ def kubernetes_target(settings: Any, api_client: Any, blue_slot: str = "blue") -
         kubernetes=KubernetesAccess(api_client, settings.namespace),
         pods=settings,
         logs=KubernetesPodLogs(api_client, settings.namespace, selector=f"app={settings.app}"),
+        access_log=_router_access_log(settings, api_client, slots),
     )
+
+
+def _router_access_log(settings: Any, api_client: Any, slots: dict[str, str]) -> Any:
+    """ingress-nginx's controller logs for the two slots' upstreams, where the settings name the controller."""
+    if settings.router_logs is None:
+        return None
+    from sap_llm_release.service_logs.kubernetes_pods import KubernetesPodLogs
+
+    controller = settings.router_logs
+    pods = KubernetesPodLogs(api_client, controller.namespace, selector=controller.selector,
+                             container=controller.container)
+    return IngressNginxLogs(pods, tuple(settings.upstream_name(slot) for slot in slots.values()))
 
 
 def kubernetes_router(settings: Any, api_client: Any, slots: dict[str, str]) -> Router:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import replace
+from datetime import datetime
 
 import pytest
 import sqlalchemy
@@ -19,7 +20,8 @@ MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_resul
               "005_slack_interactions", "006_slack_interactions_append_only", "007_approval_requests",
               "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only",
               "011_audits", "012_audits_append_only", "013_audit_job_results", "014_audit_job_results_append_only",
-              "015_disaster_recovery", "016_disaster_recovery_append_only"]
+              "015_disaster_recovery", "016_disaster_recovery_append_only", "017_rollback_lost_requests",
+              "018_rollback_lost_requests_append_only"]
 RECORD_TABLES = (
     "releases",
     "release_events",
@@ -30,6 +32,7 @@ RECORD_TABLES = (
     "approvals",
     "traffic_changes",
     "rollbacks",
+    "rollback_lost_requests",
     "notifications",
     "job_results",
 )
@@ -125,6 +128,9 @@ def record_each(ledger: Ledger, release_id: str, writer: Writer) -> None:
         started_at=STARTED,
         writer=writer,
     )
+    ledger.record_lost_requests(release_id, window=(datetime.fromisoformat(STARTED), datetime.fromisoformat(STARTED)),
+                                source="nginx access log", requests=120, lost=0, max_lost=0,
+                                passed=True, detail="120 requests, none lost", writer=writer)
     ledger.record_approval_request(
         release_id, approval="go_live", point="full_traffic", map_index=-1, slack_channel="C0RELEASES",
         slack_ts="1700000000.000001", evidence=["smoke_green: 4 passed"], deadline=STARTED, writer=writer,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,8 +25,9 @@ from sap_llm_release.rollout import (
     release_outcome,
     require_gates_proven,
 )
+from sap_llm_release.routers.access_logs import NginxAccessLog
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
-from sap_llm_release.spec import load_spec
+from sap_llm_release.spec import RollbackRecovery, load_spec
 from sap_llm_release.targets import Target
 from tests.support.ledgers import ledger_with_release
 from tests.support.runs import SPEC_FILE
@@ -103,10 +106,10 @@ def router_address():
     served.server.shutdown()
 
 
-def rollout(ledger, router_address, router=None, deployer=None) -> Rollout:
+def rollout(ledger, router_address, router=None, deployer=None, access_log=None) -> Rollout:
     target = Target(name="memory", router=router or MemoryRouter(), deployer=deployer or Slots(),
                     urls={"router": router_address.url, "green": router_address.url}, reports_dir=Path("."),
-                    slots={"blue": "blue", "green": "green"})
+                    slots={"blue": "blue", "green": "green"}, access_log=access_log)
     return Rollout(RELEASE, target, ledger, WRITER)
 
 
@@ -217,6 +220,58 @@ def test_a_rollback_the_router_does_not_apply_is_recorded(ledger, router_address
     assert events(ledger) == ["rollback_not_applied"]
 
 
+# -- the requests a rollback lost --------------------------------------------------------------------------------------
+
+
+RECOVERY = RollbackRecovery(switch_grace=timedelta(seconds=0.2))
+
+
+def routed(*statuses: int) -> str:
+    """Access-log lines (the local router's format) stamped now, answered with ``statuses``."""
+    return "".join(f'{time.time():.3f} 127.0.0.1:8001 {status} 0.010 "POST /v1/documents HTTP/1.1"\n'
+                   for status in statuses)
+
+
+def test_the_requests_through_a_rollback_are_counted_and_none_lost_passes(ledger, router_address, tmp_path):
+    log = tmp_path / "access.log"
+    procedure = rollout(ledger, router_address, access_log=NginxAccessLog(log))
+    log.write_text(routed(502))  # before the rollback: not the switch's
+    procedure.roll_back("step_020: error_rate")
+    log.write_text(log.read_text() + routed(200, 200))  # in flight when blue was verified: within the grace
+    assert procedure.count_lost_requests(RECOVERY) == (True, "2 requests through the router while traffic "
+                                                              f"switched, none lost (nginx access log {log})")
+    (counted,) = ledger.release_record(RELEASE)["rollback_lost_requests"]
+    assert (counted["requests"], counted["lost"], counted["max_lost"], counted["verdict"]) == (2, 0, 0, "passed")
+
+
+def test_a_request_lost_in_the_switch_is_a_failed_finding(ledger, router_address, tmp_path):
+    log = tmp_path / "access.log"
+    procedure = rollout(ledger, router_address, access_log=NginxAccessLog(log))
+    procedure.roll_back("cause")
+    log.write_text(routed(200, 502))
+    passed, detail = procedure.count_lost_requests(RECOVERY)
+    assert not passed and detail.startswith("1 of 2 requests through the router lost") and " 502 POST " in detail
+    (counted,) = ledger.release_record(RELEASE)["rollback_lost_requests"]
+    assert (counted["requests"], counted["lost"], counted["verdict"]) == (2, 1, "failed")
+
+
+@pytest.mark.parametrize("access_log, why", [
+    (None, "names no router access log"),
+    (NginxAccessLog(Path("/nonexistent/access.log")), "could not be read"),
+])
+def test_no_readable_router_log_fails_the_count(ledger, router_address, access_log, why):
+    procedure = rollout(ledger, router_address, access_log=access_log)
+    procedure.roll_back("cause")
+    passed, detail = procedure.count_lost_requests(RECOVERY)
+    assert not passed and why in detail
+    (counted,) = ledger.release_record(RELEASE)["rollback_lost_requests"]
+    assert (counted["requests"], counted["lost"], counted["verdict"]) == (None, None, "failed")
+
+
+def test_without_a_rollback_there_is_nothing_to_count(ledger, router_address):
+    assert rollout(ledger, router_address).count_lost_requests(RECOVERY) is None
+
+
 def test_the_cause_is_the_last_failed_window_else_the_failed_tasks(ledger, router_address):
     procedure = rollout(ledger, router_address)
     assert procedure.rollback_cause(["traffic_shift.shift_to_050", "post_deployment.x"]) == \
@@ -229,16 +284,24 @@ def test_the_cause_is_the_last_failed_window_else_the_failed_tasks(ledger, route
 # -- the outcome -----------------------------------------------------------------------------------------------------
 
 
+AFTER_ROLLBACK = ("rollback.watch_blue_recovery", "rollback.count_lost_requests")
+
+
 def _outcome(states, recorded=None, release_recorded=True):
     return release_outcome(states, promoted_task="decommission_blue.remove_blue",
                            rollback_task="rollback.rollback_to_blue", release_recorded=release_recorded,
-                           recorded=recorded or {}, version="1.1.0", environment="rehearsal")
+                           recorded=recorded or {}, version="1.1.0", environment="rehearsal",
+                           after_rollback=AFTER_ROLLBACK)
 
 
 def test_outcomes():
     assert _outcome({"decommission_blue.remove_blue": "success"})[0] == "promoted"
     rolled = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.watch_020": "failed"})
     assert rolled == ("rolled_back", "rolled back to blue after failure of traffic_shift.watch_020")
+    unproven = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.watch_020": "failed",
+                         "rollback.watch_blue_recovery": "success", "rollback.count_lost_requests": "failed"})
+    assert unproven == ("rolled_back", "rolled back to blue after failure of traffic_shift.watch_020; after the "
+                                       "rollback, failed: rollback.count_lost_requests")
     assert _outcome({"rollback.rollback_to_blue": "failed"})[0] == "rollback_failed"
     assert _outcome({}, release_recorded=False) == (None, "")
     gate = {"gate": "smoke_health", "verdict": Verdict.FAILED.value, "measured_value": None,
