@@ -1,6 +1,7 @@
 """What the router answered, from its access log: the requests a rollback lost while traffic switched back to blue
-(checklist section 8, rollback step 3). A request is lost when the router answered it with a 5xx (no upstream
-answered, or the one it reached failed) or the client gave up waiting for it (nginx's 499).
+(checklist section 8, rollback step 3). A request is lost when the router could not deliver it (502, 503, 504: no
+upstream took it or answered it, as when green goes away under it) or the client gave up waiting (nginx's 499). A
+500 is the service's own answer, delivered: the SLO windows judge those (a faulty green's are why it rolled back).
 
 Two logs: the local stack's nginx (its ``routed`` format: ``$msec $upstream_addr $status $request_time
 "$request"``) and ingress-nginx's controller pods on a cluster (their default ``upstreaminfo`` format, read through
@@ -22,6 +23,7 @@ LOCAL_LINE = re.compile(r'^(?P<msec>\d+(?:\.\d+)?) (?P<upstream>.+) (?P<status>\
 UPSTREAMINFO_LINE = re.compile(r'"(?P<request>[^"]*)" (?P<status>\d{3}) .*?\[(?P<upstream_name>[^\]]*)\] '
                                r'\[[^\]]*\] (?P<upstream>[^ ,]+(?:, [^ ,]+)*)')
 SHOWN_LOST = 5
+LOST_STATUSES = frozenset({499, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class RoutedRequest:
 
     @property
     def lost(self) -> bool:
-        return self.status >= 500 or self.status == 499
+        return self.status in LOST_STATUSES
 
     def describe(self) -> str:
         return f"{self.at:%H:%M:%S.%f}"[:-3] + f" {self.status} {self.request} (upstream {self.upstream})"

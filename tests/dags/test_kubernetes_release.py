@@ -263,6 +263,12 @@ def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, traf
     assert (rollback["blue_weight_after"], rollback["green_removed"], rollback["blue_healthy"]) == (100, 1, 1)
     assert f"step_{breach_at:03d}" in rollback["cause"] and "error_rate" in rollback["cause"]
     assert record["release_events"][-1]["event"] == "rolled_back"
+    assert states["rollback.watch_blue_recovery"] == "success"
+    # these settings name no ingress-nginx controller whose log would show the switch: nothing proves no loss
+    (counted,) = record["rollback_lost_requests"]
+    assert states["rollback.count_lost_requests"] == "failed"
+    assert (counted["verdict"], counted["requests"]) == ("failed", None)
+    assert "names no router access log" in counted["detail"]
     assert [job["job"] for job in record["job_results"]] == ["dataset_audit"]  # ran as a pod, which is gone
     assert _job_pods(cluster) == []
 

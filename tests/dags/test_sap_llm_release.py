@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import datetime, timezone
@@ -164,7 +165,8 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
 
 def rolled_back_to_blue(stack, ledger, dag_run, states, production_version: str) -> dict:
     """The release failed and rolled back: blue serves everything at its production version, green is gone, blue was
-    not decommissioned, one complete rollback and the outcome are recorded. Returns the release's record."""
+    not decommissioned, one complete rollback and the outcome are recorded; after it, blue's recovery window passed
+    and no request was lost while traffic switched (the router's log counted some). Returns the release's record."""
     assert dag_run.state == "failed"
     assert states["rollback.rollback_to_blue"] == "success" and states["decommission_blue.remove_blue"] == "skipped"
     assert stack.target.router.get_weights() == ALL_BLUE
@@ -174,6 +176,13 @@ def rolled_back_to_blue(stack, ledger, dag_run, states, production_version: str)
     (rollback,) = record["rollbacks"]
     assert rollback["blue_weight_after"] == 100 and rollback["blue_healthy"] == 1 and rollback["green_removed"] == 1
     assert record["release_events"][-1]["event"] == "rolled_back"
+    assert (states["rollback.watch_blue_recovery"], states["rollback.count_lost_requests"]) == ("success", "success")
+    (recovery,) = [window for window in record["slo_windows"] if window["step"] == "rollback_recovery"]
+    assert (recovery["verdict"], recovery["green_weight"]) == ("passed", 0)
+    assert {check["name"] for check in json.loads(recovery["checks_json"])} == {"blue_ready", "error_rate",
+                                                                                 "p95_latency"}
+    (counted,) = record["rollback_lost_requests"]
+    assert (counted["verdict"], counted["lost"]) == ("passed", 0) and counted["requests"] > 0, counted
     return record
 
 
@@ -261,8 +270,12 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, traffic_
     assert states["rollback.rollback_to_blue"] == "success"
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
     record = ledger.release_record(release_id(dag_run))
-    (window,) = record["slo_windows"]
+    window, recovery = record["slo_windows"]
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
+    # nor can blue's recovery be shown without Prometheus: that fails too, and the rollback's outcome says so
+    assert (recovery["step"], recovery["verdict"]) == ("rollback_recovery", "failed")
+    assert states["rollback.watch_blue_recovery"] == "failed"
+    assert "after the rollback, failed: rollback.watch_blue_recovery" in record["release_events"][-1]["detail"]
 
 
 def test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further(quiet_stack, traffic_spec,

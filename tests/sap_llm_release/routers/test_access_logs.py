@@ -1,6 +1,6 @@
 """The router's access logs read for a rollback's lost requests: the local stack's nginx format and ingress-nginx's
 upstreaminfo lines (through a log source of the interface's shape), each request within the period counted, and
-only a 5xx or a 499 counted lost."""
+only what the router could not deliver (502, 503, 504) or the client gave up on (499) counted lost."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def stamp(offset_s: float) -> str:
     return f"{(START + timedelta(seconds=offset_s)).timestamp():.3f}"
 
 
-def test_the_local_routers_log_counts_5xx_and_499_as_lost_within_the_period(tmp_path):
+def test_the_local_routers_log_counts_undelivered_requests_as_lost_within_the_period(tmp_path):
     log = tmp_path / "access.log"
     log.write_text("\n".join([
         f'{stamp(-1)} 127.0.0.1:8001 502 0.001 "POST /v1/documents HTTP/1.1"',  # before the switch
@@ -28,14 +28,15 @@ def test_the_local_routers_log_counts_5xx_and_499_as_lost_within_the_period(tmp_
         f'{stamp(3)} 127.0.0.1:8001 502 0.003 "POST /v1/documents HTTP/1.1"',
         f'{stamp(4)} - 499 5.000 "POST /v1/documents HTTP/1.1"',
         f'{stamp(5)} 127.0.0.1:8000 404 0.001 "GET /nothing HTTP/1.1"',
+        f'{stamp(6)} 127.0.0.1:8001 500 0.001 "POST /v1/documents HTTP/1.1"',  # the service's own answer
         "a line in no format this log writes",
         f'{stamp(11)} 127.0.0.1:8000 500 0.001 "POST /v1/documents HTTP/1.1"',  # after it
     ]) + "\n")
     loss = count_lost(NginxAccessLog(log), START, END)
-    assert loss.requests == 5 and [request.status for request in loss.lost] == [502, 499]
+    assert loss.requests == 6 and [request.status for request in loss.lost] == [502, 499]
     assert loss.lost[0].upstream == "127.0.0.1:8001" and loss.lost[0].request == "POST /v1/documents HTTP/1.1"
     assert not loss.within(1) and loss.within(2)
-    assert loss.describe().startswith("2 of 5 requests through the router lost while traffic switched (nginx")
+    assert loss.describe().startswith("2 of 6 requests through the router lost while traffic switched (nginx")
     assert "10:00:03.000 502 POST /v1/documents HTTP/1.1 (upstream 127.0.0.1:8001)" in loss.describe()
 
 
