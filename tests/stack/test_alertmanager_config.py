@@ -1,6 +1,7 @@
 """The stack's Alertmanager configuration (stack/alertmanager.yml.tmpl): amtool accepts it, `amtool config routes
 test` sends critical alerts to PagerDuty and warnings to Slack, and a running Alertmanager inhibits the alerts an API
-endpoint down causes while it fires, and those of a green whose release is rolling back (the release paged for it)."""
+endpoint down causes while it fires, and those of a green whose release is rolling back with the service's burn-rate
+alerts (the release paged for it)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def config(tmp_path):
 def test_amtool_accepts_the_configuration(config):
     checked = subprocess.run(["amtool", "check-config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert " - 2 inhibit rules" in checked.stdout and " - 2 receivers" in checked.stdout
+    assert " - 3 inhibit rules" in checked.stdout and " - 2 receivers" in checked.stdout
 
 
 @pytest.mark.parametrize(("labels", "receivers"), [
@@ -83,20 +84,24 @@ def inhibited(url: str) -> set[str]:
             if alert["status"]["inhibitedBy"]}
 
 
-def test_a_release_rolling_back_inhibits_its_greens_alerts_only(alertmanager):
+def test_a_release_rolling_back_inhibits_its_greens_alerts_and_the_burn_rate_pages_only(alertmanager):
     now = datetime.now(timezone.utc)
     raised = [{**alerts_for(now), "labels": {"alertname": name, "severity": "critical", "colour": colour}}
               for name in ("SapLlmHighErrorRate", "SapLlmHighLatency") for colour in ("green", "blue")]
+    raised += [{**alerts_for(now), "labels": {"alertname": name, "severity": "critical", "sloth_service": "sap-llm"}}
+               for name in ("SapLlmAvailabilityErrorBudgetBurnPage", "SapLlmHighMemory")]
     httpx.post(f"{alertmanager}/api/v2/alerts", json=raised, timeout=5).raise_for_status()
     announced = rollback_alert("sap-llm", "rel-1", "green", now, timedelta(minutes=10))
     assert post_alerts([alertmanager, "http://127.0.0.1:9"], [announced])[alertmanager] == "sent"
     deadline = time.monotonic() + 10
     while inhibited_by_colour(alertmanager) != INHIBITED and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert inhibited_by_colour(alertmanager) == INHIBITED  # green's alerts are the page's; blue's still notify
+    # green's alerts and the service's burn rate are the page's; blue's alerts, and high memory, still notify
+    assert inhibited_by_colour(alertmanager) == INHIBITED
 
 
-INHIBITED = {("SapLlmHighErrorRate", "green"), ("SapLlmHighLatency", "green")}
+INHIBITED = {("SapLlmHighErrorRate", "green"), ("SapLlmHighLatency", "green"),
+             ("SapLlmAvailabilityErrorBudgetBurnPage", None)}
 
 
 def inhibited_by_colour(base: str) -> set[tuple[str, str]]:
