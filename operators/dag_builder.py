@@ -102,6 +102,7 @@ def release_params(spec: ReleaseSpec) -> dict[str, Param]:
     """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`."""
     defaults = {
         "version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {},
+        "fix_forward": {},
     }
     return {name: Param(defaults[name], **{"$schema": JSON_SCHEMA_DRAFT}, **schema)
             for name, schema in trigger_params_schema(spec).items()}

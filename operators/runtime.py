@@ -262,6 +262,8 @@ class ReleaseRun(TaskOfRun):
         context = CheckContext(
             service=self.spec.service,
             attestations={gate: a.model_dump() for gate, a in self.request.attestations.items()},
+            fix_forward={gate: a.model_dump() for gate, a in self.request.fix_forward.items()},
+            requester=self.triggered_by,
             rate_window=self.spec.rate_window(self.request.profile),
             metrics=PrometheusProvider(self.prometheus),
             ledger=self.ledger,

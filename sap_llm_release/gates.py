@@ -32,7 +32,20 @@ def evaluate_gate(gate: Gate, profile: Profile, context: CheckContext) -> Eviden
     if scaled:
         note = f"held to {scaled.threshold} instead of {gate.threshold}: {scaled.reason}"
         evidence = replace(evidence, detail=f"{evidence.detail}; {note}" if evidence.detail else note)
+    if evidence.verdict is Verdict.FAILED and gate.fix_forward and gate.name in context.fix_forward:
+        return fixed_forward(evidence, gate, context.fix_forward[gate.name], context.requester)
     return evidence
+
+
+def fixed_forward(evidence: Evidence, gate: Gate, approval: dict[str, str], requester: str) -> Evidence:
+    """A failed gate let through as the fix-forward its approver approved (attested, what was measured kept), or
+    still failed, saying why, when the approver is not one of the gate's or is the requester."""
+    by, link = approval["by"], approval["link"]
+    if by not in gate.fix_forward.approvers or by == requester:
+        why = "is the requester" if by == requester else "is not one of the gate's fix-forward approvers"
+        return replace(evidence, detail=f"{evidence.detail}; fix-forward refused: {by} {why}")
+    return replace(evidence, verdict=Verdict.ATTESTED, evidence_uri=link, extra={**evidence.extra, "attested_by": by},
+                   detail=f"{evidence.detail}; failed, let through as a fix-forward approved by {by} ({link})")
 
 
 def phase_results(gates: list[Gate], recorded: dict[str, dict]) -> list[str]:

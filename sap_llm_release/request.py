@@ -81,6 +81,8 @@ class ReleaseRequest(BaseModel):
     # empty: the Airflow user who triggered the run is the requester
     requested_by: Annotated[str, Field(max_length=NAME_MAX_LENGTH), AfterValidator(_optional_name)] = ""
     attestations: dict[str, Attestation] = Field(default_factory=dict)
+    # gate name -> the approver (and the link to their approval) of a fix-forward past that gate failing
+    fix_forward: dict[str, Attestation] = Field(default_factory=dict)
 
 
 class RequestError(ValueError):
@@ -104,9 +106,27 @@ def validate_request(params: dict[str, Any], spec: ReleaseSpec) -> ReleaseReques
     for gate in request.attestations:
         if gate not in attestation_gates:
             problems.append(f"attestations.{gate}: no attestation gate of that name in the spec")
+    problems += _fix_forward_problems(request, spec)
     if problems:
         raise RequestError("invalid release parameters: " + "; ".join(problems))
     return request
+
+
+def _fix_forward_problems(request: ReleaseRequest, spec: ReleaseSpec) -> list[str]:
+    """Each fix-forward names a gate the spec lets pass that way, approved by one of its approvers who is not the
+    requester named in the form (the Airflow user who triggers is checked when the gate runs)."""
+    problems = []
+    gates = {gate.name: gate for gate in spec.gates}
+    for name, approval in request.fix_forward.items():
+        allowed = gates[name].fix_forward if name in gates else None
+        if allowed is None:
+            problems.append(f"fix_forward.{name}: the spec lets no gate of that name pass as a fix-forward")
+        elif approval.by not in allowed.approvers:
+            problems.append(f"fix_forward.{name}.by: {approval.by!r} is not one of the gate's fix-forward approvers "
+                            f"({', '.join(allowed.approvers)})")
+        elif approval.by == request.requested_by:
+            problems.append(f"fix_forward.{name}.by: the requester may not approve their own fix-forward")
+    return problems
 
 
 def validate_requester(name: str, field: str = "requested_by") -> str:
@@ -123,6 +143,13 @@ def validate_requester(name: str, field: str = "requested_by") -> str:
 def trigger_params_schema(spec: ReleaseSpec) -> dict[str, dict[str, Any]]:
     """JSON-schema pieces for the Airflow trigger form, in step with :class:`ReleaseRequest`."""
     name = {"type": "string", "minLength": 2, "maxLength": NAME_MAX_LENGTH, "pattern": NAME_PATTERN + _END}
+    approval = {
+        "type": "object",
+        "properties": {"by": name,
+                       "link": {"type": "string", "maxLength": LINK_MAX_LENGTH, "pattern": LINK_PATTERN + _END}},
+        "required": ["by", "link"],
+        "additionalProperties": False,
+    }
     return {
         "version": {"type": "string", "pattern": VERSION_PATTERN + _END, "maxLength": VERSION_MAX_LENGTH,
                     "description": "SAP_LLM version to release (semantic version, ASCII, at most 63 characters)"},
@@ -137,14 +164,12 @@ def trigger_params_schema(spec: ReleaseSpec) -> dict[str, dict[str, Any]]:
         "attestations": {
             "type": "object",
             "description": "gate name -> {by, link} for the items only a person can confirm",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "by": name,
-                    "link": {"type": "string", "maxLength": LINK_MAX_LENGTH, "pattern": LINK_PATTERN + _END},
-                },
-                "required": ["by", "link"],
-                "additionalProperties": False,
-            },
+            "additionalProperties": approval,
+        },
+        "fix_forward": {
+            "type": "object",
+            "description": "gate name -> {by, link}: a fix-forward past that gate failing (error budget spent), "
+                           "approved by one of the gate's approvers in the spec, not the requester",
+            "additionalProperties": approval,
         },
     }

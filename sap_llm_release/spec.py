@@ -72,6 +72,16 @@ PHASES_BEFORE_TRAFFIC = (*PRE_TRAFFIC_PHASES, Phase.DEPLOY_GREEN, Phase.SMOKE_GR
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
+class FixForward(BaseModel):
+    """A failed gate a release may still pass as a fix-forward (Google SRE's error-budget policy: a release that
+    fixes what spends the budget), approved by one of ``approvers`` (Airflow users) named in the trigger form, who is
+    not the requester; the gate's record keeps what was measured and names the approver."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approvers: list[str] = Field(min_length=1)
+
+
 class Gate(BaseModel):
     """One checklist item: what is checked, how, and the bound it must meet."""
 
@@ -83,6 +93,7 @@ class Gate(BaseModel):
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
     threshold: Threshold | None = None
+    fix_forward: FixForward | None = None
 
     @field_validator("phase")
     @classmethod

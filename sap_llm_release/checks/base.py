@@ -40,6 +40,8 @@ class CheckContext:
     job_results: Callable[[str], dict | None] | None = None
     ledger: Any = None  # the release ledger (sap_llm_release.ledger.Ledger): drills and rollbacks recorded
     attestations: dict[str, dict[str, str]] = field(default_factory=dict)
+    fix_forward: dict[str, dict[str, str]] = field(default_factory=dict)  # gate -> {by, link} (request.py)
+    requester: str = ""  # who triggered the release: never the approver of its fix-forward
     rate_window: str = "5m"
     slots: dict[str, str] = field(default_factory=lambda: {"blue": "blue", "green": "green"})
     unavailable_reason: str = ""

@@ -108,3 +108,54 @@ def test_phase_results_count_verdicts_per_phase_in_order(spec):
     smoke = len(spec.gates_in(Phase.SMOKE_GREEN))
     assert lines == [f"smoke_green: 1 failed, {smoke - 2} passed, 1 unrecorded",
                      f"deploy_green: {len(spec.gates_in(Phase.DEPLOY_GREEN))} passed"]
+
+
+# -- a fix-forward past a spent error budget ---------------------------------------------------------------------------
+
+
+class BudgetLeft:
+    """A metrics provider of the interface's shape: the error budget remaining, whatever is asked."""
+
+    def __init__(self, remaining: float) -> None:
+        self.remaining = remaining
+
+    def query(self, promql: str) -> float:
+        return self.remaining
+
+
+BUDGET = "error_budget_remaining"
+APPROVAL = {"by": "sre-lead", "link": "https://incidents.example.com/INC-42"}
+
+
+def _budget(spec, remaining: float, fix_forward: dict | None = None, requester: str = "alice"):
+    context = CheckContext(service="sap-llm", metrics=BudgetLeft(remaining), fix_forward=fix_forward or {},
+                           requester=requester)
+    return evaluate_gate(spec.gate(BUDGET), spec.profile("production"), context)
+
+
+def test_a_spent_budget_fails_unless_a_fix_forward_is_approved_and_then_says_what_it_measured(spec):
+    refused = _budget(spec, -0.25)
+    assert (refused.verdict, refused.measured, refused.threshold) == (Verdict.FAILED, -0.25, "> 0")
+    fixed = _budget(spec, -0.25, {BUDGET: APPROVAL})
+    assert (fixed.verdict, fixed.measured, fixed.threshold) == (Verdict.ATTESTED, -0.25, "> 0")
+    assert fixed.detail.endswith("failed, let through as a fix-forward approved by sre-lead "
+                                 "(https://incidents.example.com/INC-42)")
+    assert fixed.extra["attested_by"] == "sre-lead" and fixed.evidence_uri == APPROVAL["link"]
+
+
+def test_a_fix_forward_changes_nothing_while_budget_is_left(spec):
+    assert _budget(spec, 0.4, {BUDGET: APPROVAL}).verdict is Verdict.PASSED
+
+
+def test_a_fix_forward_approved_by_the_requester_or_a_stranger_is_refused(spec):
+    own = _budget(spec, -0.25, {BUDGET: APPROVAL}, requester="sre-lead")
+    assert own.verdict is Verdict.FAILED and own.detail.endswith("fix-forward refused: sre-lead is the requester")
+    stranger = _budget(spec, -0.25, {BUDGET: {**APPROVAL, "by": "mallory"}})
+    assert stranger.verdict is Verdict.FAILED and "mallory is not one of the gate's fix-forward approvers" in \
+        stranger.detail
+
+
+def test_a_gate_the_spec_does_not_let_fix_forward_stays_failed(spec):
+    context = CheckContext(service="sap-llm", job_results={"model_evaluation": {
+        "vision_encoder": {"classification_accuracy": 0.5}}}.get, fix_forward={ACCURACY: APPROVAL})
+    assert evaluate_gate(spec.gate(ACCURACY), spec.profile("production"), context).verdict is Verdict.FAILED

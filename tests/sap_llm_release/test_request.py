@@ -45,6 +45,27 @@ def test_production_request(spec):
     assert request.attestations == {}
 
 
+FIX_FORWARD = {"by": "sre-lead", "link": "https://incidents.example.com/INC-42"}
+
+
+def test_a_fix_forward_names_an_approver_of_a_gate_that_allows_one(spec):
+    request = validate_request(_params(fix_forward={"error_budget_remaining": FIX_FORWARD}), spec)
+    assert request.fix_forward["error_budget_remaining"].by == "sre-lead"
+
+
+@pytest.mark.parametrize("fix_forward, requested_by, problem", [
+    ({"smoke_health": FIX_FORWARD}, "alice",
+     "fix_forward.smoke_health: the spec lets no gate of that name pass as a fix-forward"),
+    ({"error_budget_remaining": {**FIX_FORWARD, "by": "mallory"}}, "alice",
+     "fix_forward.error_budget_remaining.by: 'mallory' is not one of the gate's fix-forward approvers (sre-lead, "
+     "head-of-ml-engineering)"),
+    ({"error_budget_remaining": FIX_FORWARD}, "sre-lead",
+     "fix_forward.error_budget_remaining.by: the requester may not approve their own fix-forward"),
+])
+def test_a_fix_forward_the_spec_does_not_allow_is_refused_naming_the_field(spec, fix_forward, requested_by, problem):
+    assert problem in _error(_params(fix_forward=fix_forward, requested_by=requested_by), spec)
+
+
 def test_missing_version(spec):
     params = _params()
     del params["version"]
