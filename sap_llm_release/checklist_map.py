@@ -75,9 +75,17 @@ def checklist_rows(spec: ReleaseSpec) -> list[MapRow]:
     """Every row of the map, in the order a release runs its phases."""
     order = list(Phase)
     rows = _gate_rows(spec) + _traffic_rows(spec) + _approval_rows(spec)
-    rows.append(MapRow(Phase.DECOMMISSION_BLUE, "Rollback: all traffic to blue, green removed, blue verified",
-                       "rollback", "router + deployer + probes through the router", "rollback.rollback_to_blue",
-                       "rollbacks"))
+    recovery = spec.traffic.recovery
+    rows += [
+        MapRow(Phase.DECOMMISSION_BLUE, "Rollback: all traffic to blue, green removed, blue verified", "rollback",
+               "router + deployer + probes through the router", "rollback.rollback_to_blue", "rollbacks"),
+        MapRow(Phase.DECOMMISSION_BLUE, "Rollback: blue's error rate and latency back to normal",
+               "rollback_recovery", f"SLO window on blue ({', '.join(recovery.slos)}, readiness) for "
+               f"{recovery.window.total_seconds() / 60:g} min", "rollback.watch_blue_recovery", "slo_windows"),
+        MapRow(Phase.DECOMMISSION_BLUE, "Rollback: requests lost during the switch counted", "lost_requests",
+               f"router access log (502/503/504/499), at most {recovery.max_lost_requests}",
+               "rollback.count_lost_requests", "rollback_lost_requests"),
+    ]
     return sorted(rows, key=lambda row: order.index(row.phase))
 
 

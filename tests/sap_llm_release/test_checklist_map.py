@@ -34,7 +34,7 @@ def test_every_gate_slo_step_approval_and_job_has_a_row():
     assert {job.name for job in SPEC.jobs} | {approval.name for approval in SPEC.approvals} <= names
     watches = {(row.name, row.task_id) for row in rows if row.ledger_table == "slo_windows"}
     per_step = 1 + len(SPEC.analysis.health) + len(SPEC.analysis.slos)  # the readiness probe, health, SLOs
-    assert len(watches) == len(SPEC.traffic.steps) * per_step + 1  # and the bake's one row
+    assert len(watches) == len(SPEC.traffic.steps) * per_step + 2  # and the bake's and blue's recovery's rows
     assert ("bake", "post_deployment.bake_green") in watches
     assert [row.phase for row in rows] == sorted((row.phase for row in rows), key=list(Phase).index)
 
