@@ -129,7 +129,8 @@ class AuditTaskRun(TaskOfRun):
                                approvals=tuple(approval.name for approval in self.spec.approvals),
                                people=dict(self.spec.people), run_id=self.audit_run_id,
                                job_gates={gate.name: (gate.params["metric"], gate.threshold)
-                                          for gate in self.spec.gates if gate.kind == "job_result"})
+                                          for gate in self.spec.gates if gate.kind == "job_result"},
+                               service_levels=self.spec.service_levels)
         if AUDIT_KINDS[check.kind].needs_target:
             self._add_target(context)
         return context

@@ -472,6 +472,18 @@ class ReleaseSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _slo_series_name_service_levels(self) -> ReleaseSpec:
+        """An ``slo_series`` check that reads an SLO names one of ``service_levels``."""
+        names = [slo.name for slo in self.service_levels.slos] if self.service_levels else []
+        for audit_name, audit in (self.audits.named() if self.audits else {}).items():
+            for index, check in enumerate(audit.checks):
+                slo = check.params.get("slo") if check.kind == "slo_series" else None
+                if slo is not None and slo not in names:
+                    raise ValueError(f"audits.{audit_name}.checks.{index}.params.slo: no SLO {slo!r} in "
+                                     f"service_levels ({', '.join(names) or 'none'})")
+        return self
+
+    @model_validator(mode="after")
     def _accuracy_reviews_read_job_gates(self) -> ReleaseSpec:
         """A ``model_accuracy`` or ``accuracy_trend`` check names an audit's job and ``job_result`` gates of a release
         job that runs the same entrypoint (the same result document, so the same metrics)."""

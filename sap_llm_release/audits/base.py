@@ -30,8 +30,9 @@ class AuditContext:
     (:class:`~sap_llm_release.service_logs.base.LogSource`, the target's ``logs``); ``ledger`` is the release ledger
     (:class:`~sap_llm_release.ledger.Ledger`); ``gates`` and ``approvals`` name the spec's gates and approvals and
     ``people`` maps an Airflow user to their Slack user (the spec's ``people``), for the release record's checks;
-    ``run_id`` is the audit run's ledger id (its jobs' results are recorded under it) and ``job_gates`` maps each
-    ``job_result`` gate to its metric and threshold, for checks that judge an audit job's result as the gates do."""
+    ``run_id`` is the audit run's ledger id (its jobs' results are recorded under it), ``job_gates`` maps each
+    ``job_result`` gate to its metric and threshold, for checks that judge an audit job's result as the gates do, and
+    ``service_levels`` are the spec's SLOs."""
 
     service: str
     period_start: datetime
@@ -46,6 +47,7 @@ class AuditContext:
     people: dict[str, str] = field(default_factory=dict)
     run_id: str = ""
     job_gates: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    service_levels: Any = None  # the spec's ServiceLevels (operations/slo.py): SLOs an slo_series check names
 
     @property
     def period(self) -> str:

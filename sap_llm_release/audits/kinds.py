@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sap_llm_release.audits.accuracy import AccuracyTrend, ModelAccuracy
 from sap_llm_release.audits.alert_delivery import AlertDelivery
@@ -31,9 +31,10 @@ from sap_llm_release.audits.incidents import IncidentRetrospective
 from sap_llm_release.audits.model import Finding, Series, Severity, worst
 from sap_llm_release.audits.optimisation import RightSizing
 from sap_llm_release.audits.usage import FeatureUsage
-from sap_llm_release.checks.base import Params
+from sap_llm_release.checks.base import CheckUnavailable, Params
 from sap_llm_release.checks.registry import CHECK_KINDS
 from sap_llm_release.evidence import Threshold, Verdict
+from sap_llm_release.operations.slo_rules import sli_query
 from sap_llm_release.templates import render, require_known_variables
 
 if TYPE_CHECKING:
@@ -45,14 +46,22 @@ DAY = timedelta(days=1)
 
 
 class SloSeriesParams(Params):
-    query: str = Field(min_length=1, description="PromQL giving one series; $service and $step (the audit's step, "
-                                                 "e.g. for rate(...[$step])) are filled in")
+    query: str | None = Field(default=None, min_length=1, description="PromQL giving one series; $service and $step "
+                              "(the audit's step, e.g. for rate(...[$step])) are filled in")
+    slo: str | None = Field(default=None, description="instead of a query: the error ratio of this SLO of the spec's "
+                            "service_levels at the audit's step (its recording rule where one records that window)")
     unit: str = ""
 
     @field_validator("query")
     @classmethod
-    def _template_names_known(cls, query: str) -> str:
-        return require_known_variables(query, SERIES_VARIABLES)
+    def _template_names_known(cls, query: str | None) -> str | None:
+        return None if query is None else require_known_variables(query, SERIES_VARIABLES)
+
+    @model_validator(mode="after")
+    def _query_or_slo(self) -> SloSeriesParams:
+        if (self.query is None) == (self.slo is None):
+            raise ValueError("give either query or slo")
+        return self
 
 
 class SloSeries(AuditKind):
@@ -65,7 +74,7 @@ class SloSeries(AuditKind):
     def run(self, check: AuditCheck, context: AuditContext) -> Finding:
         params: SloSeriesParams = check.check_params
         step = context.step
-        promql, points = context.one_series(check.name, params.query)
+        promql, points = context.one_series(check.name, params.query or _sli_query(params.slo, context))
         base = {"check": check.name, "kind": "slo_series", "threshold": check.bounds()}
         if not points:
             return Finding(**base, severity=check.judge(None), measured=None,
@@ -82,6 +91,15 @@ class SloSeries(AuditKind):
         series = Series(check.name, tuple(points), params.unit, check_bounds(check))
         return Finding(**base, severity=severity, measured=round(value, 6), detail=detail,
                        day=day_of(at, step), series=(series,))
+
+
+def _sli_query(name: str, context: AuditContext) -> str:
+    """The named SLO's error ratio at the audit's step, from the spec's ``service_levels`` (one definition)."""
+    levels = context.service_levels
+    slo = next((slo for slo in levels.slos if slo.name == name), None) if levels else None
+    if slo is None:
+        raise CheckUnavailable(f"the spec's service_levels define no SLO {name!r}")
+    return sli_query(context.service, slo, levels, context.step)
 
 
 def _unit(unit: str) -> str:

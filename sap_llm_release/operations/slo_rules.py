@@ -50,18 +50,39 @@ def sli_rules(service: str, slo: ServiceLevelObjective, levels: ServiceLevels) -
     shortest = promql_duration(windows[0])
     for window in windows:
         name = promql_duration(window)
-        averaged = window != windows[0] and (window == levels.period or slo.error_ratio is not None)
-        if averaged:
+        if _averaged(slo, levels, window):
             record = f"slo:sli_error:ratio_rate{shortest}{_selector(service, slo)}"
             expr = f"sum_over_time({record}[{name}])\n/ ignoring (sloth_window)\ncount_over_time({record}[{name}])"
-        elif slo.error_ratio is not None:
-            expr = render(slo.error_ratio, service=service, window=name)
         else:
-            expr = (f"({render(slo.errors, service=service, window=name)})\n/\n"
-                    f"({render(slo.total, service=service, window=name)})")
+            expr = _error_ratio(service, slo, name)
         rules.append({"record": f"slo:sli_error:ratio_rate{name}", "expr": expr,
                       "labels": {**_labels(service, slo), "sloth_window": name}})
     return rules
+
+
+def _averaged(slo: ServiceLevelObjective, levels: ServiceLevels, window: timedelta) -> bool:
+    """Whether the window's record averages the shortest window's (the period, and longer windows of a share of
+    time) rather than taking a ratio of rates over it."""
+    return window != levels.windows()[0] and (window == levels.period or slo.error_ratio is not None)
+
+
+def _error_ratio(service: str, slo: ServiceLevelObjective, window: str) -> str:
+    """The SLO's own definition of its error ratio over ``window`` (a PromQL duration)."""
+    if slo.error_ratio is not None:
+        return render(slo.error_ratio, service=service, window=window)
+    return (f"({render(slo.errors, service=service, window=window)})\n/\n"
+            f"({render(slo.total, service=service, window=window)})")
+
+
+def sli_query(service: str, slo: ServiceLevelObjective, levels: ServiceLevels, window: timedelta) -> str:
+    """The SLO's error ratio over ``window`` for readers other than the rules (the audits): its recording rule where
+    the rules record that window as a ratio of rates, else (``or on()``: at a time the rule has no sample, as before
+    the rules were loaded or in a backfilled history) the same definition evaluated in place."""
+    defined = _error_ratio(service, slo, promql_duration(window)).replace("\n", " ")
+    if window not in levels.windows() or _averaged(slo, levels, window):
+        return defined
+    return (f"slo:sli_error:ratio_rate{promql_duration(window)}{_selector(service, slo)} "
+            f"or on() ({defined})")
 
 
 def meta_rules(service: str, slo: ServiceLevelObjective, levels: ServiceLevels) -> list[dict[str, Any]]:

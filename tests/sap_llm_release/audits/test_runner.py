@@ -16,7 +16,8 @@ from tests.support.runs import SPEC_FILE
 
 END = datetime(2026, 11, 29, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
-DAILY = load_spec(SPEC_FILE).audits.daily
+SPEC = load_spec(SPEC_FILE)
+DAILY = SPEC.audits.daily
 
 
 class RecordedRange:
@@ -36,8 +37,9 @@ def hourly(values, end=END):
     return [(end.timestamp() - 3600 * (len(values) - 1 - i), value) for i, value in enumerate(values)]
 
 
-def context(metrics) -> AuditContext:
-    return AuditContext("sap-llm", END - timedelta(days=1), END, HOUR, metrics=metrics)
+def context(metrics, step: timedelta = HOUR) -> AuditContext:
+    return AuditContext("sap-llm", END - timedelta(days=1), END, step, metrics=metrics,
+                        service_levels=SPEC.service_levels)
 
 
 def test_the_worst_point_is_judged_on_the_day_its_hour_belongs_to():
@@ -49,7 +51,25 @@ def test_the_worst_point_is_judged_on_the_day_its_hour_belongs_to():
     assert "at 2026-11-28 11:00 UTC" in finding.detail and finding.series[0].bounds == {"warning": 0.01,
                                                                                          "critical": 0.05}
     promql, start, end, step = metrics.asked[0]
-    assert '[3600s]' in promql and (start, end, step) == (END - timedelta(hours=23), END, HOUR)
+    assert (start, end, step) == (END - timedelta(hours=23), END, HOUR)
+
+
+def test_an_slo_series_reads_the_slos_recording_rule_at_a_recorded_window_else_its_definition():
+    """One definition of the availability SLO: its 1 h recording rule, or (where the rule has no sample) the
+    spec's service_levels expression at 1 h; at a window no rule records, that expression alone."""
+    metrics = RecordedRange([({}, hourly([0.002] * 24))])
+    judge(DAILY.check("error_rate"), context(metrics))
+    recorded = metrics.asked[0][0]
+    assert recorded.startswith('slo:sli_error:ratio_rate1h{sloth_id="sap-llm-availability", sloth_service="sap-llm"')
+    assert ' or on() ((sum(rate(sap_llm_requests_total{job="sap-llm",status=~"5.."}[1h])) or vector(0))' in recorded
+    judge(DAILY.check("error_rate"), context(metrics, step=timedelta(minutes=90)))
+    assert metrics.asked[1][0].startswith("(sum(rate(") and "[90m]" in metrics.asked[1][0]
+
+
+def test_an_slo_series_without_the_specs_slos_is_no_data():
+    finding = judge(DAILY.check("error_rate"), AuditContext("sap-llm", END - timedelta(days=1), END, HOUR,
+                                                            metrics=RecordedRange([])))
+    assert finding.measured is None and "service_levels define no SLO 'availability'" in finding.detail
 
 
 def test_a_lower_bound_judges_the_lowest_point():

@@ -30,7 +30,11 @@ def test_the_spec_defines_the_three_audits():
     (lambda a: a["daily"]["checks"][0].update(critical={"op": "<", "value": 0.001}),
      r"critical: < 0\.001 must lie further out than the warning bound < 0\.01"),
     (lambda a: a["daily"]["checks"][0].update(critical={"op": ">", "value": 0.5}), r"keep the warning bound's"),
-    (lambda a: a["daily"]["checks"][0]["params"].update(query="rate(x[$window])"), r"params\.query.*\['window'\]"),
+    (lambda a: a["daily"]["checks"][0].update(params={"query": "rate(x[$window])"}), r"params\.query.*\['window'\]"),
+    (lambda a: a["daily"]["checks"][0]["params"].update(query="up"), r"give either query or slo"),
+    (lambda a: a["daily"]["checks"][0].update(params={"slo": "availabilty"}),
+     r"audits\.daily\.checks\.0\.params\.slo: no SLO 'availabilty' in service_levels \(availability, latency, "
+     r"throughput\)"),
     (lambda a: a["daily"].update(step="2d"), r"audits\.daily.*step: 2 days.*longer than the period"),
     (lambda a: a.update(hourly=a["daily"]), r"audits\.hourly.*Extra inputs"),
     (lambda a: a["daily"].update(checks=[a["daily"]["checks"][0]] * 2), r"duplicate check names \['error_rate'\]"),

@@ -12,12 +12,14 @@ import yaml
 from pydantic import ValidationError
 
 from sap_llm_release.operations.slo import ServiceLevelObjective
-from sap_llm_release.operations.slo_rules import RULES_FILE, promql_duration, rules_text
+from sap_llm_release.operations.slo_rules import RULES_FILE, promql_duration, rules_text, sli_query
+from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
 
 RULES = yaml.safe_load(RULES_FILE.read_text())
 ALERTS = {rule["alert"]: rule for group in RULES["groups"] for rule in group["rules"] if "alert" in rule}
 MINUTES = 100  # each scenario's length, one sample a minute
+SPEC = load_spec(SPEC_FILE)
 
 
 def test_the_committed_rules_are_what_the_spec_generates():
@@ -118,6 +120,28 @@ def test_the_budget_metadata_is_recorded(tmp_path):
     (tmp_path / "test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
     result = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_audits_sli_query_reads_the_recording_rule_and_agrees_with_the_definition_in_place(tmp_path):
+    """What the audits ask for the availability SLO at 1 h: the recorded series while the rules record it, and the
+    spec's own expression (the 90 m window no rule records) gives the same ratio over the same traffic."""
+    levels = SPEC.service_levels
+    availability = next(slo for slo in levels.slos if slo.name == "availability")
+    recorded = sli_query("sap-llm", availability, levels, timedelta(hours=1))
+    in_place = sli_query("sap-llm", availability, levels, timedelta(minutes=90))
+    sloth = 'sloth_id="sap-llm-availability",sloth_service="sap-llm",sloth_slo="availability"'
+    tests = {"rule_files": [str(RULES_FILE)], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": series(errors_per_min=2, ok_per_min=98),
+        "promql_expr_test": [
+            {"expr": f"round({recorded}, 0.0001)", "eval_time": "95m",
+             "exp_samples": [{"labels": f'{{{sloth},sloth_window="1h"}}', "value": 0.02}]},
+            {"expr": f"round({in_place}, 0.0001)", "eval_time": "95m",
+             "exp_samples": [{"labels": "{}", "value": 0.02}]},
+        ]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert recorded.startswith(f"slo:sli_error:ratio_rate1h{{{sloth.replace(',', ', ')}}} or on() (")
 
 
 @pytest.mark.parametrize("fields", [{}, {"errors": "a", "total": "b", "error_ratio": "c"}, {"errors": "a"}])
