@@ -69,13 +69,15 @@ _stack: dict = {}  # the worker's live stack, while its tests need it
 @pytest.fixture
 def local_stack():
     """The worker's live local stack on its own ports: started for the first test that needs it and stopped after
-    the last of a run of such tests (the lanes keep them together: tests/support/lanes.py)."""
+    the last of a run of such tests (the lanes keep them together: tests/support/lanes.py). Its Prometheus is up: a
+    rehearsal that killed it may have run just before on this worker (a worker can run more than one lane)."""
     from tests.support.stack import LiveStack
 
     if "live" not in _stack:
         _stack["live"] = stack = LiveStack.start(_HOME / "stack", base_port=BASE_PORT)
         os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
         os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
+    _stack["live"].ensure_prometheus()
     return _stack["live"]
 
 
