@@ -232,6 +232,8 @@ def summary(record: dict, release_id: str) -> None:
         print(f"  ROLLBACK {rollback['completed_at']}: cause {rollback['cause']}; "
               f"blue {rollback['blue_weight_after']}%, green removed {bool(rollback['green_removed'])}, "
               f"blue healthy {bool(rollback['blue_healthy'])}")
+    for counted in record["rollback_lost_requests"]:
+        print(f"  LOST REQUESTS during the switch: {counted['verdict']} - {counted['detail']}")
     for event in record["release_events"]:
         print(f"  event {event['recorded_at']}: {event['event']} {event['detail']}")
 
