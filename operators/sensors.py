@@ -87,6 +87,8 @@ class SLOWindowSensor(BaseOperator):
             started_at=event["window_start"],
             writer=run.writer,
         )
+        if lags := event.get("check_lags_s"):
+            self.log.info("%d checks, at most %.3f s after they were due", len(lags), max(lags))
         for tally in event["checks"]:
             self.log.info(
                 "SLO %s: %d checks, %d failed, %d without data, last %s, worst %s (threshold %s)",

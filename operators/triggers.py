@@ -9,6 +9,8 @@ breach) on Airflow's HITL record, which Airflow lets happen once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,12 +20,18 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from sap_llm_release.analysis.window import SLOQuery, WindowAnalysis
 
 
-def _prometheus(prometheus: dict[str, Any] | None, prometheus_url: str) -> Any:
-    """The Prometheus a trigger reads: its access (URL, CA bundle, credentials; Airflow keeps trigger kwargs
-    encrypted), or a bare URL for a trigger saved before it carried one."""
-    from sap_llm_release.analysis.prometheus import PrometheusAccess, PrometheusProvider
+@contextlib.asynccontextmanager
+async def _watching(prometheus: dict[str, Any] | None, prometheus_url: str, ready_url: str,
+                    ready_name: str = "") -> AsyncIterator[tuple[Any, list]]:
+    """What a window asks, on async clients kept open while it lasts: the Prometheus a trigger reads (its access:
+    URL, CA bundle, credentials, which Airflow keeps encrypted; or a bare URL for a trigger saved before it carried
+    one) and the watched colour's readiness endpoint as a probe (none for a trigger saved without one)."""
+    from sap_llm_release.analysis.prometheus import AsyncPrometheusProvider, PrometheusAccess
+    from sap_llm_release.analysis.readiness import READY_CHECK, ReadinessProbe, probe_session
 
-    return PrometheusProvider(PrometheusAccess(**prometheus) if prometheus else PrometheusAccess(prometheus_url))
+    access = PrometheusAccess(**prometheus) if prometheus else PrometheusAccess(prometheus_url)
+    async with AsyncPrometheusProvider(access) as provider, probe_session() as client:
+        yield provider, [ReadinessProbe(ready_url, ready_name or READY_CHECK, client=client)] if ready_url else []
 
 
 class SLOWindowTrigger(BaseTrigger):
@@ -68,27 +76,27 @@ class SLOWindowTrigger(BaseTrigger):
         )
 
     async def run(self):
-        provider = _prometheus(self.prometheus, self.prometheus_url)
-        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
-                                  probes=_readiness_probes(self.ready_url, self.ready_name))
-        end = datetime.fromisoformat(self.window_end)
-        while True:
-            remaining = (end - datetime.now(timezone.utc)).total_seconds()
-            await asyncio.sleep(max(0.0, min(self.interval_s, remaining)))
-            await asyncio.to_thread(analysis.observe, provider)
-            window_over = datetime.now(timezone.utc) >= end
-            if outcome := analysis.outcome(window_over):
-                status, reason = outcome
-                yield TriggerEvent(
-                    {
-                        "status": status,
-                        "reason": reason,
-                        "checks": analysis.summary(),
-                        "window_start": self.window_start,
-                        "window_end": self.window_end,
-                    }
-                )
-                return
+        """A check every interval from now, each due at a fixed time (start + n intervals, the last at the window's
+        end) however long the one before took; how late each ran is in the event (``check_lags_s``)."""
+        async with _watching(self.prometheus, self.prometheus_url, self.ready_url, self.ready_name) as watched:
+            provider, probes = watched
+            analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit, probes=probes)
+            end = datetime.fromisoformat(self.window_end)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            end_at = started + (end - datetime.now(timezone.utc)).total_seconds()
+            lags: list[float] = []
+            for count in range(1, 1_000_000):
+                due = min(started + count * self.interval_s, end_at)
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                lags.append(round(max(0.0, loop.time() - due), 4))
+                await analysis.observe(provider)
+                if outcome := analysis.outcome(window_over=datetime.now(timezone.utc) >= end):
+                    status, reason = outcome
+                    yield TriggerEvent({"status": status, "reason": reason, "checks": analysis.summary(),
+                                        "window_start": self.window_start, "window_end": self.window_end,
+                                        "check_lags_s": lags})
+                    return
 
 
 class ApprovalGuardTrigger(HITLTrigger):
@@ -115,13 +123,19 @@ class ApprovalGuardTrigger(HITLTrigger):
         )
 
     async def run(self):
+        async with _watching(self.prometheus, self.prometheus_url, self.ready_url if self.slos else "") as watched:
+            provider, probes = watched
+            async for event in self._wait(provider if self.slos else None, probes):
+                yield event
+                return
+
+    async def _wait(self, provider: Any, probes: list) -> AsyncIterator[TriggerEvent]:
+        """The answer, the timeout or a breach, whichever comes first; the guard runs only with SLOs to watch."""
         from airflow.sdk.execution_time.hitl import update_hitl_detail_response
         from airflow.sdk.timezone import utcnow
         from asgiref.sync import sync_to_async
 
-        provider = _prometheus(self.prometheus, self.prometheus_url) if self.slos else None
-        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit,
-                                  probes=_readiness_probes(self.ready_url) if self.slos else [])
+        analysis = WindowAnalysis([SLOQuery(**slo) for slo in self.slos], self.failure_limit, probes=probes)
         next_check = asyncio.get_running_loop().time() + self.interval_s
         while True:
             if self.timeout_datetime and self.timeout_datetime < utcnow():
@@ -133,7 +147,7 @@ class ApprovalGuardTrigger(HITLTrigger):
                 yield event
                 return
             if provider is not None and asyncio.get_running_loop().time() >= next_check:
-                await asyncio.to_thread(analysis.observe, provider)
+                await analysis.observe(provider)
                 next_check = asyncio.get_running_loop().time() + self.interval_s
                 if outcome := analysis.outcome(window_over=False):
                     try:  # close the approval in Airflow too: nobody can answer it any more
@@ -145,13 +159,6 @@ class ApprovalGuardTrigger(HITLTrigger):
                     return
             await asyncio.sleep(min(self.poke_interval, max(0.0, next_check - asyncio.get_running_loop().time()))
                                 if provider is not None else self.poke_interval)
-
-
-def _readiness_probes(ready_url: str, name: str = "") -> list:
-    """The watched colour's readiness endpoint as a probe of the window (none for a trigger saved without one)."""
-    from sap_llm_release.analysis.readiness import READY_CHECK, ReadinessProbe
-
-    return [ReadinessProbe(ready_url, name or READY_CHECK)] if ready_url else []
 
 
 class RolloutFailed(RuntimeError):

@@ -228,14 +228,18 @@ def summary(record: dict, release_id: str) -> None:
     for window in record["slo_windows"]:
         seconds = f"{window['window_seconds']:.0f}s"
         print(f"  SLO window {window['step']} ({seconds}): {window['verdict']} - {window['reason']}")
+    _rollback_summary(record)
+    for event in record["release_events"]:
+        print(f"  event {event['recorded_at']}: {event['event']} {event['detail']}")
+
+
+def _rollback_summary(record: dict) -> None:
     for rollback in record["rollbacks"]:
         print(f"  ROLLBACK {rollback['completed_at']}: cause {rollback['cause']}; "
               f"blue {rollback['blue_weight_after']}%, green removed {bool(rollback['green_removed'])}, "
               f"blue healthy {bool(rollback['blue_healthy'])}")
     for counted in record["rollback_lost_requests"]:
         print(f"  LOST REQUESTS during the switch: {counted['verdict']} - {counted['detail']}")
-    for event in record["release_events"]:
-        print(f"  event {event['recorded_at']}: {event['event']} {event['detail']}")
 
 
 def main() -> int:

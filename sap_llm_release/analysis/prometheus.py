@@ -1,4 +1,7 @@
-"""Prometheus behind the metrics provider interface, through ``prometheus-api-client``.
+"""Prometheus behind the metrics provider interface, through ``prometheus-api-client`` (blocking, for operators and
+audits) and, for the triggers' windows, :class:`AsyncPrometheusProvider` (``aiohttp``: one triggerer process runs
+hundreds of windows in one event loop; a thread per blocking query does not scale to them, and aiohttp spends about a
+third of httpx's CPU on a request).
 
 Every call verifies the server's certificate (the system trust store, or the CA bundle the connection names) and
 carries the connection's credentials: HTTP basic auth, or a bearer token, as production Prometheus usually sits behind
@@ -7,18 +10,25 @@ an authenticating proxy. The credentials go only to the Prometheus URL itself, n
 
 from __future__ import annotations
 
+import asyncio
 import math
+import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp
 import requests
 import yaml
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
+from sap_llm_release.tls import default_tls
+
+BATCH_LABEL = "sap_llm_query"  # marks each query's series in a batch (AsyncPrometheusProvider.query_many)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,15 @@ class PrometheusAccess:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: value for key, value in vars(self).items() if value is not None}
+
+    def async_session(self, timeout_s: float) -> aiohttp.ClientSession:
+        """An aiohttp session with the same trust and credentials (call it inside the event loop that uses it)."""
+        trust = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else default_tls()
+        headers = {"Authorization": f"Bearer {self.bearer_token}"} if self.bearer_token else {}
+        auth = aiohttp.BasicAuth(self.username, self.password or "") if self.username else None
+        return aiohttp.ClientSession(base_url=self.url.rstrip("/") + "/", headers=headers, auth=auth,
+                                     timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                     connector=aiohttp.TCPConnector(ssl=trust))
 
 
 class PrometheusProvider:
@@ -172,6 +191,67 @@ class PrometheusProvider:
             return response.json()["data"]
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise MetricsUnavailable(f"Prometheus {self.url} {what} could not be read: {exc}") from exc
+
+
+class AsyncPrometheusProvider:
+    """Instant queries for the triggers' windows: ``async with`` it, then ``await query(promql)`` (one number, None
+    for no data; :class:`MetricsUnavailable` when Prometheus does not answer, or answers something else than one
+    series), or ``await query_many(promqls)`` for a window's whole check in one request."""
+
+    def __init__(self, access: PrometheusAccess | str, timeout_s: float = 5.0) -> None:
+        self.access = PrometheusAccess(access) if isinstance(access, str) else access
+        self.url = self.access.url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AsyncPrometheusProvider:
+        self._session = self.access.async_session(self._timeout_s)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._session.close()
+
+    async def query(self, promql: str) -> float | None:
+        return _single_value(await self._result(promql), promql)
+
+    async def query_many(self, promqls: Sequence[str]) -> list[tuple[float | None, str]]:
+        """Each query's number (or None) and the error that kept it from one (``""``), asked as one request: the
+        queries joined with ``or``, each series marked with its query's index (``BATCH_LABEL``). A batch Prometheus
+        refuses (a query that is not an instant vector, say) is asked query by query, so each error is its own."""
+        batch = " or ".join(f'label_replace(({promql}), "{BATCH_LABEL}", "{index}", "", "")'
+                            for index, promql in enumerate(promqls))
+        try:
+            result = await self._result(batch)
+        except MetricsUnavailable:
+            return list(await asyncio.gather(*(self._answer(promql) for promql in promqls)))
+        marked: dict[str, list] = {}
+        for series in result:
+            marked.setdefault(series.get("metric", {}).get(BATCH_LABEL), []).append(series)
+        answers = []
+        for index, promql in enumerate(promqls):
+            try:
+                answers.append((_single_value(marked.get(str(index), []), promql), ""))
+            except MetricsUnavailable as exc:
+                answers.append((None, str(exc)))
+        return answers
+
+    async def _answer(self, promql: str) -> tuple[float | None, str]:
+        try:
+            return await self.query(promql), ""
+        except MetricsUnavailable as exc:
+            return None, str(exc)
+
+    async def _result(self, promql: str) -> Any:
+        try:
+            async with self._session.get("api/v1/query", params={"query": promql}) as response:
+                response.raise_for_status()
+                answer = await response.json(content_type=None)
+            result = answer["data"]["result"] if answer.get("status") == "success" else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {exc!r}") from exc
+        if result is None:
+            raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} failed: {answer.get('error')!r}")
+        return result
 
 
 def _single_value(result: list | tuple, promql: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 
@@ -16,3 +17,9 @@ class MetricsProvider(Protocol):
         Raises :class:`MetricsUnavailable` when the backend is unreachable or the answer is malformed
         (for example several series where one was expected).
         """
+
+
+class AsyncMetricsProvider(Protocol):
+    async def query_many(self, promqls: Sequence[str]) -> list[tuple[float | None, str]]:
+        """Each query's single value now (None: no data) and the error that kept it from one (``""`` when none),
+        awaited together: a window asks all its queries at once. Never raises for one query's failure."""

@@ -7,8 +7,10 @@ once. The window analysis counts a probe like an SLO check; the shift operator a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
+import aiohttp
 import httpx
 
 from sap_llm_release.analysis.window import SLOQuery
@@ -31,6 +33,7 @@ class ReadinessProbe:
     url: str
     name: str = READY_CHECK
     timeout_s: float = 2.0
+    client: aiohttp.ClientSession | None = field(default=None, compare=False, repr=False)  # for check_async
 
     @property
     def slo(self) -> SLOQuery:
@@ -42,9 +45,33 @@ class ReadinessProbe:
         try:
             response = httpx.get(self.url, timeout=self.timeout_s, verify=default_tls())
         except httpx.HTTPError as exc:
-            return 0.0, f"GET {self.url} failed: {type(exc).__name__}: {exc}"
-        seen = f"GET {self.url} -> {response.status_code}"
-        return (1.0, seen) if response.status_code == 200 else (0.0, seen)
+            return self._unanswered(exc)
+        return self._answered(response.status_code)
+
+    async def check_async(self) -> tuple[float, str]:
+        """As :meth:`check`, awaited, through the probe's ``client`` (an aiohttp session the caller keeps open
+        across checks: :func:`probe_session`)."""
+        if self.client is None:
+            async with probe_session() as client:
+                return await ReadinessProbe(self.url, self.name, self.timeout_s, client).check_async()
+        try:
+            async with self.client.get(self.url, timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as response:
+                return self._answered(response.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return self._unanswered(exc)
+
+    def _answered(self, status: int) -> tuple[float, str]:
+        seen = f"GET {self.url} -> {status}"
+        return (1.0, seen) if status == 200 else (0.0, seen)
+
+    def _unanswered(self, exc: Exception) -> tuple[float, str]:
+        return 0.0, f"GET {self.url} failed: {type(exc).__name__}: {exc}"
+
+
+def probe_session() -> aiohttp.ClientSession:
+    """The session readiness probes share (call it inside the event loop that uses it), trusting what the blocking
+    probe trusts."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=default_tls()))
 
 
 def green_ready_to_shift(deployer: Deployer, ready_url: str, timeout_s: float) -> tuple[bool, str]:

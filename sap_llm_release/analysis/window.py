@@ -3,15 +3,17 @@
 A step fails as soon as any SLO has ``failure_limit`` failed checks. Under the ``fail`` no-data policy a check
 without data is a failed check; under ``inconclusive`` it counts neither way, but an SLO that had no data in the
 whole window fails the window at its end. Missing data never passes a step. Probes (green's readiness endpoint,
-asked directly) are counted like SLO checks, each interval, ahead of the SLOs.
+asked directly) are counted like SLO checks, each interval, ahead of the SLOs. Each interval's probes and queries are
+asked at the same time, the queries in one request: a triggerer runs many windows in one event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from sap_llm_release.analysis.provider import MetricsProvider, MetricsUnavailable
+from sap_llm_release.analysis.provider import AsyncMetricsProvider
 from sap_llm_release.evidence import Threshold
 
 
@@ -37,7 +39,7 @@ class Probe(Protocol):
     def slo(self) -> SLOQuery:
         """Its name and the bound its value must meet."""
 
-    def check(self) -> tuple[float | None, str]:
+    async def check_async(self) -> tuple[float | None, str]:
         """Its value now and what was seen."""
 
 
@@ -64,17 +66,14 @@ class WindowAnalysis:
         for slo in [probe.slo for probe in self.probes] + self.slos:
             self.tallies.setdefault(slo.name, SLOTally(slo.name, str(slo.bound)))
 
-    def observe(self, provider: MetricsProvider) -> None:
-        """Ask every probe and every SLO once and count the answers."""
-        for probe in self.probes:
-            value, seen = probe.check()
+    async def observe(self, provider: AsyncMetricsProvider) -> None:
+        """Ask every probe and every SLO once, all at the same time, and count the answers (probes first)."""
+        probed = asyncio.gather(*(probe.check_async() for probe in self.probes))
+        probes, answers = await asyncio.gather(probed, provider.query_many([slo.promql for slo in self.slos]))
+        for probe, (value, seen) in zip(self.probes, probes, strict=True):
             met = value is not None and probe.slo.bound.met_by(value)
             self.record(probe.slo, value, "" if met else seen)
-        for slo in self.slos:
-            try:
-                value, error = provider.query(slo.promql), ""
-            except MetricsUnavailable as exc:
-                value, error = None, str(exc)
+        for slo, (value, error) in zip(self.slos, answers, strict=True):
             self.record(slo, value, error)
 
     def record(self, slo: SLOQuery, value: float | None, error: str = "") -> None:

@@ -84,7 +84,7 @@ def test_a_green_that_stops_answering_fails_the_window_through_its_readiness_pro
                                               ready_url=ready_url)))
     assert event["status"] == "failed"
     assert event["reason"].startswith("SLO green_ready failed 2 of 2 checks (limit 2); worst 0.0")
-    assert f"GET {ready_url} failed: ConnectError" in event["reason"]
+    assert f"GET {ready_url} failed: ClientConnectorError" in event["reason"]
     assert [tally["name"] for tally in event["checks"]] == ["green_ready", "error_rate"]
 
 
@@ -102,6 +102,15 @@ def test_inconclusive_no_data_still_fails_the_window_at_its_end():
     assert event["status"] == "failed"
     assert "had no data in the whole window" in event["reason"]
     assert event["checks"][0]["failures"] == 0 and event["checks"][0]["no_data"] >= 1
+
+
+def test_checks_are_due_at_fixed_times_and_the_event_says_how_late_each_ran():
+    """A 0.3 s window at 0.05 s: six checks, the last at the window's end, each due at start + n intervals (a slow
+    check does not push the next ones later); their lateness is reported."""
+    event = asyncio.run(_first_event(_trigger(_dead_url(), window_s=0.3, failure_limit=100, no_data="inconclusive")))
+    lags = event["check_lags_s"]
+    assert len(lags) == event["checks"][0]["checks"] and 5 <= len(lags) <= 7
+    assert all(0 <= lag < 0.5 for lag in lags)
 
 
 class FakeHITLRecord:

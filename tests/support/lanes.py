@@ -4,10 +4,11 @@ tests (a check against the live stack) open the lanes, dealt round-robin; a work
 needs none (tests/conftest.py), so no stack idles on a worker that has moved on to the rest of the suite.
 
 The lanes are balanced by the tests' durations in a loaded full run (the clean release's two full-spec releases alone
-take a quarter of the rehearsals' time; a rollback's recovery window adds about ten seconds to each). A test that injects errors into green
-leaves the error-rate alert pending for about a minute; the next test that shifts traffic starts its Prometheus afresh
-(``quiet_stack``, about 6 s), so breaches are followed by tests that touch no traffic where the balance allows. The
-audit DAGs' tests need no live stack and share a recorded history, so they run together at the end of one lane.
+take a quarter of the rehearsals' time; a rollback's recovery window adds about ten seconds to each). A test that
+injects errors into green leaves the error-rate alert pending for about a minute; the next test that shifts traffic
+starts its Prometheus afresh (``quiet_stack``, about 6 s), so breaches are followed by tests that touch no traffic
+where the balance allows. The audit DAGs' tests need no live stack and share a recorded history, so they run together
+at the end of one lane.
 Without xdist the lanes run one after another."""
 
 from __future__ import annotations

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
 
-from sap_llm_release.analysis.prometheus import PrometheusAccess, PrometheusProvider, _single_value
+from sap_llm_release.analysis.prometheus import (
+    AsyncPrometheusProvider,
+    PrometheusAccess,
+    PrometheusProvider,
+    _single_value,
+)
 from sap_llm_release.analysis.provider import MetricsUnavailable
 
 
@@ -201,3 +207,87 @@ def test_replicas_share_the_trust_and_credentials():
     access = PrometheusAccess("https://p1", ca_file="/ca.pem", username="u", password="p")
     assert access.at("https://p2") == PrometheusAccess("https://p2", "/ca.pem", "u", "p")
     assert access.to_dict() == {"url": "https://p1", "ca_file": "/ca.pem", "username": "u", "password": "p"}
+
+
+# -- the triggers' async queries -------------------------------------------------------------------------------------
+
+
+def aquery(access, promql: str, timeout_s: float = 2.0):
+    async def ask():
+        async with AsyncPrometheusProvider(access, timeout_s=timeout_s) as provider:
+            return await provider.query(promql)
+
+    return asyncio.run(ask())
+
+
+def aquery_many(access, promqls: list[str]):
+    async def ask():
+        async with AsyncPrometheusProvider(access, timeout_s=2) as provider:
+            return await provider.query_many(promqls)
+
+    return asyncio.run(ask())
+
+
+def batch_of(promqls: list[str]) -> str:
+    return " or ".join(f'label_replace(({promql}), "sap_llm_query", "{index}", "", "")'
+                       for index, promql in enumerate(promqls))
+
+
+def test_a_windows_queries_go_as_one_request_each_answer_read_by_its_mark(canned_prometheus):
+    promqls = ["error_rate", "p95", "absent", "several"]
+    marked = [({"sap_llm_query": "0"}, "0.002"), ({"sap_llm_query": "1"}, "0.4"),
+              ({"sap_llm_query": "3", "pod": "a"}, "1"), ({"sap_llm_query": "3", "pod": "b"}, "1")]
+    canned_prometheus.queries[batch_of(promqls)] = (200, {"status": "success", "data": {
+        "resultType": "vector", "result": [{"metric": labels, "value": [0, value]} for labels, value in marked]}})
+    answers = aquery_many(canned_prometheus.url, promqls)
+    assert answers[:3] == [(0.002, ""), (0.4, ""), (None, "")]
+    assert answers[3][0] is None and "returned 2 series" in answers[3][1]
+    assert canned_prometheus.seen == [batch_of(promqls)]  # one request
+
+
+def test_a_batch_prometheus_refuses_is_asked_query_by_query(canned_prometheus):
+    canned_prometheus.queries[batch_of(["good", "sum("])] = (400, {"status": "error", "error": "parse error"})
+    canned_prometheus.scalar("good", "1")
+    canned_prometheus.queries["sum("] = (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+    (good, bad) = aquery_many(canned_prometheus.url, ["good", "sum("])
+    assert good == (1.0, "") and bad[0] is None and "query 'sum(' failed" in bad[1]
+
+
+def test_async_query_reads_a_vector_a_scalar_and_no_data(canned_prometheus):
+    canned_prometheus.vector('sum(up{job="sap-llm"})', "2")
+    canned_prometheus.scalar("scalar(1)", "1")
+    canned_prometheus.vector("absent_series")
+    assert aquery(canned_prometheus.url + "/", 'sum(up{job="sap-llm"})') == 2.0
+    assert aquery(canned_prometheus.url, "scalar(1)") == 1.0
+    assert aquery(canned_prometheus.url, "absent_series") is None
+
+
+@pytest.mark.parametrize("promql, answer, message", [
+    ("up", (200, {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"a": "1"}, "value": [0, "1"]}, {"metric": {"a": "2"}, "value": [0, "1"]}]}}), "returned 2 series"),
+    ("sum(", (400, {"status": "error", "errorType": "bad_data", "error": "parse error"}), "failed: .*400"),
+    ("up", (200, "<html>login</html>"), "query 'up' failed"),
+    ("up", (200, {"status": "error", "error": "proxy says no"}), "query 'up' failed: 'proxy says no'"),
+])
+def test_async_query_refuses_what_is_not_one_number(canned_prometheus, promql, answer, message):
+    canned_prometheus.queries[promql] = answer
+    with pytest.raises(MetricsUnavailable, match=message):
+        aquery(canned_prometheus.url, promql)
+
+
+def test_async_query_of_an_unreachable_prometheus(free_port):
+    with pytest.raises(MetricsUnavailable, match=f"Prometheus http://127.0.0.1:{free_port} query 'up' failed"):
+        aquery(f"http://127.0.0.1:{free_port}", "up", timeout_s=1)
+
+
+def test_async_query_trusts_only_the_connections_ca_and_sends_its_credentials(tls_prometheus, guarded_prometheus,
+                                                                               canned_prometheus):
+    with pytest.raises(MetricsUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+        aquery(PrometheusAccess(tls_prometheus.url), "vector(1)")
+    assert aquery(PrometheusAccess(tls_prometheus.url, ca_file=tls_prometheus.ca_file), "vector(1)") == 1.0
+    with pytest.raises(MetricsUnavailable, match="401"):
+        aquery(PrometheusAccess(guarded_prometheus.url), "vector(1)")
+    assert aquery(PrometheusAccess(guarded_prometheus.url, username="release", password="s3cret"), "vector(1)") == 1
+    canned_prometheus.scalar("vector(1)", "1")
+    aquery(PrometheusAccess(canned_prometheus.url, bearer_token="t0ken"), "vector(1)")
+    assert canned_prometheus.authorizations == ["Bearer t0ken"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI, Response
 
-from sap_llm_release.analysis.readiness import ReadinessProbe, green_ready_to_shift, readiness_url
+from sap_llm_release.analysis.readiness import ReadinessProbe, green_ready_to_shift, probe_session, readiness_url
 
 
 class StandInDeployer:
@@ -47,6 +49,19 @@ def test_a_green_answering_not_ready_is_zero(serve_app):
 def test_a_green_that_does_not_answer_is_zero(free_port):
     value, seen = ReadinessProbe(f"http://127.0.0.1:{free_port}/health/ready", timeout_s=1).check()
     assert value == 0.0 and "ConnectError" in seen
+
+
+def test_the_windows_async_probe_answers_as_the_blocking_one(reference_server, serve_app, free_port):
+    async def probe_all(urls: list[str]) -> list[tuple[float, str]]:
+        async with probe_session() as client:  # the session a window keeps open across its checks
+            return [await ReadinessProbe(url, timeout_s=1, client=client).check_async() for url in urls]
+
+    ready, not_ready = readiness_url(reference_server), readiness_url(serve_app(_not_ready_app()))
+    dead = f"http://127.0.0.1:{free_port}/health/ready"
+    answers = asyncio.run(probe_all([ready, not_ready, dead]))
+    assert answers[:2] == [(1.0, f"GET {ready} -> 200"), (0.0, f"GET {not_ready} -> 503")]
+    assert answers[2][0] == 0.0 and f"GET {dead} failed: ClientConnectorError" in answers[2][1]
+    assert asyncio.run(ReadinessProbe(ready).check_async()) == (1.0, f"GET {ready} -> 200")  # a client of its own
 
 
 def test_the_probe_counts_as_a_check_no_data_fails():

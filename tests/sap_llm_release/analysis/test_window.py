@@ -1,6 +1,8 @@
-"""SLO analysis over one traffic window, fed by a scripted provider."""
+"""SLO analysis over one traffic window, fed by a scripted provider (each interval's answers awaited together)."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
@@ -19,18 +21,23 @@ class ScriptedProvider:
         self.script = {promql: list(values) for promql, values in script.items()}
         self.asked: list[str] = []
 
-    def query(self, promql: str) -> float | None:
-        self.asked.append(promql)
-        value = self.script[promql].pop(0)
-        if isinstance(value, Exception):
-            raise value
-        return value
+    async def query_many(self, promqls: list[str]) -> list[tuple[float | None, str]]:
+        answers = []
+        for promql in promqls:
+            self.asked.append(promql)
+            value = self.script[promql].pop(0)
+            answers.append((None, str(value)) if isinstance(value, Exception) else (value, ""))
+        return answers
+
+
+def observe(analysis: WindowAnalysis, provider: ScriptedProvider) -> None:
+    asyncio.run(analysis.observe(provider))
 
 
 def _run(analysis: WindowAnalysis, provider: ScriptedProvider, rounds: int) -> list:
     outcomes = []
     for _ in range(rounds):
-        analysis.observe(provider)
+        observe(analysis, provider)
         outcomes.append(analysis.outcome(window_over=False))
     return outcomes
 
@@ -39,7 +46,7 @@ def test_fails_exactly_at_the_failure_limit():
     analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
     provider = ScriptedProvider({"error_rate_promql": [0.5, 0.001, 0.2]})
     assert _run(analysis, provider, 2) == [None, None]  # one failure: under the limit
-    analysis.observe(provider)
+    observe(analysis, provider)
     assert analysis.outcome(window_over=False) == (
         "failed",
         "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.5, threshold < 0.01",
@@ -50,7 +57,7 @@ def test_fails_exactly_at_the_failure_limit():
 
 def test_failure_limit_one_fails_on_first_bad_sample():
     analysis = WindowAnalysis([THROUGHPUT], failure_limit=1)
-    analysis.observe(ScriptedProvider({"throughput_promql": [4999.0]}))
+    observe(analysis, ScriptedProvider({"throughput_promql": [4999.0]}))
     assert analysis.outcome(window_over=False)[0] == "failed"
 
 
@@ -64,7 +71,7 @@ def test_passes_only_at_window_end():
 
 def test_failure_still_decides_after_window_end():
     analysis = WindowAnalysis([ERROR_RATE], failure_limit=1)
-    analysis.observe(ScriptedProvider({"error_rate_promql": [0.02]}))
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.02]}))
     assert analysis.outcome(window_over=True)[0] == "failed"
 
 
@@ -78,7 +85,7 @@ def test_no_data_under_fail_counts_as_failure():
     analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
     provider = ScriptedProvider({"error_rate_promql": [None, 0.0, None]})
     assert _run(analysis, provider, 2) == [None, None]
-    analysis.observe(provider)
+    observe(analysis, provider)
     assert analysis.outcome(window_over=False) == (
         "failed",
         "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.0, threshold < 0.01",
@@ -120,7 +127,7 @@ def test_unavailable_metrics_count_as_no_data_and_keep_the_error():
     provider = ScriptedProvider({"error_rate_promql": [0.0, down, down]})
     assert _run(analysis, provider, 2) == [None, None]
     assert analysis.tallies["error_rate"].last_error == str(down)
-    analysis.observe(provider)
+    observe(analysis, provider)
     assert analysis.outcome(window_over=False) == (
         "failed",
         "SLO error_rate failed 2 of 3 checks (limit 2); worst 0.0, threshold < 0.01; "
@@ -161,7 +168,7 @@ def test_worst_is_the_most_adverse_value(slo, values, worst):
 
 def test_first_breached_slo_is_reported():
     analysis = WindowAnalysis([ERROR_RATE, THROUGHPUT], failure_limit=1)
-    analysis.observe(ScriptedProvider({"error_rate_promql": [0.0], "throughput_promql": [10.0]}))
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.0], "throughput_promql": [10.0]}))
     status, reason = analysis.outcome(window_over=False)
     assert status == "failed"
     assert reason.startswith("SLO throughput failed 1 of 1 checks (limit 1); worst 10.0, threshold > 5000")
@@ -169,7 +176,7 @@ def test_first_breached_slo_is_reported():
 
 def test_summary_is_plain_data():
     analysis = WindowAnalysis([ERROR_RATE], failure_limit=2)
-    analysis.observe(ScriptedProvider({"error_rate_promql": [0.002]}))
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.002]}))
     assert analysis.summary() == [
         {
             "name": "error_rate",
@@ -202,7 +209,7 @@ class ScriptedProbe:
         self.slo = SLOQuery(name, f"GET {name}", "==", 1.0)
         self.answers = list(answers)
 
-    def check(self) -> tuple[float | None, str]:
+    async def check_async(self) -> tuple[float | None, str]:
         return self.answers.pop(0)
 
 
@@ -213,7 +220,7 @@ def test_a_dead_green_fails_on_its_health_while_its_rates_still_look_good():
     provider = ScriptedProvider({"up_promql": [1, 0, 0], "age_promql": [0.4, None, None],
                                  "error_rate_promql": [0.0, 0.0, 0.0]})
     assert _run(analysis, provider, 2) == [None, None]
-    analysis.observe(provider)
+    observe(analysis, provider)
     status, reason = analysis.outcome(window_over=False)
     assert status == "failed"
     assert reason == "SLO green_scraped failed 2 of 3 checks (limit 2); worst 0, threshold == 1"
