@@ -226,16 +226,16 @@ def test_a_rollback_the_router_does_not_apply_is_recorded(ledger, router_address
 RECOVERY = RollbackRecovery(switch_grace=timedelta(seconds=0.2))
 
 
-def routed(*statuses: int) -> str:
-    """Access-log lines (the local router's format) stamped now, answered with ``statuses``."""
-    return "".join(f'{time.time():.3f} 127.0.0.1:8001 {status} 0.010 "POST /v1/documents HTTP/1.1"\n'
+def routed(*statuses: int, ago_s: float = 0.0) -> str:
+    """Access-log lines (the local router's format) stamped ``ago_s`` before now, answered with ``statuses``."""
+    return "".join(f'{time.time() - ago_s:.3f} 127.0.0.1:8001 {status} 0.010 "POST /v1/documents HTTP/1.1"\n'
                    for status in statuses)
 
 
 def test_the_requests_through_a_rollback_are_counted_and_none_lost_passes(ledger, router_address, tmp_path):
     log = tmp_path / "access.log"
     procedure = rollout(ledger, router_address, access_log=NginxAccessLog(log))
-    log.write_text(routed(502))  # before the rollback: not the switch's
+    log.write_text(routed(502, ago_s=1))  # before the rollback: not the switch's
     procedure.roll_back("step_020: error_rate")
     log.write_text(log.read_text() + routed(200, 200))  # in flight when blue was verified: within the grace
     assert procedure.count_lost_requests(RECOVERY) == (True, "2 requests through the router while traffic "
