@@ -23,6 +23,7 @@ from sap_llm_release.jobs.base import JobOutcome
 from sap_llm_release.recovery.backups import Backup
 from sap_llm_release.recovery.drill import DrillCheck, DrillOutcome, RecordedBackup
 from sap_llm_release.recovery.fingerprints import TableFingerprint
+from sap_llm_release.timestamps import recorded_time
 
 # the events finish_release records as a release's outcome (sap_llm_release.rollout.release_outcome)
 RELEASE_OUTCOMES = ("promoted", "rolled_back", "rollback_failed", "failed")
@@ -682,7 +683,7 @@ class Ledger:
         row = rows[0]
         tables = {name: TableFingerprint(**fp) for name, fp in json.loads(row["tables_json"]).items()}
         return RecordedBackup(row["backup_id"], row["store"], row["dialect"], Path(row["location"]), row["sha256"],
-                              _aware(row["taken_at"]), tables)
+                              recorded_time(row["taken_at"]), tables)
 
     def backups(self, service: str, store: str) -> list[dict[str, Any]]:
         """Every backup of ``store``, newest first."""
@@ -745,11 +746,6 @@ def _job_outcome_columns(outcome: JobOutcome) -> dict[str, Any]:
         else hashlib.sha256(outcome.result_text.encode()).hexdigest(),
         "detail": outcome.detail, "started_at": outcome.started_at, "finished_at": outcome.finished_at,
     }
-
-
-def _aware(value: Any) -> datetime:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _engine(url: str) -> Engine:

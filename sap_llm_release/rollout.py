@@ -23,6 +23,7 @@ from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
 from sap_llm_release.service_logs.base import LogsUnavailable
 from sap_llm_release.spec import Gate, RollbackRecovery
 from sap_llm_release.targets import Target
+from sap_llm_release.timestamps import recorded_time
 from sap_llm_release.tls import default_tls
 
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
@@ -174,7 +175,7 @@ class Rollout:
         rollbacks = self.ledger.rollbacks(self.release_id)
         if not rollbacks:
             return None
-        start, verified = (_moment(rollbacks[-1][column]) for column in ("started_at", "completed_at"))
+        start, verified = (recorded_time(rollbacks[-1][column]) for column in ("started_at", "completed_at"))
         end = verified + recovery.switch_grace
         time.sleep(max(0.0, (end - datetime.now(timezone.utc)).total_seconds()))
         log, requests, lost = self.target.access_log, None, None
@@ -216,12 +217,6 @@ class Rollout:
         removed = self.target.deployer.remove("blue")
         self.event("blue_decommissioned", "blue removed" if removed else "blue was not running")
         return removed
-
-
-def _moment(recorded: Any) -> datetime:
-    """A ledger timestamp (a datetime on PostgreSQL, ISO text on SQLite) in UTC."""
-    moment = recorded if isinstance(recorded, datetime) else datetime.fromisoformat(str(recorded))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _answered_by(client: httpx.Client, url: str, probes: int) -> list[str]:

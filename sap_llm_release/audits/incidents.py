@@ -6,7 +6,7 @@ an empty Prometheus cannot tell that no alert fired, so it is no data, never "no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -15,6 +15,7 @@ from sap_llm_release.audits.base import AuditContext, AuditKind, PromqlTemplate,
 from sap_llm_release.audits.compliance import rollback_verified
 from sap_llm_release.audits.model import Finding
 from sap_llm_release.checks.base import Params
+from sap_llm_release.timestamps import recorded_time
 
 if TYPE_CHECKING:
     from sap_llm_release.audits.spec import AuditCheck
@@ -73,40 +74,34 @@ def release_incidents(ledger: Any, context: AuditContext) -> list[Incident]:
 
 def release_timeline(ledger: Any, release_id: str) -> Incident:
     """``release R (rolled_back): started …, failure detected … (gate g failed), rolled back …, verified …``"""
-    started = _moment(ledger.release(release_id)["recorded_at"])
+    started = recorded_time(ledger.release(release_id)["recorded_at"])
     outcome = ledger.release_outcome(release_id)
     rollbacks = ledger.rollbacks(release_id)
     steps = [f"started {_text(started)}", _detection(ledger, release_id)]
     if rollbacks:
         last = rollbacks[-1]
-        steps += [f"rolled back {_text(_moment(last['completed_at']))} (rollback started "
-                  f"{_text(_moment(last['started_at']))})",
+        steps += [f"rolled back {_text(recorded_time(last['completed_at']))} (rollback started "
+                  f"{_text(recorded_time(last['started_at']))})",
                   "verified: blue serves all traffic and is healthy" if rollback_verified(last)
                   else f"NOT verified: {last['detail'] or 'blue not healthy'}"]
     else:
         steps.append("no rollback")
     if outcome:
-        steps.append(f"ended {_text(_moment(outcome['recorded_at']))}")
+        steps.append(f"ended {_text(recorded_time(outcome['recorded_at']))}")
     label = outcome["event"] if outcome else "no outcome recorded"
     return Incident(started.timestamp(), f"release {release_id} ({label}): " + ", ".join(steps))
 
 
 def _detection(ledger: Any, release_id: str) -> str:
     """When the release's first failure was recorded: a failed SLO window or a failed gate."""
-    failures = [(_moment(row["recorded_at"]), f"SLO window {row['step']} failed: {row['reason']}")
+    failures = [(recorded_time(row["recorded_at"]), f"SLO window {row['step']} failed: {row['reason']}")
                 for row in ledger.slo_windows(release_id, verdict="failed")]
-    failures += [(_moment(row["recorded_at"]), f"gate {gate} failed")
+    failures += [(recorded_time(row["recorded_at"]), f"gate {gate} failed")
                  for gate, row in ledger.gate_verdicts(release_id).items() if row["verdict"] == "failed"]
     if not failures:
         return "failure detection not recorded"
     moment, what = min(failures, key=lambda failure: failure[0])
     return f"failure detected {_text(moment)} ({what})"
-
-
-def _moment(value: datetime | str) -> datetime:
-    """A ledger time (a datetime on PostgreSQL, ISO text on SQLite) in UTC."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _text(moment: datetime) -> str:

@@ -12,13 +12,13 @@ from pydantic import BeforeValidator, Field
 from sap_llm_release.checks.base import Check, CheckContext, Params
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold
+from sap_llm_release.timestamps import recorded_time
 
 MaxAge = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
-def _age(recorded: object, now: datetime) -> timedelta:
-    moment = recorded if isinstance(recorded, datetime) else datetime.fromisoformat(str(recorded))
-    return now - (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+def _age(recorded: datetime | str, now: datetime) -> timedelta:
+    return now - recorded_time(recorded)
 
 
 class DrDrillParams(Params):
