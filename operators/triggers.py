@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
@@ -86,7 +87,7 @@ class SLOWindowTrigger(BaseTrigger):
             started = loop.time()
             end_at = started + (end - datetime.now(timezone.utc)).total_seconds()
             lags: list[float] = []
-            for count in range(1, 1_000_000):
+            for count in itertools.count(1):
                 due = min(started + count * self.interval_s, end_at)
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 lags.append(round(max(0.0, loop.time() - due), 4))
