@@ -1,6 +1,7 @@
 """How many SLO windows one triggerer process keeps on time: K of the release's window triggers in one event loop.
 
-    .venv/bin/python benchmarks/trigger_scale.py [--triggers 50,200,500] [--window-s 30] [--base-port 18380]
+    .venv/bin/python benchmarks/trigger_scale.py [--triggers 50,200,500] [--window-s 30] [--warm-up-s 12]
+        [--base-port 18380]
 
 Starts its own live local stack (blue serving steady traffic, Prometheus scraping every second) and, for each K, runs
 K ``SLOWindowTrigger``s as the triggerer runs them (their ``run()`` in one asyncio loop): each watches the spec's
@@ -93,12 +94,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triggers", default="50,200,500", help="comma-separated K")
     parser.add_argument("--window-s", type=float, default=30.0)
+    parser.add_argument("--warm-up-s", type=float, default=12.0,
+                        help="blue's traffic scraped before the windows start (the rehearsal's rate window is 10 s)")
     parser.add_argument("--base-port", type=int, default=18380)
     args = parser.parse_args()
     stack_dir = Path(tempfile.mkdtemp(prefix="trigger-scale-"))
     info = local_stack.up(stack_dir, base_port=args.base_port)
     try:
-        time.sleep(12)  # a rate window (10 s) of blue's traffic scraped, so the SLOs have data
+        time.sleep(args.warm_up_s)  # blue's traffic scraped for its rates, so the SLOs have data
         stack = {"dir": str(stack_dir), "prometheus_url": info["prometheus_url"],
                  "blue_url": f"http://127.0.0.1:{info['ports']['blue']}"}
         print(f"{len(window_slos())} queries and a readiness probe per check, every "

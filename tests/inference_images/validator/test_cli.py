@@ -58,11 +58,11 @@ def test_training_side_by_side_gives_the_weights_of_one_after_another(rehearsal_
     assert digests[0] == digests[1] and len(set(digests[0].values())) == 3
 
 
-def test_evaluate_passes_the_trained_rehearsal_model(rehearsal_model, tmp_path):
-    code, result, stderr = validator("evaluate", "--artifacts", str(rehearsal_model / "model"),
-                                     "--test", str(rehearsal_model / "test.jsonl"),
-                                     "--heldout", str(rehearsal_model / "heldout.jsonl"), result=tmp_path / "e.json")
-    assert code == 0, (result or {}).get("failures", stderr)
+def test_evaluate_passes_the_trained_rehearsal_model(rehearsal_model):
+    """The evaluation `make setup` ran with this entrypoint over the rehearsal model's test and held-out sets (kept
+    beside the model as the monthly confidence drift's reference; a failing one fails the set-up)."""
+    result = json.loads((rehearsal_model / "evaluation.json").read_text())
+    assert result["passed"] is True and result["failures"] == []
     vision, decoder, reasoning = result["vision_encoder"], result["language_decoder"], result["reasoning_engine"]
     assert vision["classification_accuracy"] >= 0.95 and vision["field_extraction_f1"] >= 0.94
     assert (vision["document_types_passed"], vision["po_subtypes_passed"]) == (15, 35)
