@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from operators.runtime import LEDGER_CONN_ID, PROMETHEUS_CONN_ID
+from operators import deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,9 +32,32 @@ def test_compose_services_and_mounted_files_exist():
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
+
+
+def test_compose_runs_airflow_as_the_deployment_description_says():
+    """The compose file and the Helm values come from one description (operators/deployment.py): the executor, the
+    settings, the connections the DAGs need, and one service per component, started with its command."""
+    services = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())["services"]
     env = services["airflow-scheduler"]["environment"]
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}" in env and f"AIRFLOW_CONN_{PROMETHEUS_CONN_ID.upper()}" in env
+    assert env["AIRFLOW__CORE__EXECUTOR"] == deployment.EXECUTOR
+    assert {name: env.get(name) for name in deployment.SETTINGS} == deployment.SETTINGS
+    assert {deployment.env_name(conn_id) for conn_id in deployment.REQUIRED_CONNECTIONS} <= set(env)
+    started = {name.removeprefix("airflow-"): service["command"] for name, service in services.items()
+               if name.startswith("airflow-") and name != "airflow-init"}
+    assert started == deployment.COMPONENTS
+
+
+def test_the_helm_values_are_what_the_deployment_description_generates():
+    assert deployment.main(["--check"]) == 0, "deploy/helm/airflow-values.yaml is stale: python -m operators.deployment"
+    values = yaml.safe_load(deployment.VALUES_FILE.read_text())
+    assert values["executor"] == deployment.EXECUTOR and values["dagProcessor"]["enabled"] is True
+    assert {entry["envName"] for entry in values["secret"]} == {deployment.env_name(c) for c in deployment.CONNECTIONS}
+    assert {entry["name"]: entry["value"] for entry in values["env"]} == deployment.SETTINGS
+
+
+def test_the_slack_plugins_signing_connection_is_deployed():
+    plugin = (ROOT / "plugins" / "slack_approvals.py").read_text()
+    assert f'SIGNING_CONN_ID = "{deployment.SIGNING_CONN_ID}"' in plugin
 
 
 def _build_context(dockerfile: Path) -> Path:
