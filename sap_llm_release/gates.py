@@ -41,9 +41,8 @@ def fixed_forward(evidence: Evidence, gate: Gate, approval: dict[str, str], requ
     """A failed gate let through as the fix-forward its approver approved (attested, what was measured kept), or
     still failed, saying why, when the approver is not one of the gate's or is the requester."""
     by, link = approval["by"], approval["link"]
-    if by not in gate.fix_forward.approvers or by == requester:
-        why = "is the requester" if by == requester else "is not one of the gate's fix-forward approvers"
-        return replace(evidence, detail=f"{evidence.detail}; fix-forward refused: {by} {why}")
+    if refused := gate.fix_forward.refusal(by, requester):
+        return replace(evidence, detail=f"{evidence.detail}; fix-forward refused: {refused}")
     return replace(evidence, verdict=Verdict.ATTESTED, evidence_uri=link, extra={**evidence.extra, "attested_by": by},
                    detail=f"{evidence.detail}; failed, let through as a fix-forward approved by {by} ({link})")
 

@@ -121,11 +121,8 @@ def _fix_forward_problems(request: ReleaseRequest, spec: ReleaseSpec) -> list[st
         allowed = gates[name].fix_forward if name in gates else None
         if allowed is None:
             problems.append(f"fix_forward.{name}: the spec lets no gate of that name pass as a fix-forward")
-        elif approval.by not in allowed.approvers:
-            problems.append(f"fix_forward.{name}.by: {approval.by!r} is not one of the gate's fix-forward approvers "
-                            f"({', '.join(allowed.approvers)})")
-        elif approval.by == request.requested_by:
-            problems.append(f"fix_forward.{name}.by: the requester may not approve their own fix-forward")
+        elif refused := allowed.refusal(approval.by, request.requested_by):
+            problems.append(f"fix_forward.{name}.by: {refused}")
     return problems
 
 

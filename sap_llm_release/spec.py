@@ -81,6 +81,14 @@ class FixForward(BaseModel):
 
     approvers: list[str] = Field(min_length=1)
 
+    def refusal(self, approver: str, requester: str) -> str | None:
+        """Why ``approver`` may not approve a fix-forward of ``requester``'s release, or None when they may."""
+        if approver not in self.approvers:
+            return f"{approver!r} is not one of the gate's fix-forward approvers ({', '.join(self.approvers)})"
+        if approver == requester:
+            return f"{approver!r} is the requester, who may not approve their own fix-forward"
+        return None
+
 
 class Gate(BaseModel):
     """One checklist item: what is checked, how, and the bound it must meet."""

@@ -60,7 +60,8 @@ def test_a_fix_forward_names_an_approver_of_a_gate_that_allows_one(spec):
      "fix_forward.error_budget_remaining.by: 'mallory' is not one of the gate's fix-forward approvers (sre-lead, "
      "head-of-ml-engineering)"),
     ({"error_budget_remaining": FIX_FORWARD}, "sre-lead",
-     "fix_forward.error_budget_remaining.by: the requester may not approve their own fix-forward"),
+     "fix_forward.error_budget_remaining.by: 'sre-lead' is the requester, who may not approve their own "
+     "fix-forward"),
 ])
 def test_a_fix_forward_the_spec_does_not_allow_is_refused_naming_the_field(spec, fix_forward, requested_by, problem):
     assert problem in _error(_params(fix_forward=fix_forward, requested_by=requested_by), spec)
