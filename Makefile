@@ -83,11 +83,14 @@ $(REHEARSAL_STORES)/.built: $(VENV)/.installed sap_llm_release/rehearsal/stores.
 	$(PY) -m sap_llm_release.rehearsal.stores --dir $(REHEARSAL_STORES)
 	touch $@
 
+# EXECUTOR=celery runs the same rehearsal on Airflow's separate components with the CeleryExecutor and a Redis broker.
+EXECUTOR ?= local
+
 demo: setup
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py --executor $(EXECUTOR)
 
 demo-rollback: setup
-	$(PY) scripts/demo.py --inject-errors-at 20
+	$(PY) scripts/demo.py --executor $(EXECUTOR) --inject-errors-at 20
 
 demo-audits: setup
 	$(PY) scripts/demo_audits.py

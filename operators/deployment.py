@@ -12,6 +12,9 @@ here, so they are checked for their keys, not rendered.
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import secrets
 import sys
 from pathlib import Path
 
@@ -26,12 +29,19 @@ AIRFLOW_VERSION = "3.3.2"
 HELM_CHART_VERSION = "1.18.0"
 EXECUTOR = "CeleryExecutor"
 PROJECT_DIR = "/opt/sap-llm-release"
-# Airflow settings every component gets, beyond the executor and its databases
-SETTINGS = {
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": f"{PROJECT_DIR}/dags",
-    "AIRFLOW__CORE__PLUGINS_FOLDER": f"{PROJECT_DIR}/plugins",
-}
+
+
+def settings(project_dir: str | Path = PROJECT_DIR) -> dict[str, str]:
+    """Airflow settings every component gets, beyond the executor and its databases, with the project at
+    ``project_dir``."""
+    return {
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": f"{project_dir}/dags",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": f"{project_dir}/plugins",
+    }
+
+
+SETTINGS = settings()  # in the project's image
 # component -> the `airflow` command that starts it
 COMPONENTS = {
     "apiserver": "api-server",
@@ -48,6 +58,49 @@ CONNECTIONS = (*REQUIRED_CONNECTIONS, SLACK_CONN_ID, SIGNING_CONN_ID, PAGERDUTY_
 # the triggerer runs every SLO window and approval of every release at once (benchmarks/trigger_scale.py: 500
 # windows in one triggerer at a third of a core)
 TRIGGERER_CAPACITY = 500
+
+
+def executor_settings(executor: str, metadata_url: str, api_url: str, broker_url: str | None = None) -> dict[str, str]:
+    """The executor's settings: the metadata database, the API server the workers report to, and for Celery the
+    broker and the result backend (Celery's table in the metadata database)."""
+    env = {
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+    }
+    if executor == "CeleryExecutor":
+        if not broker_url:
+            raise ValueError("the CeleryExecutor needs a broker URL (Redis)")
+        env["AIRFLOW__CELERY__BROKER_URL"] = broker_url
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + re.sub(r"^postgresql\+\w+", "postgresql", metadata_url)
+    return env
+
+
+def components(executor: str = EXECUTOR) -> dict[str, str]:
+    """The components started for ``executor``: Celery workers only for the CeleryExecutor."""
+    return {name: command for name, command in COMPONENTS.items() if name != "worker" or executor == "CeleryExecutor"}
+
+
+def local_environment(home: Path, executor: str, metadata_url: str, api_port: int,
+                      broker_url: str | None = None) -> dict[str, str]:
+    """The environment of this project's Airflow run from this checkout on one machine (the rehearsals): the image's
+    settings with the checkout's paths, the executor's, the API on a loopback port, one JWT secret every component
+    shares (the API server checks the tokens the scheduler gives tasks), and intervals short enough for rehearsals.
+    The caller adds the connections."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        **settings(ROOT),
+        **executor_settings(executor, metadata_url, f"http://127.0.0.1:{api_port}", broker_url),
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+    }
 
 
 def env_name(conn_id: str) -> str:

@@ -4,6 +4,9 @@ and a summary read from the ledger.
 
     python scripts/demo.py                      # a clean release
     python scripts/demo.py --inject-errors-at 20  # errors in green during the 20 % step: automatic rollback
+    python scripts/demo.py --executor celery    # the same on Airflow's separate components and CeleryExecutor
+                                                # (api-server, scheduler, dag-processor, triggerer, a Celery worker;
+                                                # a throwaway Redis as the broker)
 
 Each approval the release asks for is answered the way Slack answers a button click: a request signed with the
 signing secret, posted to the callback plugin on Airflow's API server, as the release manager's Slack user.
@@ -14,19 +17,14 @@ Every process it starts is stopped when it ends.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
-import hmac
 import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx
 import yaml
@@ -34,10 +32,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from operators import deployment  # noqa: E402
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
-from sap_llm_release.polling import poll_until  # noqa: E402
 from sap_llm_release.rehearsal import local_stack  # noqa: E402
+from sap_llm_release.rehearsal.airflow_processes import AirflowClient, AirflowProcesses, SlackButtons  # noqa: E402
 from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
+from sap_llm_release.rehearsal.local_redis import temporary_redis  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
 from sap_llm_release.targets import Target, local_target  # noqa: E402
 
@@ -51,108 +51,51 @@ def say(text: str) -> None:
 
 
 class Airflow:
-    """``airflow standalone`` in its own process group, reached through the REST API."""
+    """The rehearsal's Airflow: ``airflow standalone`` (LocalExecutor), or its separate components on the
+    CeleryExecutor with a Redis broker (operators/deployment.py), reached through the REST API."""
 
-    def __init__(self, home: Path, port: int, env: dict[str, str], dag_ids: tuple[str, ...] = (DAG_ID,)) -> None:
-        self.home, self.port, self.env, self.dag_ids = home, port, env, dag_ids
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen | None = None
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+    def __init__(self, home: Path, env: dict[str, str], executor: str, dag_ids: tuple[str, ...] = (DAG_ID,)) -> None:
+        commands = deployment.components(executor) if executor == "CeleryExecutor" else {"standalone": "standalone"}
+        self.processes = AirflowProcesses(home, env, commands)
+        self.url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+        self.api = AirflowClient(self.url, home)
+        self.executor, self.dag_ids = executor, dag_ids
 
     def start(self) -> None:
-        log = (self.home / "standalone.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "standalone"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        log.close()
-        self._wait(lambda: self.client.get("/api/v2/monitor/health").status_code == 200, 180, "Airflow API")
-        password = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        token = self.client.post("/auth/token", json={"username": "admin", "password": password})
-        token.raise_for_status()
-        self.client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        for dag_id in self.dag_ids:
-            self._wait(lambda dag_id=dag_id: self.client.get(f"/api/v2/dags/{dag_id}").status_code == 200, 180,
-                       f"DAG {dag_id}")
+        if self.executor == "CeleryExecutor":
+            self.processes.migrate()
+        self.processes.start()
+        try:
+            self.api.wait_ready(self.dag_ids, 180, self.processes.exited)
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from error
 
     def stop(self) -> None:
-        """SIGINT to the whole process group (standalone's own shutdown), then SIGTERM, then SIGKILL."""
-        if not self.process or self.process.poll() is not None:
-            return
-        for sig, grace_s in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.process.pid, sig)
-                self.process.wait(timeout=grace_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                return
-        with contextlib.suppress(ProcessLookupError):  # members of the group that outlived standalone itself
-            os.killpg(self.process.pid, signal.SIGKILL)
+        self.processes.stop()
 
     def trigger(self, conf: dict, dag_id: str = DAG_ID) -> str:
-        response = self.client.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        response.raise_for_status()
-        return response.json()["dag_run_id"]
+        return self.api.trigger(dag_id, conf)
 
     def run_state(self, run_id: str, dag_id: str = DAG_ID) -> str:
-        return self.client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+        return self.api.run_state(dag_id, run_id)
 
     def task_states(self, run_id: str) -> dict[str, str | None]:
-        states: dict[str, str | None] = {}
-        while True:  # the API pages at 100 task instances
-            response = self.client.get(
-                f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", params={"limit": 100, "offset": len(states)}
-            )
-            response.raise_for_status()
-            page = response.json()
-            states.update({ti["task_id"]: ti["state"] for ti in page["task_instances"]})
-            if not page["task_instances"] or len(states) >= page["total_entries"]:
-                return states
-
-    def _wait(self, ready, timeout_s: float, what: str) -> None:
-        """Ask ``ready()`` every second for at most ``timeout_s``; an unanswered request is not ready yet, an exited
-        Airflow ends the wait at once."""
-        def answered() -> bool:
-            if self.process and self.process.poll() is not None:
-                raise SystemExit(f"airflow standalone exited; see {self.home / 'standalone.log'}")
-            try:
-                return bool(ready())
-            except httpx.HTTPError:
-                return False
-
-        if not poll_until(answered, bool, timeout_s=timeout_s, interval_s=1.0):
-            raise SystemExit(f"{what} not ready within {timeout_s:.0f}s; see {self.home / 'standalone.log'}")
+        return self.api.task_states(DAG_ID, run_id)
 
 
-class SlackButtons:
-    """Clicks Approve on an open approval as Slack would: a signed block_actions request to the callback plugin."""
-
-    def __init__(self, airflow: Airflow, secret: str, user: str, team: str) -> None:
-        self.airflow, self.secret, self.user, self.team = airflow, secret, user, team
-        self.answered: set[str] = set()
-
-    def approve_open(self, run_id: str, states: dict[str, str | None], approvals: list[str]) -> list[str]:
-        lines = []
-        for name in approvals:
-            task = next((t for t in states if t.endswith(f".approve_{name}")), None)
-            if name in self.answered or task is None or states[task] != "deferred":
-                continue
-            time.sleep(2)  # let the approval settle in the triggerer before answering
-            value = json.dumps({"release_id": f"{DAG_ID}:{run_id}", "approval": name})
-            payload = {"type": "block_actions", "user": {"id": self.user, "username": "release-manager"},
-                       "team": {"id": self.team}, "actions": [{"action_id": "approve", "value": value}],
-                       "container": {"channel_id": "C0RELEASES", "message_ts": "0"}}
-            body = urlencode({"payload": json.dumps(payload)}).encode()
-            stamp = str(int(time.time()))
-            signature = hmac.new(self.secret.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
-            reply = httpx.post(f"{self.airflow.url}/sap-llm-slack/interactions", content=body, timeout=30, headers={
-                "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={signature}",
-                "Content-Type": "application/x-www-form-urlencoded"})
-            self.answered.add(name)
-            lines.append(f"approval {name}: Slack user {self.user} clicked Approve -> {reply.json()['text']}")
-        return lines
+def approve_open(buttons: SlackButtons, answered: set[str], run_id: str, states: dict[str, str | None],
+                 approvals: list[str]) -> list[str]:
+    """Click Approve on each approval that waits (deferred), once; return what the plugin answered."""
+    lines = []
+    for name in approvals:
+        task = next((t for t in states if t.endswith(f".approve_{name}")), None)
+        if name in answered or task is None or states[task] != "deferred":
+            continue
+        time.sleep(2)  # let the approval settle in the triggerer before answering
+        answer = buttons.click(f"{DAG_ID}:{run_id}", name)
+        answered.add(name)
+        lines.append(f"approval {name}: Slack user {buttons.user} clicked Approve -> {answer}")
+    return lines
 
 
 def attestations(operator: str) -> dict[str, dict[str, str]]:
@@ -245,34 +188,27 @@ def _rollback_summary(record: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inject-errors-at", type=int, choices=(5, 20, 50, 100), help="green weight to break at")
+    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+                        help="local: airflow standalone; celery: the separate components, a Celery worker, Redis")
     parser.add_argument("--base-port", type=int, default=18080)
     parser.add_argument("--airflow-port", type=int, default=18280)
     parser.add_argument("--version", default="1.1.0")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started, as on Ctrl-C
-    with temporary_postgres("airflow", driver="psycopg2") as metadata_url:
+    with temporary_postgres("airflow", driver="psycopg2") as metadata_url, temporary_redis() as broker_url:
         if metadata_url is None:
             raise SystemExit("PostgreSQL is not installed (make setup installs Debian's postgresql)")
-        return rehearse(args, metadata_url)
+        if args.executor == "celery" and broker_url is None:
+            raise SystemExit("Redis is not installed (make setup installs Debian's redis-server)")
+        return rehearse(args, metadata_url, broker_url)
 
 
-def airflow_env(args: argparse.Namespace, home: Path, metadata_url: str, stack_dir: Path, stack: dict,
-                signing_secret: str) -> dict[str, str]:
-    """Airflow standalone's environment: its home, the metadata database, the DAGs and plugins, the connections."""
+def airflow_env(executor: str, port: int, home: Path, metadata_url: str, broker_url: str | None, stack_dir: Path,
+                stack: dict, signing_secret: str) -> dict[str, str]:
+    """Airflow's environment for ``executor`` with its API on ``port`` (operators/deployment.py), with the
+    rehearsal's connections: the ledger, the local stack's Prometheus, the Slack signing secret."""
     return {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow`
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__API__PORT": str(args.airflow_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{args.airflow_port}/execution/",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        **deployment.local_environment(home, executor, metadata_url, port, broker_url),
         "SAP_LLM_STACK_DIR": str(stack_dir),
         "AIRFLOW_CONN_SAP_LLM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(home / "ledger.db")}),
         "AIRFLOW_CONN_SAP_LLM_PROMETHEUS": json.dumps(
@@ -288,10 +224,10 @@ def follow(airflow: Airflow, run_id: str, buttons: SlackButtons, target: Target,
     injecting errors into green at ``inject_errors_at`` %); return the run's final state."""
     spec = load_spec(SPEC_FILE)
     approvals = [approval.name for approval in spec.approvals]
-    injected, reported, last_split = False, set(), None
+    injected, reported, answered, last_split = False, set(), set(), None
     while (state := airflow.run_state(run_id)) not in ("success", "failed"):
         states = airflow.task_states(run_id)
-        for line in [*group_progress(states, reported), *buttons.approve_open(run_id, states, approvals)]:
+        for line in [*group_progress(states, reported), *approve_open(buttons, answered, run_id, states, approvals)]:
             say(line)
         split = target.router.get_weights()
         if split != last_split or any(s == "deferred" for s in states.values()):
@@ -308,8 +244,9 @@ def follow(airflow: Airflow, run_id: str, buttons: SlackButtons, target: Target,
     return state
 
 
-def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
-    """The rehearsal, with Airflow's metadata in the PostgreSQL database at ``metadata_url``."""
+def rehearse(args: argparse.Namespace, metadata_url: str, broker_url: str | None) -> int:
+    """The rehearsal, with Airflow's metadata in the PostgreSQL database at ``metadata_url`` (and Celery's broker at
+    ``broker_url``)."""
     stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
     stack_dir.mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
@@ -317,10 +254,14 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
     say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
     stack = local_stack.up(stack_dir, base_port=args.base_port)
     signing_secret = secrets.token_hex(16)
-    airflow = Airflow(home, args.airflow_port, airflow_env(args, home, metadata_url, stack_dir, stack, signing_secret))
+    executor = "CeleryExecutor" if args.executor == "celery" else "LocalExecutor"
+    env = airflow_env(executor, args.airflow_port, home, metadata_url, broker_url, stack_dir, stack, signing_secret)
+    airflow = Airflow(home, env, executor)
     target = local_target(stack_dir)
     try:
-        say(f"starting Airflow (standalone, LocalExecutor) on {airflow.url}")
+        how = ("separate components: " + ", ".join(airflow.processes.commands) + "; Redis broker"
+               if args.executor == "celery" else "standalone")
+        say(f"starting Airflow ({how}; {env['AIRFLOW__CORE__EXECUTOR']}) on {airflow.url}")
         airflow.start()
         conf = {
             "version": args.version, "environment": "rehearsal", "profile": "rehearsal",
@@ -328,13 +269,13 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
         }
         run_id = airflow.trigger(conf)
         say(f"triggered {DAG_ID} run {run_id} through the REST API")
-        buttons = SlackButtons(airflow, signing_secret, user=spec.approvals[0].approvers[0] if spec.approvals else "",
-                               team=spec.slack_team or "")
+        manager = spec.approvals[0].approvers[0] if spec.approvals else ""
+        buttons = SlackButtons(airflow.url, signing_secret, user=manager, team=spec.slack_team or "")
         state = follow(airflow, run_id, buttons, target, PrometheusProvider(stack["prometheus_url"]),
                        args.inject_errors_at)
         say(f"release run finished: {state}; router now {target.router.get_weights()}")
         release_id = f"{DAG_ID}:{run_id}"
-        board = airflow.client.get(f"/release-board/releases/{release_id}")  # the ledger, through the plugin
+        board = airflow.api.http.get(f"/release-board/releases/{release_id}")  # the ledger, through the plugin
         board.raise_for_status()
         summary(board.json(), release_id)
         expected = "failed" if args.inject_errors_at else "success"

@@ -100,12 +100,13 @@ def rehearse(args: argparse.Namespace, metadata_url: str) -> int:
         alertmanager = stack["alertmanager_url"].removeprefix("http://")
         with prometheus_over(tsdb, free_port(), alertmanager=alertmanager) as prometheus_url:
             say(f"Prometheus over the history on {prometheus_url}, alerting to the stack's Alertmanager")
-            env = airflow_env(args, home, metadata_url, stack_dir, stack, signing_secret="unused-by-audits")
+            env = airflow_env("LocalExecutor", args.airflow_port, home, metadata_url, None, stack_dir, stack,
+                              signing_secret="unused-by-audits")
             host, port = prometheus_url.removeprefix("http://").split(":")
             env.update({"AIRFLOW_CONN_SAP_LLM_PROMETHEUS": json.dumps({"conn_type": "http", "host": host,
                                                                        "port": int(port)}),
                         "SAP_LLM_AUDIT_REPORTS": str(home / "audit-reports"), "SAP_LLM_AUDIT_PROFILE": "rehearsal"})
-            airflow = Airflow(home, args.airflow_port, env, dag_ids=tuple(f"sap_llm_audit_{a}" for a in AUDITS))
+            airflow = Airflow(home, env, "LocalExecutor", dag_ids=tuple(f"sap_llm_audit_{a}" for a in AUDITS))
             say(f"starting Airflow (standalone, LocalExecutor) on {airflow.url}")
             airflow.start()
             return run_audits(airflow, Ledger(f"sqlite:///{home / 'ledger.db'}"))
@@ -134,7 +135,7 @@ def run_audits(airflow: Airflow, ledger: Ledger) -> int:
                 del runs[audit]
                 finished += 1
         time.sleep(2)
-    listed = airflow.client.get("/release-board/audits")  # the ledger, through the board plugin
+    listed = airflow.api.http.get("/release-board/audits")  # the ledger, through the board plugin
     listed.raise_for_status()
     say(f"the release board lists {len(listed.json())} audit runs; {finished} of {len(AUDITS)} audits finished")
     return 0 if finished == len(AUDITS) else 1

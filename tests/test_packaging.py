@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from operators import deployment
@@ -41,10 +42,13 @@ def test_compose_runs_airflow_as_the_deployment_description_says():
     env = services["airflow-scheduler"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == deployment.EXECUTOR
     assert {name: env.get(name) for name in deployment.SETTINGS} == deployment.SETTINGS
+    executor = deployment.executor_settings(deployment.EXECUTOR, env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+                                            "http://airflow-apiserver:8080", env["AIRFLOW__CELERY__BROKER_URL"])
+    assert {name: env.get(name) for name in executor} == executor  # the result backend, the execution API's URL
     assert {deployment.env_name(conn_id) for conn_id in deployment.REQUIRED_CONNECTIONS} <= set(env)
     started = {name.removeprefix("airflow-"): service["command"] for name, service in services.items()
                if name.startswith("airflow-") and name != "airflow-init"}
-    assert started == deployment.COMPONENTS
+    assert started == deployment.components(deployment.EXECUTOR) == deployment.COMPONENTS
 
 
 def test_the_helm_values_are_what_the_deployment_description_generates():
@@ -93,3 +97,16 @@ def test_validator_image_pins_its_requirements_and_takes_torch_from_the_base_ima
     base = re.search(r"^FROM\s+(\S+)", (ROOT / "inference_images" / "validator" / "Dockerfile").read_text(),
                      re.MULTILINE).group(1)
     assert base.startswith("pytorch/pytorch:2.13.0-cuda")
+
+
+def test_the_rehearsal_runs_the_components_the_deployment_description_names(tmp_path):
+    """The Celery rehearsal (tests/dags/test_release_on_celery.py, ``make demo EXECUTOR=celery``) starts what the
+    compose file and the Helm values run, with the same settings, the checkout's paths in place of the image's."""
+    url = "postgresql+psycopg2://postgres@127.0.0.1:5999/airflow"
+    env = deployment.local_environment(tmp_path, "CeleryExecutor", url, 18999, "redis://127.0.0.1:6999/0")
+    assert {name: env[name] for name in deployment.SETTINGS} == deployment.settings(ROOT)
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql://postgres@127.0.0.1:5999/airflow"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18999/execution/"
+    assert "worker" not in deployment.components("LocalExecutor")
+    with pytest.raises(ValueError, match="broker"):
+        deployment.local_environment(tmp_path, "CeleryExecutor", url, 18999)
