@@ -85,7 +85,8 @@ def local_environment(home: Path, executor: str, metadata_url: str, api_port: in
                       broker_url: str | None = None) -> dict[str, str]:
     """The environment of this project's Airflow run from this checkout on one machine (the rehearsals): the image's
     settings with the checkout's paths, the executor's, the API on a loopback port, one JWT secret every component
-    shares (the API server checks the tokens the scheduler gives tasks), and intervals short enough for rehearsals.
+    shares (the API server checks the tokens the scheduler gives tasks), every DAG paused until the rehearsal unpauses
+    the ones it runs (no scheduled audit runs beside a release rehearsal).
     The caller adds the connections."""
     return {
         **os.environ,
@@ -96,10 +97,12 @@ def local_environment(home: Path, executor: str, metadata_url: str, api_port: in
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # the rehearsal unpauses the DAGs it runs
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # two cores: more tasks at once only thrash
+        # the checkout's DAG files do not change during a rehearsal: parsed at start, not every 30 s (a tenth of a
+        # core on two cores)
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
 
 

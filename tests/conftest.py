@@ -71,6 +71,11 @@ def local_stack():
     """The worker's live local stack on its own ports: started for the first test that needs it and stopped after
     the last of a run of such tests (the lanes keep them together: tests/support/lanes.py). Its Prometheus is up: a
     rehearsal that killed it may have run just before on this worker (a worker can run more than one lane)."""
+    return live_stack()
+
+
+def live_stack():
+    """The worker's live stack (see ``local_stack``), for a fixture of a wider scope that needs it."""
     from tests.support.stack import LiveStack
 
     if "live" not in _stack:

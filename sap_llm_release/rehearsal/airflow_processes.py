@@ -99,13 +99,14 @@ class AirflowClient:
         self.http = httpx.Client(base_url=url, timeout=30)
 
     def wait_ready(self, dag_ids: tuple[str, ...], timeout_s: float, gone: Callable[[], list[str]]) -> None:
-        """Wait for the API, log in, and wait for each DAG to be parsed; ``gone()`` naming an exited process ends
-        the wait at once."""
+        """Wait for the API, log in, wait for each DAG to be parsed and unpause it; ``gone()`` naming an exited
+        process ends the wait at once."""
         self._wait(lambda: self.http.get("/api/v2/monitor/health").status_code == 200, timeout_s, "Airflow API", gone)
         self.log_in()
         for dag_id in dag_ids:
             self._wait(lambda dag_id=dag_id: self.http.get(f"/api/v2/dags/{dag_id}").status_code == 200, timeout_s,
                        f"DAG {dag_id}", gone)
+            self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
 
     def log_in(self) -> None:
         password = json.loads((self.home / PASSWORDS_FILE).read_text())["admin"]

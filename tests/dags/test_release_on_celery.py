@@ -1,6 +1,7 @@
 """Releases through Airflow's real components on the CeleryExecutor (api-server, scheduler, dag-processor, triggerer,
 a Celery worker; PostgreSQL metadata, a Redis broker) against the live local stack: a release that promotes while
-its scheduler and triggerer are SIGKILLed and restarted mid-window, and a breach that rolls back."""
+its scheduler and triggerer are SIGKILLed and restarted mid-window, and a breach that rolls back. One Airflow serves
+both (started in about 50 s), on the spec cut for the real components (``write_executor_spec``)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,18 @@ import json
 import os
 import time
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.rehearsal.processes import free_port
-from sap_llm_release.routers.base import ALL_BLUE, Weights
+from sap_llm_release.routers.base import Weights
 from sap_llm_release.spec import load_spec
+from tests.conftest import live_stack
+from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
 from tests.support.celery_airflow import DAG_ID, celery_airflow
-from tests.support.runs import release_conf
+from tests.support.runs import release_conf, write_executor_spec
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
 
@@ -26,11 +30,16 @@ def ledger() -> Ledger:
     return Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
 
 
-@pytest.fixture
-def airflow(quiet_stack, traffic_spec, notification_standins, tmp_path):
-    """The components, started after the stack and the traffic spec so that they inherit both."""
-    with celery_airflow(tmp_path / "airflow", free_port()) as started:
-        yield started
+@pytest.fixture(scope="module")
+def airflow(notification_standins, tmp_path_factory):
+    """The components, started with the worker's live stack, the Slack and PagerDuty stand-ins and the spec in
+    their environment."""
+    live_stack()
+    home = tmp_path_factory.mktemp("celery")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SAP_LLM_RELEASE_SPEC", str(write_executor_spec(home / "executor-spec.yaml")))
+        with celery_airflow(home / "airflow", free_port()) as started:
+            yield started
 
 
 def _window(record: dict, step: str) -> dict:
@@ -71,22 +80,25 @@ def test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mi
     assert window["window_seconds"] <= ended - started < window["window_seconds"] + 15
 
 
-def test_a_breach_on_celery_rolls_back_to_blue(airflow, quiet_stack, ledger):
+def test_a_breach_on_celery_rolls_back_to_blue(airflow, quiet_stack, ledger, notification_standins):
+    """test_sap_llm_release.py's breach at any step, at 50 %, through the real components."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
-    watcher = quiet_stack.when_green_weight(20, lambda: quiet_stack.set_faults("green", error_rate=1.0))
+    steps = [step.weight for step in spec.traffic.steps]
+    production_version = quiet_stack.target.deployer.running_version("blue")
+    quiet_stack.when_green_weight(50, lambda: quiet_stack.set_faults("green", error_rate=1.0))
 
     run_id = airflow.api.trigger(DAG_ID, release_conf())
     state = airflow.follow(run_id, [a.name for a in spec.approvals])
-    watcher.join(timeout=5)
 
     states = airflow.api.task_states(DAG_ID, run_id)
-    assert state == "failed"
-    assert states["traffic_shift.watch_020"] == "failed"
-    assert states["rollback.rollback_to_blue"] == "success" and states["rollback.watch_blue_recovery"] == "success"
-    assert states["traffic_shift.shift_to_050"] != "success"  # nothing shifted after the breach
-    assert quiet_stack.target.router.get_weights() == ALL_BLUE
-    assert quiet_stack.target.deployer.running_version("green") is None
-    record = ledger.release_record(f"{DAG_ID}:{run_id}")
-    assert [change["green_after"] for change in record["traffic_changes"]] == [5, 20, 0]
-    assert len(record["rollbacks"]) == 1 and record["rollbacks"][0]["blue_weight_after"] == 100
-    assert _window(record, "step_020")["verdict"] == "failed"
+    assert states["traffic_shift.watch_050"] == "failed"
+    dag_run = SimpleNamespace(state=state, dag_id=DAG_ID, run_id=run_id)
+    record = rolled_back_to_blue(quiet_stack, ledger, dag_run, states, production_version)
+    windows = {w["green_weight"]: w for w in record["slo_windows"]}
+    assert windows[50]["verdict"] == "failed" and "error_rate" in windows[50]["reason"]
+    assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in steps if w <= 50] + [0]
+    assert "step_050" in record["rollbacks"][0]["cause"]
+    slack, pagerduty = notification_standins
+    key = f"sap-llm-release/{DAG_ID}:{run_id}"
+    assert pages(pagerduty, run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved
+    assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, run_id))

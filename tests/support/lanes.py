@@ -19,6 +19,8 @@ LANES = (
     (  # about 390 s in a loaded run
         "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
         "test_invalid_trigger_params_are_refused_naming_the_field",
+        "test_production_environment_needs_production_profile",
+        "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
     ),
     (  # about 420 s
         "test_a_release_on_the_cluster_promotes_through_the_httproute",
@@ -30,10 +32,9 @@ LANES = (
     (  # about 420 s
         "test_an_slo_breach_on_the_cluster_rolls_the_httproute_back",
         "test_slack_callbacks_are_checked_before_anything_is_resolved",
-        "test_production_environment_needs_production_profile",
-        "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
         "test_one_release_per_environment",
-        "test_slo_breach_at_any_step_rolls_back_to_blue[50]",
+        "test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mid_window",
+        "test_a_breach_on_celery_rolls_back_to_blue",
         "test_a_regression_during_the_bake_rolls_back_to_blue",
     ),
     (  # about 340 s, and the audits' 50 s

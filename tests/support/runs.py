@@ -51,6 +51,27 @@ def write_traffic_spec(path: Path) -> Path:
     return path
 
 
+def write_executor_spec(path: Path) -> Path:
+    """Write to ``path`` the traffic rehearsals' spec (:func:`write_traffic_spec`) cut further for the rehearsals on
+    Airflow's real components, where each task is a process of its own (about two seconds of CPU): no job, and each
+    phase keeps its first gate, but green's deployment keeps all of its own. The traffic plan, its analysis, the
+    approvals and the rollback are the project's."""
+    data = yaml.safe_load(write_traffic_spec(path).read_text())
+    kept, gates = set(), []
+    for gate in data["gates"]:
+        if gate["kind"] == "job_result" or (gate["phase"] in kept and gate["phase"] != "deploy_green"):
+            continue
+        kept.add(gate["phase"])
+        gates.append(gate)
+    names = {gate["name"] for gate in gates}
+    data["gates"], data["jobs"] = gates, []
+    for profile in data["profiles"].values():
+        for section in ("waivers", "scaled_thresholds"):
+            profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def attestations(skip: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
     spec = yaml.safe_load(spec_file().read_text())
     return {
