@@ -80,20 +80,35 @@ def test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mi
     assert window["window_seconds"] <= ended - started < window["window_seconds"] + 15
 
 
-def test_a_breach_on_celery_rolls_back_to_blue(airflow, quiet_stack, ledger, notification_standins):
-    """test_sap_llm_release.py's breach at any step, at 50 %, through the real components."""
+def test_on_celery_an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue(airflow, quiet_stack, ledger,
+                                                                                   notification_standins):
+    """The scheduler and the triggerer are SIGKILLed and restarted while the first approval waits: it is answered
+    after the restart and the release goes on; then test_sap_llm_release.py's breach at any step, at 50 %."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     steps = [step.weight for step in spec.traffic.steps]
+    first_approval = spec.approvals[0].name
     production_version = quiet_stack.target.deployer.running_version("blue")
     quiet_stack.when_green_weight(50, lambda: quiet_stack.set_faults("green", error_rate=1.0))
+    restarted: list[float] = []
+
+    def restart_while_the_first_approval_waits(states: dict) -> None:
+        waiting = [task for task, state in states.items() if task.endswith(f".approve_{first_approval}")
+                   and state == "deferred"]
+        if waiting and not restarted:
+            airflow.restart("scheduler", "triggerer")
+            restarted.append(time.time())
 
     run_id = airflow.api.trigger(DAG_ID, release_conf())
-    state = airflow.follow(run_id, [a.name for a in spec.approvals])
+    state = airflow.follow(run_id, [a.name for a in spec.approvals], restart_while_the_first_approval_waits)
 
     states = airflow.api.task_states(DAG_ID, run_id)
+    assert restarted, f"approve_{first_approval} never waited"
     assert states["traffic_shift.watch_050"] == "failed"
     dag_run = SimpleNamespace(state=state, dag_id=DAG_ID, run_id=run_id)
     record = rolled_back_to_blue(quiet_stack, ledger, dag_run, states, production_version)
+    (approval,) = [a for a in record["approvals"] if a["gate"] == first_approval]
+    assert approval["decision"] == "approved" and approval["channel"] == "slack"
+    assert datetime.fromisoformat(str(approval["recorded_at"])).timestamp() > restarted[0]
     windows = {w["green_weight"]: w for w in record["slo_windows"]}
     assert windows[50]["verdict"] == "failed" and "error_rate" in windows[50]["reason"]
     assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in steps if w <= 50] + [0]

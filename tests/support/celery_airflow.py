@@ -29,19 +29,19 @@ class CeleryAirflow:
 
     def follow(self, run_id: str, approvals: list[str], on_states: Callable[[dict], None] = lambda states: None,
                timeout_s: float = 480) -> str:
-        """Poll the run every second until it ends: click Approve on each approval once it waits, hand every poll's
-        task states to ``on_states``; return the run's final state."""
+        """Poll the run every second until it ends: hand every poll's task states to ``on_states``, then click
+        Approve on each approval once it waits; return the run's final state."""
         deadline, answered = time.monotonic() + timeout_s, set()
         while (state := self.api.run_state(DAG_ID, run_id)) not in FINISHED:
             assert time.monotonic() < deadline, f"run {run_id} still {state} after {timeout_s:.0f}s"
             states = self.api.task_states(DAG_ID, run_id)
+            on_states(states)
             for name in approvals:
                 task = next((t for t in states if t.endswith(f".approve_{name}")), None)
                 if name not in answered and task and states[task] == "deferred":
                     time.sleep(1)  # the approval's HITL record settles in the triggerer
                     self.buttons.click(f"{DAG_ID}:{run_id}", name)
                     answered.add(name)
-            on_states(states)
             time.sleep(1)
         return state
 

@@ -34,7 +34,7 @@ LANES = (
         "test_slack_callbacks_are_checked_before_anything_is_resolved",
         "test_one_release_per_environment",
         "test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mid_window",
-        "test_a_breach_on_celery_rolls_back_to_blue",
+        "test_on_celery_an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue",
         "test_a_regression_during_the_bake_rolls_back_to_blue",
     ),
     (  # about 340 s, and the audits' 50 s
