@@ -85,17 +85,10 @@ class Airflow:
 
 def approve_open(buttons: SlackButtons, answered: set[str], run_id: str, states: dict[str, str | None],
                  approvals: list[str]) -> list[str]:
-    """Click Approve on each approval that waits (deferred), once; return what the plugin answered."""
-    lines = []
-    for name in approvals:
-        task = next((t for t in states if t.endswith(f".approve_{name}")), None)
-        if name in answered or task is None or states[task] != "deferred":
-            continue
-        time.sleep(2)  # let the approval settle in the triggerer before answering
-        answer = buttons.click(f"{DAG_ID}:{run_id}", name)
-        answered.add(name)
-        lines.append(f"approval {name}: Slack user {buttons.user} clicked Approve -> {answer}")
-    return lines
+    """Click Approve on each approval that waits, once; return lines saying what the plugin answered."""
+    answers = buttons.approve_waiting(f"{DAG_ID}:{run_id}", states, approvals, answered, settle_s=2)
+    return [f"approval {name}: Slack user {buttons.user} clicked Approve -> {answer}"
+            for name, answer in answers.items()]
 
 
 def attestations(operator: str) -> dict[str, dict[str, str]]:

@@ -170,3 +170,18 @@ class SlackButtons:
             "Content-Type": "application/x-www-form-urlencoded"})
         reply.raise_for_status()
         return reply.json()["text"]
+
+    def approve_waiting(self, release_id: str, states: dict[str, str | None], approvals: list[str],
+                        answered: set[str], settle_s: float = 1.0) -> dict[str, str]:
+        """Click Approve, once each, on the approvals whose task waits (deferred) in ``states`` (task id -> state),
+        ``settle_s`` after seeing it wait (the HITL record settles in the triggerer); add them to ``answered`` and
+        return the plugin's answer by approval."""
+        answers = {}
+        for name in approvals:
+            task = next((t for t in states if t.endswith(f".approve_{name}")), None)
+            if name in answered or task is None or states[task] != "deferred":
+                continue
+            time.sleep(settle_s)
+            answers[name] = self.click(release_id, name)
+            answered.add(name)
+        return answers

@@ -3,6 +3,7 @@ the rehearsal on Airflow's CeleryExecutor."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -26,8 +27,7 @@ def _answers_ping(port: int) -> bool:
 @contextmanager
 def temporary_redis():
     """Yield a ``redis://`` URL of a fresh Redis server, or None when ``redis-server`` is not installed."""
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists()
-                                              else None)
+    binary = shutil.which("redis-server", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/bin")
     if binary is None:
         yield None
         return

@@ -36,12 +36,7 @@ class CeleryAirflow:
             assert time.monotonic() < deadline, f"run {run_id} still {state} after {timeout_s:.0f}s"
             states = self.api.task_states(DAG_ID, run_id)
             on_states(states)
-            for name in approvals:
-                task = next((t for t in states if t.endswith(f".approve_{name}")), None)
-                if name not in answered and task and states[task] == "deferred":
-                    time.sleep(1)  # the approval's HITL record settles in the triggerer
-                    self.buttons.click(f"{DAG_ID}:{run_id}", name)
-                    answered.add(name)
+            self.buttons.approve_waiting(f"{DAG_ID}:{run_id}", states, approvals, answered)
             time.sleep(1)
         return state
 
