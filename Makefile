@@ -21,7 +21,7 @@ REHEARSAL_STORES := $(REHEARSAL_MODEL)/stores
 PIP_INSTALL := -m pip install -q --no-compile
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup demo demo-rollback demo-audits test lint benchmarks clean
+.PHONY: setup demo demo-rollback demo-audits test test-celery lint benchmarks clean
 
 SETUP_ARTEFACTS := $(VENV)/.installed $(LOADTEST_VENV)/.installed $(VALIDATOR_VENV)/.installed \
 	$(REHEARSAL_MODEL)/manifest.json $(REHEARSAL_MODEL)/evaluation.json $(REHEARSAL_MODEL)/review/sample.jsonl \
@@ -99,8 +99,13 @@ demo-audits: setup
 # run them side by side (tests/support/lanes.py puts them in lanes, one xdist group each).
 TEST_WORKERS ?= 4
 
+# The rehearsals on Airflow's real components with the CeleryExecutor (tests/dags/test_release_on_celery.py) cost
+# about five minutes of CPU that the suite's budget on two cores does not hold: `make test-celery` runs them.
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not celery"
+
+test-celery: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m celery --durations=5 tests/dags/test_release_on_celery.py
 
 lint: setup
 	$(VENV)/bin/ruff check sap_llm_release operators dags plugins scripts benchmarks tests inference_images

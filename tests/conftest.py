@@ -94,6 +94,11 @@ def _stop_stack() -> None:
             os.environ.pop(name, None)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "celery: a rehearsal on Airflow's real components and the CeleryExecutor, "
+                                       "left out of make test for its CPU (make test-celery)")
+
+
 def pytest_collection_modifyitems(items):
     order_in_lanes(items)
 

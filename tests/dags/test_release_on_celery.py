@@ -1,7 +1,10 @@
 """Releases through Airflow's real components on the CeleryExecutor (api-server, scheduler, dag-processor, triggerer,
 a Celery worker; PostgreSQL metadata, a Redis broker) against the live local stack: a release that promotes while
 its scheduler and triggerer are SIGKILLed and restarted mid-window, and a breach that rolls back. One Airflow serves
-both (started in about 50 s), on the spec cut for the real components (``write_executor_spec``)."""
+both (started in about 50 s), on the spec cut for the real components (``write_executor_spec``).
+
+They cost about five minutes of CPU, which the suite's budget on two cores does not hold: ``make test`` leaves them
+out (marker ``celery``) and ``make test-celery`` runs them."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_th
 from tests.support.celery_airflow import DAG_ID, celery_airflow
 from tests.support.runs import release_conf, write_executor_spec
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.stack, pytest.mark.celery, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

@@ -16,11 +16,9 @@ from __future__ import annotations
 import pytest
 
 LANES = (
-    (  # about 520 s in a loaded run
+    (  # about 390 s in a loaded run
         "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
         "test_invalid_trigger_params_are_refused_naming_the_field",
-        "test_production_environment_needs_production_profile",
-        "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
     ),
     (  # about 420 s
         "test_a_release_on_the_cluster_promotes_through_the_httproute",
@@ -29,21 +27,22 @@ LANES = (
         "test_a_green_dead_before_a_shift_is_not_shifted_to",
         "test_prometheus_unreachable_during_a_window_rolls_back",
     ),
-    (  # about 560 s: the rehearsals on Celery share one Airflow, started in the lane
+    (  # about 420 s
         "test_an_slo_breach_on_the_cluster_rolls_the_httproute_back",
         "test_slack_callbacks_are_checked_before_anything_is_resolved",
+        "test_production_environment_needs_production_profile",
+        "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
         "test_one_release_per_environment",
-        "test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mid_window",
-        "test_on_celery_an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue",
+        "test_slo_breach_at_any_step_rolls_back_to_blue[50]",
+        "test_a_regression_during_the_bake_rolls_back_to_blue",
     ),
-    (  # about 430 s, and the audits' 50 s
+    (  # about 340 s, and the audits' 50 s
         "test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded",
         "test_slo_breach_at_any_step_rolls_back_to_blue[5]",
         "test_a_green_killed_during_a_window_fails_it_and_rolls_back_without_shifting_further",
         "test_a_reload_that_does_not_take_effect_is_not_recorded_as_done",
         "test_slo_breach_at_any_step_rolls_back_to_blue[100]",
         "test_a_gpu_pod_that_fails_fails_its_job_with_the_pods_log_and_touches_no_traffic",
-        "test_a_regression_during_the_bake_rolls_back_to_blue",
         # spends the stack's error budget: last of the lane's releases, so none is refused for it
         "test_a_release_is_refused_before_anything_is_touched_while_the_error_budget_is_spent",
         "test_a_healthy_day_yields_no_warning_one_summary_and_no_page",
