@@ -8,7 +8,6 @@ out (marker ``celery``) and ``make test-celery`` runs them."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
@@ -22,6 +21,7 @@ from sap_llm_release.routers.base import Weights
 from sap_llm_release.spec import load_spec
 from tests.conftest import live_stack
 from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
+from tests.support import runs
 from tests.support.celery_airflow import DAG_ID, celery_airflow
 from tests.support.runs import release_conf, write_executor_spec
 
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.celery, pytest.mark.timeout(600)]
 
 @pytest.fixture
 def ledger() -> Ledger:
-    return Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+    return runs.ledger()
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,6 @@ def airflow(notification_standins, tmp_path_factory):
         env.setenv("SAP_LLM_RELEASE_SPEC", str(write_executor_spec(home / "executor-spec.yaml")))
         with celery_airflow(home / "airflow", free_port()) as started:
             yield started
-
-
-def _window(record: dict, step: str) -> dict:
-    return next(window for window in record["slo_windows"] if window["step"] == step)
 
 
 def test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack,
@@ -77,7 +73,7 @@ def test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mi
     assert [(w["step"], w["verdict"]) for w in record["slo_windows"]] == [
         (f"step_{w:03d}", "passed") for w in steps] + [("bake", "passed")]
     # the window the outage fell into resumed and ended at its absolute end, not a full window after the restart
-    window = _window(record, f"step_{steps[-1]:03d}")
+    (window,) = [w for w in record["slo_windows"] if w["step"] == f"step_{steps[-1]:03d}"]
     started, ended = (datetime.fromisoformat(str(window[k])).timestamp() for k in ("started_at", "recorded_at"))
     assert started < killed[0] < ended
     assert window["window_seconds"] <= ended - started < window["window_seconds"] + 15

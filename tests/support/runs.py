@@ -40,10 +40,16 @@ def write_traffic_spec(path: Path) -> Path:
             continue
         phases_kept.add(gate["phase"])
         gates.append(gate)
-    names = {gate["name"] for gate in gates}
-    data["gates"] = gates
-    data["jobs"] = [job for job in data["jobs"] if job["name"] == TRAFFIC_SPEC_JOB]
     data.pop("audits", None)  # no audit runs in these rehearsals (and the accuracy review reads gates cut here)
+    jobs = [job for job in data["jobs"] if job["name"] == TRAFFIC_SPEC_JOB]
+    return _write_cut_spec(path, data, gates, jobs)
+
+
+def _write_cut_spec(path: Path, data: dict, gates: list[dict], jobs: list[dict]) -> Path:
+    """Write ``data`` to ``path`` with only ``gates`` and ``jobs``, and the profiles' waivers and scaled thresholds
+    of the gates kept."""
+    names = {gate["name"] for gate in gates}
+    data["gates"], data["jobs"] = gates, jobs
     for profile in data["profiles"].values():
         for section in ("waivers", "scaled_thresholds"):
             profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
@@ -63,13 +69,7 @@ def write_executor_spec(path: Path) -> Path:
             continue
         kept.add(gate["phase"])
         gates.append(gate)
-    names = {gate["name"] for gate in gates}
-    data["gates"], data["jobs"] = gates, []
-    for profile in data["profiles"].values():
-        for section in ("waivers", "scaled_thresholds"):
-            profile[section] = [entry for entry in profile.get(section, []) if entry["gate"] in names]
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    return _write_cut_spec(path, data, gates, jobs=[])
 
 
 def attestations(skip: tuple[str, ...] = ()) -> dict[str, dict[str, str]]:
