@@ -38,6 +38,9 @@ def settings(project_dir: str | Path = PROJECT_DIR) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": f"{project_dir}/dags",
         "AIRFLOW__CORE__PLUGINS_FOLDER": f"{project_dir}/plugins",
+        # a task whose worker died (a node lost, the OOM killer) is failed after a minute without a heartbeat, not
+        # Airflow's default five: the rollback task is then retried on another worker that much sooner
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     }
 
 

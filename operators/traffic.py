@@ -25,6 +25,7 @@ from sap_llm_release.rollout import (
     decide,
     require_gates_proven,
 )
+from sap_llm_release.routers.base import RouterError
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 from sap_llm_release.targets import STACK_DIR_ENV, slots_for
 
@@ -173,9 +174,15 @@ class CountLostRequestsOperator(ReleaseOperator):
 
 class RollbackOperator(ReleaseOperator):
     """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded
-    (:meth:`Rollout.roll_back`)."""
+    (:meth:`Rollout.roll_back`). Every step of it can be run again, so the task is retried when its worker is lost
+    mid-rollback (the scheduler fails a task whose heartbeat stopped) or an unexpected error stops it; a router that
+    refuses the write or a blue that does not serve everything fails it at once, loudly: a retry would not change
+    either, a person must."""
 
     ui_color = "#fadbd8"
+
+    def __init__(self, *, retries: int = 3, retry_delay: timedelta = timedelta(seconds=5), **kwargs: Any) -> None:
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Page on-call as the rollback starts; resolve the page once blue is verified, page again if it fails.
@@ -191,7 +198,7 @@ class RollbackOperator(ReleaseOperator):
         except Exception as exc:
             notifier.page("rollback_failed", f"{run.spec.service} rollback FAILED: {exc}")
             notifier.say("rollback_failed", f"rollback failed: {exc}")
-            if isinstance(exc, RollbackIncomplete):
+            if isinstance(exc, (RollbackIncomplete, RouterError)):
                 raise AirflowFailException(str(exc)) from None
             raise
         notifier.resolve_page("rollback_verified", f"rolled back; {detail}")

@@ -146,7 +146,9 @@ class Rollout:
 
     def roll_back(self, cause: str) -> str:
         """All traffic to blue, green taken out, blue verified healthy through the router; all recorded. Returns
-        what the verification saw; raises :class:`RollbackIncomplete` when blue does not serve everything."""
+        what the verification saw; raises :class:`RollbackIncomplete` when blue does not serve everything. Safe to
+        run again after a try that died part-way: each step finds its work done or does it, and each try records
+        its verification."""
         started = datetime.now(timezone.utc).isoformat()
         router, deployer = self.target.router, self.target.deployer
         before = router.get_weights()
@@ -156,8 +158,9 @@ class Rollout:
             self.event("rollback_not_applied", str(exc))
             raise
         after = router.get_weights()
-        self.ledger.record_traffic_change(self.release_id, reason="rollback", before=before.as_tuple(),
-                                          after=after.as_tuple(), router=router.describe(), writer=self.writer)
+        if after != before:  # a retried rollback finds blue at 100 % already: nothing changed, nothing to record
+            self.ledger.record_traffic_change(self.release_id, reason="rollback", before=before.as_tuple(),
+                                              after=after.as_tuple(), router=router.describe(), writer=self.writer)
         green_removed = deployer.remove("green") or deployer.running_version("green") is None
         blue_healthy, detail = self.verify_blue()
         self.ledger.record_rollback(self.release_id, cause=cause, blue_weight_after=after.blue,
@@ -168,14 +171,18 @@ class Rollout:
         return detail
 
     def count_lost_requests(self, recovery: RollbackRecovery) -> tuple[bool, str] | None:
-        """Rollback step 3: the requests the router answered from the last rollback's start until
-        ``recovery.switch_grace`` after blue was verified (waited for), counted from the target's access log and
-        recorded; ``(passed, what was seen)``, or None when no rollback was recorded. A log that cannot be read, or
-        a switch no request went through, fails: nothing shows that none was lost."""
+        """Rollback step 3: the requests the router answered from the rollback's start (its first try's, when a
+        lost worker made it retry) until ``recovery.switch_grace`` after blue was verified (waited for), counted from
+        the target's access log and recorded; ``(passed, what was seen)``, or None when no rollback was recorded. A
+        log that cannot be read, or a switch no request went through, fails: nothing shows that none was lost."""
         rollbacks = self.ledger.rollbacks(self.release_id)
         if not rollbacks:
             return None
-        start, verified = (recorded_time(rollbacks[-1][column]) for column in ("started_at", "completed_at"))
+        start = min(recorded_time(rollback["started_at"]) for rollback in rollbacks)
+        switch = self.ledger.latest_traffic_change(self.release_id)
+        if switch is not None and switch["reason"] == "rollback":  # a try that died after the switch recorded it
+            start = min(start, recorded_time(switch["changed_at"]))
+        verified = recorded_time(rollbacks[-1]["completed_at"])
         end = verified + recovery.switch_grace
         time.sleep(max(0.0, (end - datetime.now(timezone.utc)).total_seconds()))
         log, requests, lost = self.target.access_log, None, None

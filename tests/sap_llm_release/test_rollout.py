@@ -5,6 +5,7 @@ server."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -196,6 +197,42 @@ def test_a_rollback_sends_everything_to_blue_removes_green_and_verifies_blue(led
     assert (rollback["cause"], rollback["blue_healthy"], rollback["green_removed"]) == ("step_020: error_rate", 1, 1)
     assert [(c["reason"], c["green_before"], c["green_after"]) for c in record["traffic_changes"]] == [
         ("rollback", 20, 0)]
+
+
+class DiesOnFirstRemove(Slots):
+    """A deployer whose first ``remove`` never returns: the worker running the rollback died there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.died = False
+
+    def remove(self, colour: str) -> bool:
+        if not self.died:
+            self.died = True
+            raise KeyboardInterrupt("worker lost")
+        return super().remove(colour)
+
+
+def test_a_rollback_retried_after_its_worker_died_finishes_and_counts_from_the_first_switch(ledger, router_address,
+                                                                                          tmp_path):
+    """The rollback task is retried when its worker dies part-way (operators/traffic.py): the retry finds blue at
+    100 % and records no traffic change of its own, removes green, records its verification; the requests lost are
+    counted from the first try's switch."""
+    router, slots, log = MemoryRouter(), DiesOnFirstRemove(), tmp_path / "access.log"
+    router.live = Weights(50, 50)
+    procedure = rollout(ledger, router_address, router, slots, access_log=NginxAccessLog(log))
+    with pytest.raises(KeyboardInterrupt):
+        procedure.roll_back("step_050: error_rate")
+    log.write_text(routed(502))  # after the first try's switch, before the retry started
+    retry = dataclasses.replace(procedure, writer=dataclasses.replace(WRITER, try_number=2))
+    retry.roll_back("step_050: error_rate")
+    assert router.live == ALL_BLUE and "green" not in slots.running
+    record = ledger.release_record(RELEASE)
+    assert [(c["green_before"], c["green_after"], c["try_number"]) for c in record["traffic_changes"]] == [(50, 0, 1)]
+    (rollback,) = record["rollbacks"]
+    assert (rollback["try_number"], rollback["green_removed"], rollback["blue_healthy"]) == (2, 1, 1)
+    passed, detail = retry.count_lost_requests(RECOVERY)
+    assert not passed and detail.startswith("1 of 1 requests through the router lost"), detail
 
 
 def test_a_router_still_answering_from_green_makes_the_rollback_incomplete(ledger, router_address):
