@@ -9,6 +9,8 @@ from operators.jobs import InferenceJobOperator
 from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
 from operators.sensors import BlueRecoverySensor, SLOWindowSensor
 from operators.traffic import (
+    ROLLBACK_RETRIES,
+    ROLLBACK_RETRY_DELAY,
     CountLostRequestsOperator,
     DecommissionBlueOperator,
     DeployGreenOperator,
@@ -123,7 +125,8 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
     with TaskGroup("rollback") as rollback:
         recovery = BlueRecoverySensor(task_id="watch_blue_recovery", spec_path=spec_path)
         lost = CountLostRequestsOperator(task_id="count_lost_requests", spec_path=spec_path)
-        RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path) >> recovery >> lost
+        RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path, retries=ROLLBACK_RETRIES,
+                         retry_delay=ROLLBACK_RETRY_DELAY) >> recovery >> lost
     decide = ReleaseDecisionOperator(
         task_id="decide_promote_or_rollback",
         spec_path=spec_path,

@@ -29,6 +29,9 @@ from sap_llm_release.routers.base import RouterError
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
 from sap_llm_release.targets import STACK_DIR_ENV, slots_for
 
+# the rollback task's retries, ROLLBACK_RETRY_DELAY apart (RollbackOperator)
+ROLLBACK_RETRIES = 3
+ROLLBACK_RETRY_DELAY = timedelta(seconds=5)
 # how long the rollback's alert inhibits green's: the longest rate window of the alerts it covers (5 minutes) twice
 ROLLBACK_HOLD = timedelta(minutes=10)
 
@@ -175,14 +178,12 @@ class CountLostRequestsOperator(ReleaseOperator):
 class RollbackOperator(ReleaseOperator):
     """All traffic back to blue, green taken out, blue verified healthy through the router; all recorded
     (:meth:`Rollout.roll_back`). Every step of it can be run again, so the task is retried when its worker is lost
-    mid-rollback (the scheduler fails a task whose heartbeat stopped) or an unexpected error stops it; a router that
+    mid-rollback (the scheduler fails a try whose heartbeat stopped) or an unexpected error stops it
+    (``ROLLBACK_RETRIES``, given by the DAG: a DAG's ``default_args`` would override an operator's own); a router that
     refuses the write or a blue that does not serve everything fails it at once, loudly: a retry would not change
     either, a person must."""
 
     ui_color = "#fadbd8"
-
-    def __init__(self, *, retries: int = 3, retry_delay: timedelta = timedelta(seconds=5), **kwargs: Any) -> None:
-        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Page on-call as the rollback starts; resolve the page once blue is verified, page again if it fails.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -114,6 +115,14 @@ def test_decision_and_closing_tasks_run_whatever_happened(dag):
     assert set(decide.downstream_task_ids) == {"decommission_blue.blue_has_no_traffic", "rollback.rollback_to_blue"}
     assert dag.get_task("finish_release").trigger_rule == "all_done"
     assert dag.max_active_runs == 1
+
+
+def test_only_the_rollback_is_retried(dag):
+    """A rollback whose worker died is run again (each of its steps can be); a gate or a shift is not: a gate not
+    proven is not passed, and a shift is never made twice."""
+    rollback = dag.get_task("rollback.rollback_to_blue")
+    assert (rollback.retries, rollback.retry_delay) == (3, timedelta(seconds=5))
+    assert {task.task_id for task in dag.tasks if task.retries} == {"rollback.rollback_to_blue"}
 
 
 def test_trigger_form_validates_version_environment_and_profile(dag):
