@@ -1,10 +1,11 @@
 """Releases through Airflow's real components on the CeleryExecutor (api-server, scheduler, dag-processor, triggerer,
-a Celery worker; PostgreSQL metadata, a Redis broker) against the live local stack: a release that promotes while
-its scheduler and triggerer are SIGKILLed and restarted mid-window, and a breach that rolls back. One Airflow serves
-both (started in about 50 s), on the spec cut for the real components (``write_executor_spec``).
+a Celery worker; PostgreSQL metadata, a Redis broker) against the live local stack, each surviving a component's
+death: the scheduler and the triggerer SIGKILLed mid-window and during an open approval, the worker SIGKILLed mid-gate
+and mid-rollback, one of two schedulers killed. One Airflow serves them all (started in about 50 s), on the spec cut
+for the real components (``write_executor_spec``).
 
-They cost about five minutes of CPU, which the suite's budget on two cores does not hold: ``make test`` leaves them
-out (marker ``celery``) and ``make test-celery`` runs them."""
+They cost about five minutes of CPU each pair, which the suite's budget on two cores does not hold: ``make test``
+leaves them out (marker ``celery``) and ``make test-celery`` runs them."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.routers.base import Weights
-from sap_llm_release.spec import load_spec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, load_spec
 from tests.conftest import live_stack
 from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
 from tests.support import runs
@@ -116,3 +117,113 @@ def test_on_celery_an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blu
     key = f"sap-llm-release/{DAG_ID}:{run_id}"
     assert pages(pagerduty, run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved
     assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, run_id))
+
+
+def test_on_celery_a_worker_killed_mid_rollback_is_replaced_and_the_retried_rollback_finishes(airflow, quiet_stack,
+                                                                                              ledger,
+                                                                                              notification_standins):
+    """A breach at 50 % starts the rollback; the Celery worker running it is SIGKILLed (its node lost) and a new one
+    started. The scheduler fails the try whose heartbeat stopped and retries it (operators/traffic.py); the retry
+    finds its work done or does it: blue serves everything, green is gone, the switch is recorded once, and the lost
+    requests are counted from the first try's switch."""
+    spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
+    steps = [step.weight for step in spec.traffic.steps]
+    production_version = quiet_stack.target.deployer.running_version("blue")
+    quiet_stack.when_green_weight(50, lambda: quiet_stack.set_faults("green", error_rate=1.0))
+    killed: list[float] = []
+
+    def kill_the_worker_mid_rollback(states: dict) -> None:
+        if not killed and states.get("rollback.rollback_to_blue") == "running":
+            airflow.restart("worker")
+            killed.append(time.time())
+
+    run_id = airflow.api.trigger(DAG_ID, release_conf())
+    state = airflow.follow(run_id, [a.name for a in spec.approvals], kill_the_worker_mid_rollback, timeout_s=600)
+
+    states = airflow.api.task_states(DAG_ID, run_id)
+    assert killed, "rollback_to_blue was never seen running"
+    assert state == "failed" and states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == Weights(100, 0)
+    assert quiet_stack.target.deployer.running_version("green") is None
+    assert quiet_stack.target.deployer.running_version("blue") == production_version
+    record = ledger.release_record(f"{DAG_ID}:{run_id}")
+    assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in steps if w <= 50] + [0]
+    rollbacks = record["rollbacks"]
+    assert rollbacks[-1]["try_number"] >= 2, rollbacks  # the retry ran after the kill and recorded its check
+    assert (rollbacks[-1]["blue_weight_after"], rollbacks[-1]["blue_healthy"], rollbacks[-1]["green_removed"]) == (
+        100, 1, 1)
+    assert len({r["try_number"] for r in rollbacks}) == len(rollbacks)  # one row per try, none twice
+    assert record["release_events"][-1]["event"] == "rolled_back"
+    (counted,) = record["rollback_lost_requests"]
+    assert (counted["verdict"], counted["lost"]) == ("passed", 0) and counted["requests"] > 0, counted
+    slack, pagerduty = notification_standins
+    key = f"sap-llm-release/{DAG_ID}:{run_id}"
+    paged = pages(pagerduty, run_id)
+    assert {page_key for _, page_key in paged} == {key} and paged[-1] == ("resolve", key)  # one incident, resolved
+
+
+def test_on_celery_a_worker_killed_mid_gate_fails_the_release_before_traffic(airflow, quiet_stack, ledger):
+    """The Celery worker is SIGKILLed while a gate before traffic runs, and a new one started: the scheduler fails
+    the try whose heartbeat stopped (gates are not retried: a gate not proven is not passed), the release stops
+    there and nothing serving traffic was touched."""
+    spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
+    before_traffic = {phase.value for phase in PRE_TRAFFIC_PHASES}
+    killed: list[str] = []
+
+    def kill_the_worker_mid_gate(states: dict) -> None:
+        running = [task for task, state in states.items() if state == "running"
+                   and task.split(".")[0] in before_traffic]
+        if running and not killed:
+            airflow.restart("worker")
+            killed.extend(running)
+
+    run_id = airflow.api.trigger(DAG_ID, release_conf())
+    state = airflow.follow(run_id, [a.name for a in spec.approvals], kill_the_worker_mid_gate, timeout_s=300)
+
+    states = airflow.api.task_states(DAG_ID, run_id)
+    assert killed, "no gate before traffic was seen running"
+    assert state == "failed"
+    failed = {task for task, value in states.items() if value == "failed"}
+    assert failed & set(killed), (killed, failed)  # the killed try failed, not left running
+    assert all(task == "finish_release" or task.split(".")[0] in before_traffic for task in failed), failed
+    assert states["traffic_shift.shift_to_005"] == "upstream_failed"
+    assert quiet_stack.target.router.get_weights() == Weights(100, 0)
+    assert quiet_stack.target.deployer.running_version("green") is None
+    record = ledger.release_record(f"{DAG_ID}:{run_id}")
+    assert record["traffic_changes"] == [] and record["rollbacks"] == []
+    gates = [row["gate"] for row in record["gate_results"]]
+    assert len(gates) == len(set(gates)), gates  # no gate recorded twice
+    assert record["release_events"][-1]["event"] == "failed"
+
+
+def test_on_celery_with_two_schedulers_one_killed_mid_window_the_other_finishes_the_release(airflow, quiet_stack,
+                                                                                           ledger):
+    """Airflow's HA scheduler on PostgreSQL: a second scheduler runs beside the first, which is SIGKILLed during the
+    first traffic window and not restarted; the other schedules the rest and the release promotes, each step shifted
+    once."""
+    spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
+    steps = [step.weight for step in spec.traffic.steps]
+    first_window = f"traffic_shift.watch_{steps[0]:03d}"
+    killed: list[float] = []
+
+    def kill_one_scheduler(states: dict) -> None:
+        if not killed and states.get(first_window) == "deferred":
+            airflow.processes.kill("scheduler")
+            killed.append(time.time())
+
+    airflow.start_another("scheduler-2", like="scheduler")
+    try:
+        run_id = airflow.api.trigger(DAG_ID, release_conf())
+        state = airflow.follow(run_id, [a.name for a in spec.approvals], kill_one_scheduler)
+    finally:
+        if "scheduler" not in airflow.processes.processes:
+            airflow.processes.start("scheduler")
+        airflow.processes.kill("scheduler-2")
+
+    states = airflow.api.task_states(DAG_ID, run_id)
+    assert killed, f"{first_window} never deferred"
+    assert state == "success", sorted(task for task, value in states.items() if value == "failed")
+    record = ledger.release_record(f"{DAG_ID}:{run_id}")
+    assert [change["green_after"] for change in record["traffic_changes"]] == steps
+    assert quiet_stack.target.router.get_weights() == Weights(0, 100)
+    assert [event["event"] for event in record["release_events"]][-1] == "promoted"

@@ -46,6 +46,11 @@ class CeleryAirflow:
             self.processes.kill(name)
         self.processes.start(*names)
 
+    def start_another(self, name: str, like: str) -> None:
+        """Start one more component ``name`` running what ``like`` runs (a second scheduler: Airflow's HA)."""
+        self.processes.commands[name] = self.processes.commands[like]
+        self.processes.start(name)
+
 
 @contextlib.contextmanager
 def celery_airflow(home: Path, api_port: int) -> Iterator[CeleryAirflow]:
