@@ -96,11 +96,12 @@ demo-audits: setup
 	$(PY) scripts/demo_audits.py
 
 # The live rehearsals wait out compressed traffic windows: four workers, each with its own stack on its own ports,
-# run them side by side (tests/support/lanes.py puts them in lanes, one xdist group each).
+# run them side by side, each taking the next test as it frees (tests/support/queue_order.py says in which order).
 TEST_WORKERS ?= 4
 
-# The rehearsals on Airflow's real components with the CeleryExecutor (tests/dags/test_release_on_celery.py) cost
-# about five minutes of CPU that the suite's budget on two cores does not hold: `make test-celery` runs them.
+# The rehearsals on Airflow's real components with the CeleryExecutor (tests/dags/test_release_on_celery.py: its
+# components killed mid-window, mid-approval, mid-gate, mid-rollback; two schedulers) cost more CPU than the suite's
+# budget on two cores holds: `make test-celery` runs them.
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=20 -m "not celery"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.approvals import SIGNING_SECRET
-from tests.support.lanes import order_in_lanes, uses_stack
+from tests.support.queue_order import order_the_queue, uses_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,8 +69,8 @@ _stack: dict = {}  # the worker's live stack, while its tests need it
 @pytest.fixture
 def local_stack():
     """The worker's live local stack on its own ports: started for the first test that needs it and stopped after
-    the last of a run of such tests (the lanes keep them together: tests/support/lanes.py). Its Prometheus is up: a
-    rehearsal that killed it may have run just before on this worker (a worker can run more than one lane)."""
+    the last of a run of such tests (the queue keeps them together: tests/support/queue_order.py). Its Prometheus is
+    up: a rehearsal that killed it may have run just before on this worker."""
     return live_stack()
 
 
@@ -100,7 +100,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
-    order_in_lanes(items)
+    order_the_queue(items)
 
 
 @pytest.hookimpl(trylast=True)
