@@ -1,7 +1,7 @@
 """The order in which the tests that use the live stack are handed out. pytest-xdist (``--dist loadgroup``, every test
 a unit of its own) gives each worker the next test of the queue as it frees, and each worker runs its own live stack:
-the checks against the live stack go first, then tests/dags' rehearsals in the order below, the longest first, so that
-no long rehearsal starts last and alone; then the rest of the suite in file order.
+the checks against the live stack go first, then tests/dags' rehearsals in the order below (the full-spec releases,
+the longest, among the first, so that none starts last and alone); then the rest of the suite in file order.
 
 They were written as lanes, one pytest-xdist group per worker, but pytest 9.2 with pytest-xdist 3.8 does not group
 (pytest-dev/pytest-xdist#1386: the group is written into a node id field pytest 9.2 no longer reads), so every figure
