@@ -1,11 +1,11 @@
 """Releases through Airflow's real components on the CeleryExecutor (api-server, scheduler, dag-processor, triggerer,
 a Celery worker; PostgreSQL metadata, a Redis broker) against the live local stack, each surviving a component's
-death: the scheduler and the triggerer SIGKILLed mid-window and during an open approval, the worker SIGKILLed mid-gate
-and mid-rollback, one of two schedulers killed. One Airflow serves them all (started in about 50 s), on the spec cut
-for the real components (``write_executor_spec``).
+death: the scheduler and the triggerer SIGKILLed mid-window, during an open approval and through a breach; the worker
+SIGKILLed mid-gate and mid-rollback; one of two schedulers killed. One Airflow serves them all (started in about 50 s),
+on the spec cut for the real components (``write_executor_spec``).
 
-They cost about five minutes of CPU each pair, which the suite's budget on two cores does not hold: ``make test``
-leaves them out (marker ``celery``) and ``make test-celery`` runs them."""
+They cost more CPU than the suite's budget on two cores holds (6 passed in 15:42 on their own): ``make test`` leaves
+them out (marker ``celery``) and ``make test-celery`` runs them."""
 
 from __future__ import annotations
 
@@ -117,6 +117,44 @@ def test_on_celery_an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blu
     key = f"sap-llm-release/{DAG_ID}:{run_id}"
     assert pages(pagerduty, run_id) == [("trigger", key), ("resolve", key)]  # paged once, resolved
     assert any(text.startswith("rolled back to blue") for text in slack_thread(slack, run_id))
+
+
+def test_on_celery_a_breach_while_the_scheduler_and_triggerer_are_down_rolls_back_once_they_are_back(
+        airflow, quiet_stack, ledger):
+    """full_traffic_go waits, its guard watching green at 50 %; the scheduler and the triggerer are SIGKILLed, green
+    starts failing while they are down, and they are started again 15 s later: the guard's trigger resumes in the
+    new triggerer and sees the breach, the approval is superseded (nobody answered it) and the release rolls back."""
+    outage: list[float] = []
+
+    def breach_during_an_outage(states: dict) -> None:
+        if not outage and states.get("traffic_shift.approve_full_traffic_go") == "deferred":
+            airflow.processes.kill("scheduler")
+            airflow.processes.kill("triggerer")
+            outage.append(time.time())
+            quiet_stack.set_faults("green", error_rate=1.0)
+            time.sleep(15)
+            airflow.processes.start("scheduler", "triggerer")
+            outage.append(time.time())
+
+    run_id = airflow.api.trigger(DAG_ID, release_conf())
+    state = airflow.follow(run_id, ["first_shift_go"], breach_during_an_outage)  # full_traffic_go: no answer
+
+    states = airflow.api.task_states(DAG_ID, run_id)
+    assert len(outage) == 2, "full_traffic_go never waited"
+    assert state == "failed"
+    assert states["traffic_shift.approve_full_traffic_go"] == "failed"
+    assert states["traffic_shift.shift_to_100"] == "upstream_failed"
+    assert states["rollback.rollback_to_blue"] == "success"
+    assert quiet_stack.target.router.get_weights() == Weights(100, 0)
+    assert quiet_stack.target.deployer.running_version("green") is None
+    record = ledger.release_record(f"{DAG_ID}:{run_id}")
+    assert [(a["gate"], a["decision"]) for a in record["approvals"]] == [("first_shift_go", "approved"),
+                                                                         ("full_traffic_go", "superseded")]
+    guard = next(w for w in record["slo_windows"] if w["step"] == "approval_full_traffic_go")
+    assert guard["verdict"] == "failed" and "error_rate" in guard["reason"]
+    assert datetime.fromisoformat(str(guard["recorded_at"])).timestamp() > outage[1]  # seen once they were back
+    steps = [step.weight for step in load_spec(os.environ["SAP_LLM_RELEASE_SPEC"]).traffic.steps]
+    assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in steps if w <= 50] + [0]
 
 
 def test_on_celery_a_worker_killed_mid_rollback_is_replaced_and_the_retried_rollback_finishes(airflow, quiet_stack,
