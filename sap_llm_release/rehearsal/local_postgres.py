@@ -62,3 +62,20 @@ def temporary_postgres(database: str = "ledger_test", driver: str = "psycopg"):
         subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"]),
                        capture_output=True)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def restart_postgres(url: str) -> None:
+    """Restart the throwaway server behind ``url`` as a failover or a crashed server would: a fast shutdown (every
+    open connection cut, committed work kept), started again with the same options, waited for until it accepts."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        data_directory = conn.execute(text("SHOW data_directory")).scalar_one()
+    engine.dispose()
+    binaries = _binaries()
+    if binaries is None:
+        raise RuntimeError("PostgreSQL's binaries are missing (make setup installs Debian's postgresql)")
+    log = Path(data_directory).parent / "server.log"
+    subprocess.run(_as_postgres([str(binaries / "pg_ctl"), "-D", data_directory, "-l", str(log), "-m", "fast", "-w",
+                                 "restart"]), check=True, capture_output=True)

@@ -26,6 +26,7 @@ class CeleryAirflow:
     processes: AirflowProcesses
     api: AirflowClient
     buttons: SlackButtons
+    metadata_url: str
 
     def follow(self, run_id: str, approvals: list[str], on_states: Callable[[dict], None] = lambda states: None,
                timeout_s: float = 480) -> str:
@@ -66,6 +67,7 @@ def celery_airflow(home: Path, api_port: int) -> Iterator[CeleryAirflow]:
             processes.start()
             api = AirflowClient(f"http://127.0.0.1:{api_port}", home)
             api.wait_ready((DAG_ID,), 180, processes.exited)
-            yield CeleryAirflow(processes, api, SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM))
+            yield CeleryAirflow(processes, api, SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM),
+                                metadata_url)
         finally:
             processes.stop()
