@@ -9,8 +9,10 @@ Goal: < 60 s per run on 2 cores.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--step-s", type=int, default=15)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="audit-month-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     days = args.days + 1  # a day before the period, for the first hour's rate window
     start = history_start(days)
     problems = [LatencyRegression(day=day_at(days, 0.7), hours=(8, 12), p95_s=2.0),

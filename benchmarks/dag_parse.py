@@ -8,8 +8,10 @@ Goal: < 0.2 s per file, and no heavy module (torch, transformers, kubernetes) im
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,6 +34,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="dag-parse-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     env = {
         **os.environ,
         "AIRFLOW_HOME": home,

@@ -11,6 +11,8 @@ Goal: RTO < 60 min and RPO < 5 min (checklist section 6).
 from __future__ import annotations
 
 import argparse
+import atexit
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="dr-drill-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     ledger = Ledger(f"sqlite:///{directory / 'ledger.db'}")
     ledger.migrate()
     started = time.monotonic()

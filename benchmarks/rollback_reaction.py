@@ -14,8 +14,10 @@ Goal: <= 15 s. (Flagger needs analysis interval x threshold, 60 s x 1 at its def
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -25,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="rollback-bench-"))
+atexit.register(shutil.rmtree, HOME, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(HOME / "airflow"),

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -99,6 +101,7 @@ def main() -> None:
     parser.add_argument("--base-port", type=int, default=18380)
     args = parser.parse_args()
     stack_dir = Path(tempfile.mkdtemp(prefix="trigger-scale-"))
+    atexit.register(shutil.rmtree, stack_dir, ignore_errors=True)
     info = local_stack.up(stack_dir, base_port=args.base_port)
     try:
         time.sleep(args.warm_up_s)  # blue's traffic scraped for its rates, so the SLOs have data

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -16,10 +17,15 @@ VALIDATOR_PYTHON = ROOT / ".venv-validator" / "bin" / "python"
 
 
 def run(command: list[str], timeout_s: float, **env: str) -> str:
+    """The benchmark's output; it must leave nothing of its own in its temporary directory (torch keeps its compile
+    cache there, ``torchinductor_<user>``)."""
     clean_env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "SAP_LLM"))}
-    result = subprocess.run(command, cwd=ROOT, env={**clean_env, **env}, capture_output=True, text=True,
-                            timeout=timeout_s)
-    assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+    with tempfile.TemporaryDirectory(prefix="benchmark-tmp-") as tmp:
+        result = subprocess.run(command, cwd=ROOT, env={**clean_env, "TMPDIR": tmp, **env}, capture_output=True,
+                                text=True, timeout=timeout_s)
+        assert result.returncode == 0, f"{' '.join(command)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+        left = [name for name in os.listdir(tmp) if not name.startswith("torchinductor_")]
+        assert not left, f"{' '.join(command)} left {left} in its temporary directory"
     return result.stdout
 
 
