@@ -41,7 +41,13 @@ def race(tmp_path: Path, metadata_url: str, ledger_url: str, *args: str, **extra
     done = subprocess.run([sys.executable, "-m", "tests.support.approval_race", str(result), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=420)
     assert done.returncode == 0 and result.exists(), done.stderr[-4000:]
-    return json.loads(result.read_text())
+    return {**json.loads(result.read_text()), "log": done.stderr}
+
+
+def task_errors(log: str) -> str:
+    """The lines of the race's log that say why a task failed (for a failure's message)."""
+    return "\n".join(line[:400] for line in log.splitlines()
+                     if any(word in line for word in ("Error", "error", "Traceback", "locked", "failed")))[-6000:]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -54,7 +60,8 @@ def backends(request, tmp_path):
 
 def test_racing_clicks_have_exactly_one_winner(tmp_path, backends):
     result = race(tmp_path, *backends)
-    assert result["error"] is None and len(result["replies"]) == len(CLICKS), result
+    assert result["error"] is None and len(result["replies"]) == len(CLICKS), \
+        (result["error"], result["replies"], task_errors(result["log"]))
     replies = result["replies"]
     winners = [r for r in replies if r["ok"]]
     assert len(winners) == 1, [r["text"] for r in replies]
@@ -65,7 +72,7 @@ def test_racing_clicks_have_exactly_one_winner(tmp_path, backends):
     airflow = result["airflow"]
     assert airflow["chosen_options"] == [option]
     assert airflow["responded_by"]["id"] == f"slack:{winner['user']}"
-    assert airflow["state"] == ("success" if decision == "approved" else "failed")
+    assert airflow["state"] == ("success" if decision == "approved" else "failed"), task_errors(result["log"])
 
     losers = [r for r in replies if not r["ok"]]
     told = f"first_shift_go was already answered: {option} by {winner['user'].lower()} (Slack {winner['user']})"
@@ -76,7 +83,8 @@ def test_racing_clicks_have_exactly_one_winner(tmp_path, backends):
     assert [o for _, o in outcomes].count("accepted") == 1 and len(outcomes) == len(CLICKS), outcomes
     assert (winner["user"], "accepted") in outcomes
     decided = [row for row in ledger["approvals"] if row["decision"] != "refused"]
-    assert [(row["decision"], row["decided_by"]) for row in decided] == [(decision, f"slack:{winner['user']}")]
+    assert [(row["decision"], row["decided_by"]) for row in decided] == [(decision, f"slack:{winner['user']}")], \
+        task_errors(result["log"])  # seen once in ~40 runs, under a fresh clone's load: no decided row, cause unknown
     refused = [row for row in ledger["approvals"] if row["decision"] == "refused"]
     # one row per person refused (the approvals key): each refused click has its own row in slack_interactions
     assert {(row["decided_by"], row["detail"]) for row in refused} == {(f"slack:{r['user']}", told) for r in losers}
@@ -93,7 +101,8 @@ def test_clicks_after_the_approval_timed_out_are_told_the_timeout_decided(tmp_pa
     spec_file.write_text(yaml.safe_dump(spec))
     result = race(tmp_path, f"sqlite:///{tmp_path / 'airflow.db'}", f"sqlite:///{tmp_path / 'ledger.db'}", "--late",
                   SAP_LLM_RELEASE_SPEC=str(spec_file))
-    assert result["error"] is None and len(result["replies"]) == len(CLICKS), result
+    assert result["error"] is None and len(result["replies"]) == len(CLICKS), \
+        (result["error"], result["replies"], task_errors(result["log"]))
     told = "first_shift_go was already answered: no answer within the timeout"
     assert all((r["ok"], r["status"]) == (False, 409) and r["text"].startswith(told) for r in result["replies"]), \
         [r["text"] for r in result["replies"]]
