@@ -216,20 +216,27 @@ def _propagate_in_one_pass() -> None:
     """``dag.test()`` sleeps a second each time a pass over the run finds no task to run, and each pass carries a
     failure (upstream_failed, skipped) one level further down: after a failed window the release's rollback waited
     about ten seconds while the failure reached the tasks below it. The scheduler loops without that sleep; so
-    does this harness now, repeating the pass while it still changes some task's state and finds none to run."""
+    does this harness now: a pass that finds no task to run is followed by another while the last one still
+    finished some task."""
     from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
     from airflow.utils.state import DagRunState, State
+    from sqlalchemy import func, or_, select
 
     one_pass = DagRun.update_state
 
     def unfinished(dag_run: DagRun, session: Any) -> int:
-        return sum(ti.state not in State.finished for ti in dag_run.get_task_instances(session=session))
+        return session.scalar(select(func.count()).select_from(TaskInstance).where(
+            TaskInstance.dag_id == dag_run.dag_id, TaskInstance.run_id == dag_run.run_id,
+            or_(TaskInstance.state.is_(None), TaskInstance.state.not_in(State.finished))))
 
     def update_state(self: DagRun, *, session: Any, execute_callbacks: bool = True) -> tuple[list[Any], Any]:
-        while True:
+        schedulable, callback = one_pass(self, session=session, execute_callbacks=execute_callbacks)
+        while not schedulable and self.state == DagRunState.RUNNING:
             before = unfinished(self, session)
             schedulable, callback = one_pass(self, session=session, execute_callbacks=execute_callbacks)
-            if schedulable or self.state != DagRunState.RUNNING or unfinished(self, session) == before:
-                return schedulable, callback
+            if unfinished(self, session) == before:
+                break
+        return schedulable, callback
 
     DagRun.update_state = update_state
