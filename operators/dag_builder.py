@@ -100,14 +100,39 @@ def _post_deployment_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
     return group
 
 
+# The trigger form's sections and titles, field by field, and the defaults it opens with: a rehearsal it can start as
+# it opens (the optional fields empty).
+_WHAT = "What to release"
+_FOR_AUTOMATION = "Confirmations given up front (for automation)"
+_FORM = {
+    "version": (_WHAT, "Version", "1.1.0"),
+    "environment": (_WHAT, "Environment", "rehearsal"),
+    "profile": (_WHAT, "Profile", "rehearsal"),
+    "requested_by": ("Who asks", "Requested by", None),
+    "attestations": (_FOR_AUTOMATION, "Attestations", None),
+    "fix_forward": (_FOR_AUTOMATION, "Fix-forward approvals", None),
+}
+
+
 def release_params(spec: ReleaseSpec) -> dict[str, Param]:
-    """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`."""
-    defaults = {
-        "version": "1.1.0", "environment": "rehearsal", "profile": "rehearsal", "requested_by": "", "attestations": {},
-        "fix_forward": {},
-    }
-    return {name: Param(defaults[name], **{"$schema": JSON_SCHEMA_DRAFT}, **schema)
-            for name, schema in trigger_params_schema(spec).items()}
+    """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`, each field
+    titled, described with its rule and placed in its section; the profiles' choices say what each one does."""
+    params = {}
+    for name, schema in trigger_params_schema(spec).items():
+        section, title, default = _FORM[name]
+        schema = {**schema, "title": title, "section": section}
+        if name == "profile":
+            schema["values_display"] = {profile: _profile_summary(spec, profile) for profile in spec.profiles}
+        params[name] = Param(default, **{"$schema": JSON_SCHEMA_DRAFT}, **schema)
+    return params
+
+
+def _profile_summary(spec: ReleaseSpec, name: str) -> str:
+    """What choosing the profile means, from the spec: its target, its windows' scale, the gates it waives."""
+    profile = spec.profiles[name]
+    windows = "real-time windows" if profile.window_scale == 1 else f"windows scaled x{profile.window_scale:g}"
+    waived = f", {len(profile.waivers)} gates waived" if profile.waivers else ", no gate waived"
+    return f"{name}: {profile.target} target, {windows}{waived}"
 
 
 def compose_release(spec: ReleaseSpec, spec_path: str) -> None:

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from sap_llm_release.spec import ReleaseSpec, describe_errors
 
@@ -65,6 +65,16 @@ def _optional_name(value: str) -> str:
     return value if value == "" else one_line_of_text(value)
 
 
+def _blank_when_absent(value: Any) -> Any:
+    """An optional name the trigger form left empty arrives as null: the same as not given."""
+    return "" if value is None else value
+
+
+def _empty_when_absent(value: Any) -> Any:
+    """An optional mapping the trigger form left empty arrives as null: the same as not given."""
+    return {} if value is None else value
+
+
 class Attestation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,11 +88,12 @@ class ReleaseRequest(BaseModel):
     version: Annotated[str, Field(max_length=VERSION_MAX_LENGTH), AfterValidator(semantic_version)]
     environment: str
     profile: str
-    # empty: the Airflow user who triggered the run is the requester
-    requested_by: Annotated[str, Field(max_length=NAME_MAX_LENGTH), AfterValidator(_optional_name)] = ""
-    attestations: dict[str, Attestation] = Field(default_factory=dict)
+    # empty or null: the Airflow user who triggered the run is the requester
+    requested_by: Annotated[str, Field(max_length=NAME_MAX_LENGTH), BeforeValidator(_blank_when_absent),
+                            AfterValidator(_optional_name)] = ""
+    attestations: Annotated[dict[str, Attestation], BeforeValidator(_empty_when_absent)] = Field(default_factory=dict)
     # gate name -> the approver (and the link to their approval) of a fix-forward past that gate failing
-    fix_forward: dict[str, Attestation] = Field(default_factory=dict)
+    fix_forward: Annotated[dict[str, Attestation], BeforeValidator(_empty_when_absent)] = Field(default_factory=dict)
 
 
 class RequestError(ValueError):
@@ -147,24 +158,26 @@ def trigger_params_schema(spec: ReleaseSpec) -> dict[str, dict[str, Any]]:
         "required": ["by", "link"],
         "additionalProperties": False,
     }
+    # optional fields allow null: the trigger form marks every field whose type does not as required, and sends an
+    # optional field left empty as null
     return {
         "version": {"type": "string", "pattern": VERSION_PATTERN + _END, "maxLength": VERSION_MAX_LENGTH,
                     "description": "SAP_LLM version to release (semantic version, ASCII, at most 63 characters)"},
         "environment": {"type": "string", "enum": spec.environments, "description": "where it goes"},
         "profile": {"type": "string", "enum": sorted(spec.profiles), "description": "production or rehearsal"},
         "requested_by": {
-            "type": "string",
+            "type": ["string", "null"],
             "maxLength": NAME_MAX_LENGTH,
             "pattern": f"^${_END}|{NAME_PATTERN}{_END}",
             "description": "who asks for the release (taken from the Airflow user when left empty)",
         },
         "attestations": {
-            "type": "object",
+            "type": ["object", "null"],
             "description": "gate name -> {by, link} for the items only a person can confirm",
             "additionalProperties": approval,
         },
         "fix_forward": {
-            "type": "object",
+            "type": ["object", "null"],
             "description": "gate name -> {by, link}: a fix-forward past that gate failing (error budget spent), "
                            "approved by one of the gate's approvers in the spec, not the requester",
             "additionalProperties": approval,

@@ -169,6 +169,11 @@ def test_attestation_missing_by(spec):
     assert "attestations.dr_runbook.by: Field required" in _error(params, spec)
 
 
+def test_optional_fields_left_empty_by_the_form_arrive_as_null(spec):
+    request = validate_request(_params(requested_by=None, attestations=None, fix_forward=None), spec)
+    assert (request.requested_by, request.attestations, request.fix_forward) == ("", {}, {})
+
+
 def test_unknown_parameter(spec):
     assert "force: Extra inputs are not permitted" in _error(_params(force=True), spec)
 
