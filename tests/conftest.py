@@ -125,7 +125,7 @@ def notification_standins():
     """Slack's Web API and PagerDuty's Events API stand-ins, wired in as the release's Airflow connections."""
     import json
 
-    from tests.support.standins import slack_and_pagerduty
+    from sap_llm_release.rehearsal.standins import slack_and_pagerduty
 
     with slack_and_pagerduty(_HOME / "pagerduty-tls") as (slack, pagerduty):
         os.environ["AIRFLOW_CONN_SAP_LLM_SLACK"] = json.dumps(

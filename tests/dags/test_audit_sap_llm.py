@@ -30,9 +30,9 @@ from sap_llm_release.rehearsal.history import (
 )
 from sap_llm_release.rehearsal.local_stack import JOB_COMMANDS, JOB_ENV, PROJECT_DIR
 from sap_llm_release.rehearsal.processes import free_port
+from sap_llm_release.rehearsal.standins import alertmanager_to, slack_and_pagerduty
 from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
-from tests.support.standins import alertmanager_to, slack_and_pagerduty
 
 DAYS = 8
 SERVICE = "sap-llm"

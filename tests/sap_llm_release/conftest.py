@@ -138,7 +138,7 @@ class CannedPrometheus:
         if cert_dir is not None:
             import ssl
 
-            from tests.support.standins import _self_signed
+            from sap_llm_release.rehearsal.standins import _self_signed
 
             self.ca_file = _self_signed(cert_dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -1,5 +1,5 @@
+from sap_llm_release.rehearsal.standins import _self_signed
 from sap_llm_release.tls import default_tls
-from tests.support.standins import _self_signed
 
 
 def test_one_context_per_process_and_ca_setting(monkeypatch, tmp_path):

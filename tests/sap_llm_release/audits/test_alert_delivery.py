@@ -20,8 +20,8 @@ from sap_llm_release.audits.spec import AuditCheck
 from sap_llm_release.checks.alertmanager import receivers_for
 from sap_llm_release.polling import poll_until
 from sap_llm_release.rehearsal import local_stack
+from sap_llm_release.rehearsal.standins import alertmanager_to, slack_and_pagerduty
 from tests.sap_llm_release.conftest import CannedPrometheus, find_free_port
-from tests.support.standins import alertmanager_to, slack_and_pagerduty
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None,
                                 reason="Debian's prometheus-alertmanager is not installed (make setup installs it)")

@@ -15,7 +15,7 @@ from sap_llm_release.audits.notify import AuditNotifier, page_key
 from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
-from tests.support.standins import slack_and_pagerduty
+from sap_llm_release.rehearsal.standins import slack_and_pagerduty
 
 RUN = "sap_llm_audit_daily:scheduled__2026-11-29T06:00:00+00:00"
 WRITER = Writer("sap_llm_audit_daily", "scheduled__2026-11-29T06:00:00+00:00", "report", 1)

@@ -12,7 +12,7 @@ import pytest
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.checks.tls import TlsEndpoint, TlsEndpointParams
 from sap_llm_release.evidence import Threshold, Verdict
-from tests.support.standins import _self_signed
+from sap_llm_release.rehearsal.standins import _self_signed
 
 
 class TlsServer:

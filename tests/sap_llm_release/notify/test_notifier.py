@@ -15,8 +15,8 @@ from sap_llm_release.notify.delivery import deliver
 from sap_llm_release.notify.notifier import ReleaseNotifier
 from sap_llm_release.notify.pagerduty import Pager
 from sap_llm_release.notify.slack import SlackChannel
+from sap_llm_release.rehearsal.standins import PagerDutyEvents, SlackWebApi
 from tests.support.ledgers import ledger_with_release
-from tests.support.standins import PagerDutyEvents, SlackWebApi
 
 RELEASE = "sap_llm_release:manual__2026-11-26"
 WRITER = Writer("sap_llm_release", "manual__2026-11-26", "rollback", 1)

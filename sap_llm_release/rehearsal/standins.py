@@ -1,6 +1,7 @@
 """Local HTTP stand-ins for what cannot run here: Slack's Web API and PagerDuty's Events API v2 (HTTPS with a
 self-signed certificate, as the pagerduty client refuses plain http). Each records the requests it received and can
-be told to fail."""
+be told to fail. The tests wire them in as the release's Slack and PagerDuty connections; so does `make demo`, which
+prints what they received."""
 
 from __future__ import annotations
 
