@@ -6,7 +6,13 @@ from airflow.sdk import Param, TaskGroup, chain
 
 from operators.approvals import ReleaseApprovalOperator
 from operators.jobs import InferenceJobOperator
-from operators.release import FinishReleaseOperator, GateOperator, StartReleaseOperator
+from operators.release import (
+    DryRunOrDeployOperator,
+    DryRunPlanOperator,
+    FinishReleaseOperator,
+    GateOperator,
+    StartReleaseOperator,
+)
 from operators.sensors import BlueRecoverySensor, SLOWindowSensor
 from operators.traffic import (
     ROLLBACK_RETRIES,
@@ -108,6 +114,7 @@ _FORM = {
     "version": (_WHAT, "Version", "1.1.0"),
     "environment": (_WHAT, "Environment", "rehearsal"),
     "profile": (_WHAT, "Profile", "rehearsal"),
+    "dry_run": (_WHAT, "Dry run", False),
     "requested_by": ("Who asks", "Requested by", None),
     "attestations": (_FOR_AUTOMATION, "Attestations", None),
     "fix_forward": (_FOR_AUTOMATION, "Fix-forward approvals", None),
@@ -161,10 +168,15 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         promote_task=no_traffic_left[0].task_id if no_traffic_left else remove_blue.task_id,
         rollback_task=ROLLBACK_TASK,
     )
+    plan = DryRunPlanOperator(task_id="dry_run_plan", spec_path=spec_path)
+    dry_run_or_deploy = DryRunOrDeployOperator(task_id="dry_run_or_deploy", spec_path=spec_path,
+                                               plan_task=plan.task_id,
+                                               deploy_tasks=[task.task_id for task in deploy.roots])
     finish = FinishReleaseOperator(
         task_id="finish_release", spec_path=spec_path, promoted_task=remove_blue.task_id, rollback_task=ROLLBACK_TASK,
-        after_rollback=(recovery.task_id, lost.task_id),
+        planned_task=plan.task_id, after_rollback=(recovery.task_id, lost.task_id),
     )
-    chain(start, *pre_traffic, deploy, smoke, traffic, post, decide)
+    chain(start, *pre_traffic, dry_run_or_deploy, deploy, smoke, traffic, post, decide)
+    dry_run_or_deploy >> plan >> finish
     decide >> [decommission, rollback]
     [decommission, rollback] >> finish

@@ -77,6 +77,9 @@ def release_notifier_for(ledger: Ledger, release_id: str, writer: Writer) -> Rel
 
 
 def release_notifier(run: ReleaseRun) -> ReleaseNotifier:
+    """The release's notifier; a dry run's sends nothing (its plan goes out on its own)."""
+    if run.request.dry_run:
+        return ReleaseNotifier(run.ledger, run.release_id, run.writer)
     return release_notifier_for(run.ledger, run.release_id, run.writer)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+
 from operators.base import ReleaseOperator
-from operators.notifications import release_notifier, run_url
+from operators.notifications import release_notifier, release_notifier_for, run_url
 from operators.runtime import ReleaseRun, kubernetes_api_client
 from operators.states import task_states
 from sap_llm_release.gates import GateFailed, evaluate_gate, phase_results
 from sap_llm_release.ledger import EnvironmentLocked
+from sap_llm_release.plan import release_plan
 from sap_llm_release.request import RequestError, validate_requester
 from sap_llm_release.rollout import release_outcome
 from sap_llm_release.spec import Phase
@@ -42,23 +45,59 @@ class StartReleaseOperator(ReleaseOperator):
             blue_slot=blue_slot,
             writer=run.writer,
         )
-        try:
-            run.ledger.acquire_environment(request.environment, run.release_id)
-        except EnvironmentLocked as exc:
-            run.event("refused", str(exc))
-            raise
+        if not request.dry_run:  # a dry run changes nothing: it holds no environment
+            try:
+                run.ledger.acquire_environment(request.environment, run.release_id)
+            except EnvironmentLocked as exc:
+                run.event("refused", str(exc))
+                raise
         requested = f", requested by {request.requested_by}" if request.requested_by else ""
-        run.event(
-            "started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile}){requested}"
-        )
-        notifier = release_notifier(run)
+        dry_run = "; a dry run: nothing is deployed, shifted, asked or paged" if request.dry_run else ""
+        run.event("started", f"{run.spec.service} {request.version} to {request.environment} ({request.profile})"
+                             f"{requested}{dry_run}")
+        notifier = release_notifier_for(run.ledger, run.release_id, run.writer)
         if notifier.slack is None or notifier.pager is None:
             off = [name for name, on in (("Slack", notifier.slack), ("PagerDuty", notifier.pager)) if on is None]
             run.event("notifications_off", f"no connection for {', '.join(off)}: those notifications are not sent")
-        notifier.started(run.spec.service, request.version, request.environment, run.triggered_by,
-                         run_url(context))
+        if not request.dry_run:  # a dry run's one message is its plan
+            notifier.started(run.spec.service, request.version, request.environment, run.triggered_by,
+                             run_url(context))
         self.log.info("release %s started by %s", run.release_id, run.triggered_by)
         return run.release_id
+
+
+class DryRunOrDeployOperator(BaseBranchOperator):
+    """After the pre-traffic gates: a dry run goes to its plan, a release to its deploy."""
+
+    ui_color = "#f5eef8"
+
+    def __init__(self, *, spec_path: str, plan_task: str, deploy_tasks: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+        self.plan_task = plan_task
+        self.deploy_tasks = deploy_tasks
+
+    def choose_branch(self, context: Any) -> str | list[str]:
+        return self.plan_task if ReleaseRun(self.spec_path, context).request.dry_run else self.deploy_tasks
+
+
+class DryRunPlanOperator(ReleaseOperator):
+    """A dry run's plan (:func:`sap_llm_release.plan.release_plan`): recorded as the release's ``dry_run_plan``
+    event, logged, and posted to Slack, the one message a dry run sends."""
+
+    ui_color = "#d6eaf8"
+
+    def execute(self, context: Any) -> list[str]:
+        run = ReleaseRun(self.spec_path, context)
+        plan = release_plan(run.spec, run.request, run.blue_slot)
+        text = "\n".join(f"{index}. {line}" for index, line in enumerate(plan, 1))
+        run.event("dry_run_plan", text)
+        for line in text.splitlines():
+            self.log.info("plan: %s", line)
+        heading = f"Dry run of {run.spec.service} {run.request.version} to {run.request.environment}: every " \
+                  f"pre-traffic gate passed; nothing was changed. The release would:"
+        release_notifier_for(run.ledger, run.release_id, run.writer).say("dry_run_plan", f"{heading}\n{text}")
+        return plan
 
 
 class GateOperator(ReleaseOperator):
@@ -89,11 +128,12 @@ class FinishReleaseOperator(ReleaseOperator):
 
     ui_color = "#d5f5e3"
 
-    def __init__(self, *, promoted_task: str, rollback_task: str, after_rollback: tuple[str, ...] = (),
-                 **kwargs: Any) -> None:
+    def __init__(self, *, promoted_task: str, rollback_task: str, planned_task: str,
+                 after_rollback: tuple[str, ...] = (), **kwargs: Any) -> None:
         super().__init__(trigger_rule="all_done", **kwargs)
         self.promoted_task = promoted_task
         self.rollback_task = rollback_task
+        self.planned_task = planned_task
         self.after_rollback = after_rollback
 
     def execute(self, context: Any) -> str:
@@ -105,7 +145,7 @@ class FinishReleaseOperator(ReleaseOperator):
         states = task_states(context)
         recorded = run.ledger.gate_verdicts(run.release_id)
         outcome, message = release_outcome(
-            states, promoted_task=self.promoted_task, rollback_task=self.rollback_task,
+            states, promoted_task=self.promoted_task, rollback_task=self.rollback_task, planned_task=self.planned_task,
             after_rollback=self.after_rollback, release_recorded=run.ledger.release(run.release_id) is not None,
             recorded=recorded, version=request.version, environment=request.environment)
         if run.ledger.environment_holder(request.environment):
@@ -118,7 +158,7 @@ class FinishReleaseOperator(ReleaseOperator):
         if any(gate.name in recorded for gate in gates):
             notifier.say("post_deployment", "post-deployment validation: " + "; ".join(phase_results(gates, recorded)))
         notifier.say("finished", f"release {outcome}: {message}")
-        if outcome != "promoted":
+        if outcome not in ("promoted", "planned"):
             raise GateFailed(f"release {outcome}: {message}")
         self.log.info("release promoted: %s", message)
         return outcome

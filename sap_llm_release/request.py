@@ -94,6 +94,8 @@ class ReleaseRequest(BaseModel):
     attestations: Annotated[dict[str, Attestation], BeforeValidator(_empty_when_absent)] = Field(default_factory=dict)
     # gate name -> the approver (and the link to their approval) of a fix-forward past that gate failing
     fix_forward: Annotated[dict[str, Attestation], BeforeValidator(_empty_when_absent)] = Field(default_factory=dict)
+    # plan and check what needs no change; deploy, shift, approve, page and post nothing but the plan
+    dry_run: bool = False
 
 
 class RequestError(ValueError):
@@ -175,6 +177,11 @@ def trigger_params_schema(spec: ReleaseSpec) -> dict[str, dict[str, Any]]:
             "type": ["object", "null"],
             "description": "gate name -> {by, link} for the items only a person can confirm",
             "additionalProperties": approval,
+        },
+        "dry_run": {
+            "type": "boolean",
+            "description": "check every gate that needs no change and record the plan of every action the release "
+                           "would take; deploy, shift traffic, ask for approvals, page and post nothing but the plan",
         },
         "fix_forward": {
             "type": ["object", "null"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -73,12 +74,19 @@ def decide(states: Mapping[str, str | None], *, start_task: str, first_shift: st
 
 def release_outcome(states: Mapping[str, str | None], *, promoted_task: str, rollback_task: str,
                     release_recorded: bool, recorded: Mapping[str, Mapping[str, Any]], version: str,
-                    environment: str, after_rollback: Collection[str] = ()) -> tuple[str | None, str]:
-    """``(outcome, message)``: promoted, rolled_back, rollback_failed or failed; ``(None, "")`` for a release that
-    never started (nothing recorded). A rollback's message names the checks after it (``after_rollback``: blue's
+                    environment: str, after_rollback: Collection[str] = (),
+                    planned_task: str | None = None) -> tuple[str | None, str]:
+    """``(outcome, message)``: promoted, rolled_back, rollback_failed or failed; planned for a dry run that
+    recorded its plan (not a release outcome: the audits do not count it); ``(None, "")`` for a release that never
+    started (nothing recorded). A rollback's message names the checks after it (``after_rollback``: blue's
     recovery, the requests lost) that failed."""
     if states.get(promoted_task) == "success":
         return "promoted", f"{version} serves 100% of {environment}; blue decommissioned"
+    if planned_task and states.get(planned_task) == "success":
+        verdicts = Counter(row["verdict"] for row in recorded.values())
+        return "planned", (f"dry run of {version} to {environment}: {len(recorded)} gates recorded ("
+                           + ", ".join(f"{count} {verdict}" for verdict, count in sorted(verdicts.items()))
+                           + "); nothing deployed, shifted, asked or paged")
     after = [task for task in after_rollback if states.get(task) in FAILED_STATES]
     failed = sorted(task for task, state in states.items() if state == "failed" and task not in after)
     if states.get(rollback_task) == "success":

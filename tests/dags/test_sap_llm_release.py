@@ -214,6 +214,33 @@ def test_gate_failure_before_traffic_touches_nothing(fresh_stack, traffic_spec, 
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
 
 
+def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_stack, traffic_spec, ledger,
+                                                                         notifications):
+    slack, pagerduty = notifications
+    posts_before = len(slack.calls("chat.postMessage"))
+    dag_run, states = run_release(release_conf(dry_run=True))
+
+    assert dag_run.state == "success" and states["dry_run_plan"] == "success"
+    assert {task for task, state in states.items() if task.startswith(("deploy_green.", "traffic_shift."))
+            and state != "skipped"} == set()  # nothing deployed, shifted or asked
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
+    assert fresh_stack.target.deployer.running_version("green") is None
+    record = ledger.release_record(release_id(dag_run))
+    assert record["traffic_changes"] == [] and record["approval_requests"] == [] and record["rollbacks"] == []
+    assert {row["verdict"] for row in record["gate_results"]} <= {"passed", "attested", "waived"}
+    events = {event["event"]: event["detail"] for event in record["release_events"]}
+    plan = events["dry_run_plan"].splitlines()
+    assert plan[0].startswith("1. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
+    shifts = [line.split(". ", 1)[1].split(",")[0] for line in plan if ". send " in line]
+    assert shifts == ["send 5 % to green", "send 20 % to green", "send 50 % to green", "send 100 % to green"]
+    assert plan[-1].startswith(f"{len(plan)}. on a failure once traffic moved: all traffic back to blue")
+    assert events["planned"].startswith("dry run of 1.1.0 to rehearsal:") and "dry run" in events["started"]
+    (posted,) = slack.calls("chat.postMessage")[posts_before:]  # the plan is the one message a dry run sends
+    assert posted["text"].startswith("Dry run of sap-llm 1.1.0 to rehearsal") and plan[-1] in posted["text"]
+    assert pages(pagerduty, dag_run.run_id) == []
+    assert ledger.environment_holder("rehearsal") is None  # a dry run holds no environment
+
+
 def spent_budget(stack) -> float | None:
     """The lowest 30-day error budget remaining of the stack's SLOs (None before the SLO rules recorded one)."""
     import httpx

@@ -328,7 +328,7 @@ def _outcome(states, recorded=None, release_recorded=True):
     return release_outcome(states, promoted_task="decommission_blue.remove_blue",
                            rollback_task="rollback.rollback_to_blue", release_recorded=release_recorded,
                            recorded=recorded or {}, version="1.1.0", environment="rehearsal",
-                           after_rollback=AFTER_ROLLBACK)
+                           after_rollback=AFTER_ROLLBACK, planned_task="dry_run_plan")
 
 
 def test_outcomes():
@@ -345,3 +345,9 @@ def test_outcomes():
             "measured_text": "503", "threshold": "== 200", "detail": "GET /health"}
     assert _outcome({}, {"smoke_health": gate}) == (
         "failed", "gate smoke_health failed: measured 503, threshold == 200 (GET /health)")
+    passed = {**gate, "verdict": Verdict.PASSED.value}
+    waived = {**gate, "verdict": Verdict.WAIVED.value}
+    assert _outcome({"dry_run_plan": "success"}, {"smoke_health": passed, "k8s_storage": waived}) == (
+        "planned", "dry run of 1.1.0 to rehearsal: 2 gates recorded (1 passed, 1 waived); nothing deployed, shifted, "
+                   "asked or paged")
+    assert _outcome({"dry_run_plan": "skipped"}, {"smoke_health": gate})[0] == "failed"

@@ -1,0 +1,59 @@
+"""What a release would do from its deploy on, step by step, without doing any of it: a dry run's plan, read from the
+spec, the request and the live router's blue slot."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sap_llm_release.request import ReleaseRequest
+from sap_llm_release.spec import Approval, ApprovalPoint, Phase, ReleaseSpec
+from sap_llm_release.targets import slots_for
+
+# the phases a dry run cannot check: each needs green deployed or serving traffic
+UNCHECKED_PHASES = (Phase.SMOKE_GREEN, Phase.POST_DEPLOYMENT, Phase.DECOMMISSION_BLUE)
+
+
+def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> list[str]:
+    """One line per action the release would take after the pre-traffic gates passed, in order, with the windows,
+    approvals and slots it would use under the request's profile."""
+    profile, slots = request.profile, slots_for(blue_slot)
+    slos = ", ".join(slo.name for slo in spec.analysis.slos)
+    every = _duration(spec.analysis_interval(profile))
+    lines = [f"deploy {spec.service} {request.version} to the {slots['green']} slot (green) of "
+             f"{request.environment}; the {slots['blue']} slot (blue) keeps 100 % of the traffic",
+             _gates_line(spec, Phase.SMOKE_GREEN)]
+    for step in spec.traffic.steps:
+        point = ApprovalPoint.FIRST_SHIFT if step == spec.traffic.steps[0] else (
+            ApprovalPoint.FULL_TRAFFIC if step.weight == 100 else None)
+        if point is not None and (approval := spec.approval_before(point)) is not None:
+            lines.append(_approval_line(spec, approval, profile))
+        lines.append(f"send {step.weight} % to green, then watch {slos} for "
+                     f"{_duration(spec.window_for(step, profile))} (every {every})")
+    if bake := spec.bake_window(profile):
+        lines.append(f"bake: watch green at 100 % for {_duration(bake)}, blue kept up")
+    lines.append(_gates_line(spec, Phase.POST_DEPLOYMENT))
+    if approval := spec.approval_before(ApprovalPoint.DECOMMISSION_BLUE):
+        lines.append(_approval_line(spec, approval, profile))
+    lines.append(f"decommission blue (the {slots['blue']} slot) once no traffic is left on it")
+    lines.append(f"on a failure once traffic moved: all traffic back to blue, green removed, blue watched for "
+                 f"{_duration(spec.recovery_window(profile))}, PagerDuty paged")
+    return lines
+
+
+def _gates_line(spec: ReleaseSpec, phase: Phase) -> str:
+    gates = spec.gates_in(phase)
+    return f"{phase.value}: check {len(gates)} gates on green ({', '.join(gate.name for gate in gates)})"
+
+
+def _approval_line(spec: ReleaseSpec, approval: Approval, profile: str) -> str:
+    who = ", ".join([*approval.approvers, *([approval.approver_group] if approval.approver_group else [])])
+    timeout = _duration(spec.approval_timeout(approval, profile))
+    return f"ask {approval.name} in Slack ({approval.description}) of {who}; no answer within {timeout} rejects"
+
+
+def _duration(value: timedelta) -> str:
+    seconds = value.total_seconds()
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
