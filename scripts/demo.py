@@ -9,7 +9,10 @@ and a summary read from the ledger.
                                                 # a throwaway Redis as the broker)
 
 Each approval the release asks for is answered the way Slack answers a button click: a request signed with the
-signing secret, posted to the callback plugin on Airflow's API server, as the release manager's Slack user.
+signing secret, posted to the callback plugin on Airflow's API server, as the release manager's Slack user. The
+release talks to local stand-ins of Slack's Web API and PagerDuty's Events API (sap_llm_release/rehearsal/standins.py)
+through the same clients and connections as in production; what they received (the release's Slack thread, its pages)
+is printed at the end, with the release board's address and the login that opens it.
 
 Every process it starts is stopped when it ends.
 """
@@ -35,9 +38,15 @@ sys.path.insert(0, str(ROOT))
 from operators import deployment  # noqa: E402
 from sap_llm_release.analysis.prometheus import PrometheusProvider  # noqa: E402
 from sap_llm_release.rehearsal import local_stack  # noqa: E402
-from sap_llm_release.rehearsal.airflow_processes import AirflowClient, AirflowProcesses, SlackButtons  # noqa: E402
+from sap_llm_release.rehearsal.airflow_processes import (  # noqa: E402
+    PASSWORDS_FILE,
+    AirflowClient,
+    AirflowProcesses,
+    SlackButtons,
+)
 from sap_llm_release.rehearsal.local_postgres import temporary_postgres  # noqa: E402
 from sap_llm_release.rehearsal.local_redis import temporary_redis  # noqa: E402
+from sap_llm_release.rehearsal.standins import PagerDutyEvents, SlackWebApi, slack_and_pagerduty  # noqa: E402
 from sap_llm_release.spec import Phase, load_spec  # noqa: E402
 from sap_llm_release.targets import Target, local_target  # noqa: E402
 
@@ -178,6 +187,24 @@ def _rollback_summary(record: dict) -> None:
         print(f"  LOST REQUESTS during the switch: {counted['verdict']} - {counted['detail']}")
 
 
+def notifications(slack: SlackWebApi, pagerduty: PagerDutyEvents) -> None:
+    """What the release told Slack and PagerDuty, as their stand-ins received it."""
+    say(f"Slack (stand-in at {slack.url}): the release's thread")
+    for request in slack.requests:
+        method, body = request["path"].rsplit("/", 1)[-1], request["body"]
+        if method in ("chat.postMessage", "chat.update"):
+            reply = " (in thread)" if body.get("thread_ts") else ""
+            first_line = str(body.get("text", "")).splitlines()[0] if body.get("text") else ""
+            print(f"  {method} {body.get('channel', '')}{reply}: {first_line}")
+    say(f"PagerDuty (stand-in at {pagerduty.url}): events")
+    for event in pagerduty.events() or [{}]:
+        if not event:
+            print("  none: nothing paged")
+            continue
+        summary_text = event.get("payload", {}).get("summary", "")
+        print(f"  {event.get('event_action')} {event.get('dedup_key')}: {summary_text}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inject-errors-at", type=int, choices=(5, 20, 50, 100), help="green weight to break at")
@@ -199,7 +226,8 @@ def main() -> int:
 def airflow_env(executor: str, port: int, home: Path, metadata_url: str, broker_url: str | None, stack_dir: Path,
                 stack: dict, signing_secret: str) -> dict[str, str]:
     """Airflow's environment for ``executor`` with its API on ``port`` (operators/deployment.py), with the
-    rehearsal's connections: the ledger, the local stack's Prometheus, the Slack signing secret."""
+    rehearsal's connections: the ledger, the local stack's Prometheus, the Slack signing secret (Slack's and
+    PagerDuty's stand-ins: :func:`notification_connections`)."""
     return {
         **deployment.local_environment(home, executor, metadata_url, port, broker_url),
         "SAP_LLM_STACK_DIR": str(stack_dir),
@@ -208,6 +236,17 @@ def airflow_env(executor: str, port: int, home: Path, metadata_url: str, broker_
             {"conn_type": "http", "host": "127.0.0.1", "port": stack["ports"]["prometheus"]}
         ),
         "AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING": json.dumps({"conn_type": "generic", "password": signing_secret}),
+    }
+
+
+def notification_connections(slack: SlackWebApi, pagerduty: PagerDutyEvents, channel: str) -> dict[str, str]:
+    """The release's Slack and PagerDuty connections, pointed at the stand-ins (as the tests wire them)."""
+    return {
+        "AIRFLOW_CONN_SAP_LLM_SLACK": json.dumps({"conn_type": "slack", "password": "xoxb-rehearsal",
+                                                  "extra": {"base_url": slack.url, "channel": channel}}),
+        "AIRFLOW_CONN_SAP_LLM_PAGERDUTY": json.dumps({"conn_type": "pagerduty_events",
+                                                      "password": "R0UT1NGKEY0000000000000000000000",
+                                                      "extra": {"url": pagerduty.url, "verify": pagerduty.ca_file}}),
     }
 
 
@@ -243,40 +282,55 @@ def rehearse(args: argparse.Namespace, metadata_url: str, broker_url: str | None
     stack_dir, home = ROOT / ".stack" / "demo", ROOT / ".airflow"
     stack_dir.mkdir(parents=True, exist_ok=True)
     home.mkdir(exist_ok=True)
-    spec = load_spec(SPEC_FILE)
     say("starting the local stack: blue 1.0.0 behind nginx, Prometheus (1 s scrape), steady traffic")
     stack = local_stack.up(stack_dir, base_port=args.base_port)
     signing_secret = secrets.token_hex(16)
     executor = "CeleryExecutor" if args.executor == "celery" else "LocalExecutor"
-    env = airflow_env(executor, args.airflow_port, home, metadata_url, broker_url, stack_dir, stack, signing_secret)
-    airflow = Airflow(home, env, executor)
-    target = local_target(stack_dir)
+    try:
+        with slack_and_pagerduty(home / "pagerduty-tls") as (slack, pagerduty):
+            env = {**airflow_env(executor, args.airflow_port, home, metadata_url, broker_url, stack_dir, stack,
+                                 signing_secret), **notification_connections(slack, pagerduty, "#releases")}
+            state = run_the_release(args, Airflow(home, env, executor), local_target(stack_dir), stack,
+                                    signing_secret)
+            notifications(slack, pagerduty)
+    finally:
+        say("stopping the local stack")
+        local_stack.down(stack_dir)
+    expected = "failed" if args.inject_errors_at else "success"
+    return 0 if state == expected else 1
+
+
+def run_the_release(args: argparse.Namespace, airflow: Airflow, target: Target, stack: dict,
+                    signing_secret: str) -> str:
+    """Start Airflow, trigger the release, follow it to its end and print its record; return the run's state."""
+    spec = load_spec(SPEC_FILE)
     try:
         how = ("separate components: " + ", ".join(airflow.processes.commands) + "; Redis broker"
                if args.executor == "celery" else "standalone")
-        say(f"starting Airflow ({how}; {env['AIRFLOW__CORE__EXECUTOR']}) on {airflow.url}")
+        say(f"starting Airflow ({how}) on {airflow.url}")
         airflow.start()
         conf = {
             "version": args.version, "environment": "rehearsal", "profile": "rehearsal",
             "attestations": attestations(os.environ.get("USER", "rehearsal-operator")),
         }
         run_id = airflow.trigger(conf)
-        say(f"triggered {DAG_ID} run {run_id} through the REST API")
+        release_id = f"{DAG_ID}:{run_id}"
+        password = json.loads((airflow.processes.home / PASSWORDS_FILE).read_text())["admin"]
+        say(f"triggered {DAG_ID} run {run_id} through the REST API; while it runs, the Airflow UI is at "
+            f"{airflow.url} (login admin / {password}) and the release board's record at "
+            f"{airflow.url}/release-board/releases/{release_id}")
         manager = spec.approvals[0].approvers[0] if spec.approvals else ""
         buttons = SlackButtons(airflow.url, signing_secret, user=manager, team=spec.slack_team or "")
         state = follow(airflow, run_id, buttons, target, PrometheusProvider(stack["prometheus_url"]),
                        args.inject_errors_at)
         say(f"release run finished: {state}; router now {target.router.get_weights()}")
-        release_id = f"{DAG_ID}:{run_id}"
         board = airflow.api.http.get(f"/release-board/releases/{release_id}")  # the ledger, through the plugin
         board.raise_for_status()
         summary(board.json(), release_id)
-        expected = "failed" if args.inject_errors_at else "success"
-        return 0 if state == expected else 1
+        return state
     finally:
-        say("stopping Airflow and the local stack")
+        say("stopping Airflow")
         airflow.stop()
-        local_stack.down(stack_dir)
 
 
 if __name__ == "__main__":
