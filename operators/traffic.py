@@ -18,7 +18,6 @@ from operators.triggers import RolloutTrigger
 from sap_llm_release.gates import phase_results
 from sap_llm_release.notify.alertmanager import ROLLBACK_ALERT, post_alerts, rollback_alert
 from sap_llm_release.rollout import (
-    FAILED_STATES,
     Decision,
     RollbackIncomplete,
     RolloutRefused,
@@ -190,7 +189,8 @@ class RollbackOperator(ReleaseOperator):
         Notifications never delay or fail the rollback itself (they retry briefly and only record failures)."""
         run = ReleaseRun(self.spec_path, context)
         notifier = release_notifier(run)
-        failed = [task for task, state in task_states(context).items() if state in FAILED_STATES]
+        # the tasks that failed themselves: the ones below them (upstream_failed) say nothing of the cause
+        failed = [task for task, state in task_states(context).items() if state == "failed"]
         cause = run.rollout.rollback_cause(failed)
         notifier.page("rolled_back", f"{run.spec.service} {run.request.version} rolling back: {cause}")
         self.announce_to_alertmanager(run)
