@@ -196,13 +196,10 @@ def notifications(slack: SlackWebApi, pagerduty: PagerDutyEvents) -> None:
             reply = " (in thread)" if body.get("thread_ts") else ""
             first_line = str(body.get("text", "")).splitlines()[0] if body.get("text") else ""
             print(f"  {method} {body.get('channel', '')}{reply}: {first_line}")
-    say(f"PagerDuty (stand-in at {pagerduty.url}): events")
-    for event in pagerduty.events() or [{}]:
-        if not event:
-            print("  none: nothing paged")
-            continue
-        summary_text = event.get("payload", {}).get("summary", "")
-        print(f"  {event.get('event_action')} {event.get('dedup_key')}: {summary_text}")
+    events = pagerduty.events()
+    say(f"PagerDuty (stand-in at {pagerduty.url}): " + ("events" if events else "nothing paged"))
+    for event in events:
+        print(f"  {event['event_action']} {event['dedup_key']}: {event.get('payload', {}).get('summary', '')}")
 
 
 def main() -> int:
