@@ -270,11 +270,17 @@ def launch_prometheus(stack_dir: Path, port: int, name: str) -> Callable[[], Non
 
     def ready_and_scraping() -> None:
         _wait_http(f"http://127.0.0.1:{port}/-/ready", 30, f"Prometheus {name}")
-        # ready is not yet scraping: a replica that has not discovered its targets would read as one scraping nothing
+        # ready is not yet scraping: a replica that has not discovered its targets would read as one scraping nothing,
+        # and a target not scraped yet (health "unknown", up to a scrape interval after the start) as one not up
         _wait_http(f"http://127.0.0.1:{port}/api/v1/targets?state=active", 30, f"Prometheus {name}'s scrape targets",
-                   answered=lambda response: bool(response.json()["data"]["activeTargets"]))
+                   answered=_every_target_scraped)
 
     return ready_and_scraping
+
+
+def _every_target_scraped(response: httpx.Response) -> bool:
+    targets = response.json()["data"]["activeTargets"]
+    return bool(targets) and all(target["health"] != "unknown" for target in targets)
 
 
 def down(stack_dir: Path) -> list[str]:
