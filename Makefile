@@ -116,6 +116,7 @@ benchmarks: setup
 	$(PY) benchmarks/rollback_reaction.py
 	$(PY) benchmarks/audit_month.py
 	$(PY) benchmarks/dr_drill.py
+	$(PY) benchmarks/stack_idle_cpu.py
 	$(VALIDATOR) benchmarks/validator_cpu.py
 
 clean:

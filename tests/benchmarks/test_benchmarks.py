@@ -72,3 +72,11 @@ def test_trigger_scale_prints_the_lag_of_each_k(unused_stack_ports):
                "4", "--base-port", str(unused_stack_ports)], timeout_s=240)
     assert re.search(r"K=   5: lag p50 \d+\.\d{3} s, p95 \d+\.\d{3} s, max \d+\.\d{3} s over \d+ checks; windows "
                      r"\{'passed': 5\}; CPU triggerer \d+% of a core, Prometheus \d+%", out), out
+
+
+def test_stack_idle_cpu_prints_each_process_and_the_total(unused_stack_ports):
+    out = run([sys.executable, "benchmarks/stack_idle_cpu.py", "--seconds", "2", "--runs", "1", "--base-port",
+               str(unused_stack_ports)], timeout_s=240)
+    for name in ("blue (SAP_LLM server)", "traffic", "prometheus", "prometheus-2", "prometheus-3", "nginx"):
+        assert re.search(rf"^  {re.escape(name)} +median +\d+\.\d% of a core$", out, re.M), out
+    assert re.search(r"^stack total: median \d+\.\d% of a core \(min", out, re.M), out
