@@ -39,7 +39,7 @@ os.environ.update(
 sys.path.insert(0, str(ROOT))
 
 from tests.support.approvals import SIGNING_SECRET  # noqa: E402
-from tests.support.runs import release_conf, run_release  # noqa: E402
+from tests.support.runs import ledger, release_conf, release_id, run_release  # noqa: E402
 from tests.support.stack import LiveStack  # noqa: E402
 
 os.environ["AIRFLOW_CONN_SAP_LLM_SLACK_SIGNING"] = json.dumps({"conn_type": "generic", "password": SIGNING_SECRET})
@@ -72,7 +72,9 @@ def one_run(stack: LiveStack, step: int) -> float:
     dag_run, states = run_release(release_conf())
     if "at" not in injected:
         failed = sorted(task for task, state in states.items() if state == "failed")
-        raise NoInjection(f"the release never sent {step} % to green (failed: {', '.join(failed) or 'none'})")
+        windows = [f"{w['step']}: {w['reason']}" for w in ledger().slo_windows(release_id(dag_run), verdict="failed")]
+        raise NoInjection(f"the release never sent {step} % to green (failed: {', '.join(failed) or 'none'}; "
+                          f"failed windows: {'; '.join(windows) or 'none recorded'})")
     if (rollback := states["rollback.rollback_to_blue"]) != "success":
         raise RuntimeError(f"no rollback after the injection: rollback_to_blue is {rollback}")
     green = f"127.0.0.1:{stack.info['ports']['green']}"

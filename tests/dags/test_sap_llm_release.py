@@ -221,13 +221,14 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
     dag_run, states = run_release(release_conf(dry_run=True))
 
     assert dag_run.state == "success" and states["dry_run_plan"] == "success"
-    assert {task for task, state in states.items() if task.startswith(("deploy_green.", "traffic_shift."))
-            and state != "skipped"} == set()  # nothing deployed, shifted or asked
+    after_the_plan = {state for task, state in states.items() if task.startswith(("deploy_green.", "traffic_shift."))}
+    assert after_the_plan == {"skipped"}  # the deploy and traffic tasks are there, and none ran
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
     assert fresh_stack.target.deployer.running_version("green") is None
     record = ledger.release_record(release_id(dag_run))
     assert record["traffic_changes"] == [] and record["approval_requests"] == [] and record["rollbacks"] == []
-    assert {row["verdict"] for row in record["gate_results"]} <= {"passed", "attested", "waived"}
+    verdicts = {row["verdict"] for row in record["gate_results"]}
+    assert "passed" in verdicts and verdicts <= {"passed", "attested", "waived"}  # the pre-traffic gates were checked
     events = {event["event"]: event["detail"] for event in record["release_events"]}
     plan = events["dry_run_plan"].splitlines()
     assert plan[0].startswith("1. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
