@@ -454,9 +454,10 @@ def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, 
         target = quiet_stack.target
         live, green_version = target.router.get_weights(), target.deployer.running_version("green")
     finally:
-        breaker.disarm()
+        breaker.disarm(await_failures=2)
 
-    assert breaker.failed_reloads == 2  # the shift's and the rollback's
+    events = [(e["event"], e["detail"]) for e in ledger.release_record(release_id(dag_run))["release_events"]]
+    assert breaker.failed_reloads == 2, events  # the shift's and the rollback's
     assert dag_run.state == "failed"
     assert states["traffic_shift.shift_to_020"] == "failed"
     assert states["rollback.rollback_to_blue"] == "failed"

@@ -175,6 +175,11 @@ class ReloadThatDoesNotTakeEffect:
         if self.once:
             threading.Thread(target=self._release_after_one_failure, args=(log, offset), daemon=True).start()
 
+    def _failures_logged(self) -> int:
+        with (self.stack_dir / "nginx-error.log").open() as log:
+            log.seek(self._log_offset)
+            return log.read().count("still could not bind()")
+
     def _release_after_one_failure(self, log: Path, offset: int, timeout_s: float = 600) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -186,12 +191,14 @@ class ReloadThatDoesNotTakeEffect:
             time.sleep(0.05)
         self._holder.close()
 
-    def disarm(self) -> None:
+    def disarm(self, await_failures: int = 0, timeout_s: float = 10) -> None:
+        """Put nginx.conf back and let the address go; without ``once``, first wait up to ``timeout_s`` for the
+        error log to hold ``await_failures`` failed reloads (nginx's master logs one after its five bind tries,
+        500 ms apart, well after the signal) and count them."""
         if self._holder is not None:
-            with (self.stack_dir / "nginx-error.log").open() as log:
-                log.seek(self._log_offset)
-                failures = log.read().count("still could not bind()")
-            self.failed_reloads = self.failed_reloads if self.once else failures
+            if not self.once:
+                self.failed_reloads = poll_until(self._failures_logged, lambda seen: seen >= await_failures,
+                                                 timeout_s=timeout_s, interval_s=0.1)
             self._holder.close()
         if self._original is not None:
             (self.stack_dir / "nginx.conf").write_text(self._original)
