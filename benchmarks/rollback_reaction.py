@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="rollback-bench-"))
 atexit.register(shutil.rmtree, HOME, ignore_errors=True)
@@ -59,6 +61,20 @@ class NoInjection(RuntimeError):
     """The release ended before the router reached the step: nothing was measured."""
 
 
+def why_no_shift(stack: LiveStack, dag_run, states: dict[str, str]) -> str:
+    """The failed tasks, the ledger's failed gates and windows, and the alerts firing now."""
+    record = ledger().release_record(release_id(dag_run))
+    failed = sorted(task for task, state in states.items() if state == "failed")
+    gates = [f"{g['gate']}: measured {g['measured_value']}, {g['threshold']}, {g['detail']}"
+             for g in record["gate_results"] if g["verdict"] == "failed"]
+    windows = [f"{w['step']}: {w['reason']}" for w in record["slo_windows"] if w["verdict"] == "failed"]
+    firing = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": 'ALERTS{alertstate="firing"}'},
+                       timeout=5).json()["data"]["result"]
+    return (f"failed: {', '.join(failed) or 'none'}; failed gates: {'; '.join(gates) or 'none recorded'}; "
+            f"failed windows: {'; '.join(windows) or 'none recorded'}; firing now: "
+            f"{', '.join(sorted(alert['metric']['alertname'] for alert in firing)) or 'none'}")
+
+
 def one_run(stack: LiveStack, step: int) -> float:
     stack.reset()
     stack.forget_alerts()
@@ -71,10 +87,7 @@ def one_run(stack: LiveStack, step: int) -> float:
     stack.when_green_weight(step, inject)
     dag_run, states = run_release(release_conf())
     if "at" not in injected:
-        failed = sorted(task for task, state in states.items() if state == "failed")
-        windows = [f"{w['step']}: {w['reason']}" for w in ledger().slo_windows(release_id(dag_run), verdict="failed")]
-        raise NoInjection(f"the release never sent {step} % to green (failed: {', '.join(failed) or 'none'}; "
-                          f"failed windows: {'; '.join(windows) or 'none recorded'})")
+        raise NoInjection(f"the release never sent {step} % to green ({why_no_shift(stack, dag_run, states)})")
     if (rollback := states["rollback.rollback_to_blue"]) != "success":
         raise RuntimeError(f"no rollback after the injection: rollback_to_blue is {rollback}")
     green = f"127.0.0.1:{stack.info['ports']['green']}"

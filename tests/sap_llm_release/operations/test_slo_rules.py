@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sap_llm_release.operations.slo import ServiceLevelObjective
 from sap_llm_release.operations.slo_rules import RULES_FILE, promql_duration, rules_text, sli_query
 from sap_llm_release.spec import load_spec
+from sap_llm_release.templates import render
 from tests.support.runs import SPEC_FILE
 
 RULES = yaml.safe_load(RULES_FILE.read_text())
@@ -117,6 +118,24 @@ def test_the_budget_metadata_is_recorded(tmp_path):
                                                             '"sap-llm",sloth_slo="availability",sloth_window="30d"}',
                                                   "value": -1}]},  # 2 % for the whole (short) period: twice spent
         ]}]}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_error_budget_gate_reads_every_slos_budget_and_answers_nothing_while_one_is_missing(tmp_path):
+    """The preflight gate's query on the rules' output: the smallest budget left while every SLO has one; no answer
+    (a failed gate) when one SLO records none, here latency without its histogram, rather than the others' minimum."""
+    gate_query = render(SPEC.gate("error_budget_remaining").params["query"], service="sap-llm")
+    without_latency = [s for s in series(errors_per_min=1, ok_per_min=199)
+                       if not s["series"].startswith("sap_llm_request_duration")]
+    tests = {"rule_files": [str(RULES_FILE)], "evaluation_interval": "1m", "tests": [
+        {"interval": "1m", "input_series": series(errors_per_min=1, ok_per_min=199),  # 0.5 % errors: half left
+         "promql_expr_test": [{"expr": f"round({gate_query}, 0.01)", "eval_time": "60m",
+                               "exp_samples": [{"labels": "{}", "value": 0.5}]}]},
+        {"interval": "1m", "input_series": without_latency,
+         "promql_expr_test": [{"expr": gate_query, "eval_time": "60m", "exp_samples": []}]},
+    ]}
     (tmp_path / "test.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
     result = subprocess.run(["promtool", "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
