@@ -13,7 +13,7 @@ from operators.release import (
     GateOperator,
     StartReleaseOperator,
 )
-from operators.sensors import BlueRecoverySensor, SLOWindowSensor
+from operators.sensors import AlertsClearSensor, BlueRecoverySensor, SLOWindowSensor
 from operators.traffic import (
     ROLLBACK_RETRIES,
     ROLLBACK_RETRY_DELAY,
@@ -62,7 +62,7 @@ def _deploy_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
         gates = {task.task_id.split(".")[-1]: task for task in _gate_tasks(spec, spec_path, Phase.DEPLOY_GREEN)}
         readiness = gates.pop("green_environment_ready", None)
         deploy = DeployGreenOperator(task_id="deploy_green", spec_path=spec_path)
-        list(gates.values()) >> deploy
+        [*gates.values(), *_clear_of_alerts(spec, spec_path, "deploy")] >> deploy
         if readiness is not None:
             deploy >> readiness
     return group
@@ -77,9 +77,20 @@ def _approval(spec: ReleaseSpec, spec_path: str, point: ApprovalPoint, guard_wei
                                     guard_weight=guard_weight, doc_md=approval.description)]
 
 
+def _clear_of_alerts(spec: ReleaseSpec, spec_path: str, before: str) -> list[AlertsClearSensor]:
+    """The wait for the spec's alerts to clear before ``before`` (deploy, shift), as a one-task list (empty when the
+    spec asks for none)."""
+    if spec.analysis.clear_before_traffic is None:
+        return []
+    return [AlertsClearSensor(task_id=f"clear_before_{before}", spec_path=spec_path,
+                              doc_md=f"no alert of {spec.analysis.clear_before_traffic.alerts} firing before the "
+                                     f"{before}, waited for at most {spec.analysis.clear_before_traffic.wait}")]
+
+
 def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
     with TaskGroup(Phase.TRAFFIC_SHIFT.value) as group:
         steps = _approval(spec, spec_path, ApprovalPoint.FIRST_SHIFT, guard_weight=0)
+        steps += _clear_of_alerts(spec, spec_path, "shift")
         previous_weight = 0
         for step in spec.traffic.steps:
             if step.weight == 100:

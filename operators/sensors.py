@@ -1,5 +1,5 @@
-"""The deferrable sensors that watch SLOs for a whole window: green's at a traffic step or in the bake, and blue's
-after a rollback."""
+"""The deferrable sensors that watch SLOs for a whole window: green's at a traffic step or in the bake, blue's
+after a rollback, and the alerts that must clear before traffic moves."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun
-from operators.triggers import SLOWindowTrigger
+from operators.triggers import AlertsClearTrigger, SLOWindowTrigger
 from sap_llm_release.targets import slots_for
 
 DEFERRAL_GRACE = timedelta(minutes=5)
@@ -131,3 +131,37 @@ class BlueRecoverySensor(SLOWindowSensor):
         notifier.page("blue_not_recovered", text)
         notifier.say("blue_not_recovered", text)
         raise AirflowFailException(text)
+
+
+class AlertsClearSensor(SLOWindowSensor):
+    """Before green is deployed (``clear_before_deploy``) and right before the first shift (``clear_before_shift``):
+    wait, deferred, for the spec's alerts (``analysis.clear_before_traffic``) to stop firing, at most its ``wait``;
+    the wait is recorded as a window at 0 %, and a refusal names the alerts still firing."""
+
+    ui_color = "#fdedec"
+
+    def __init__(self, *, spec_path: str, **kwargs: Any) -> None:
+        super().__init__(spec_path=spec_path, weight=0, **kwargs)
+
+    @property
+    def window_name(self) -> str:
+        return self.task_id.rsplit(".", 1)[-1]
+
+    def execute(self, context: Any) -> None:
+        run = ReleaseRun(self.spec_path, context)
+        clear = run.spec.analysis.clear_before_traffic
+        started = datetime.now(timezone.utc)
+        self.log.info("waiting at most %s for no alert of %s to fire", clear.wait, clear.alerts)
+        self.defer(
+            trigger=AlertsClearTrigger(
+                prometheus=run.prometheus.to_dict(), alerts=clear.alerts,
+                interval_s=run.spec.analysis_interval(run.request.profile).total_seconds(),
+                started=started.isoformat(), deadline=(started + clear.wait).isoformat(),
+            ),
+            method_name="execute_complete",
+            timeout=clear.wait + DEFERRAL_GRACE,
+        )
+
+    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+        release_notifier(run).say(self.window_name, f"{run.spec.service} {run.request.version}: {reason}")
+        raise AirflowFailException(reason)

@@ -23,6 +23,7 @@ from sap_llm_release.rollout import (
     RolloutRefused,
     decide,
     require_gates_proven,
+    require_windows_passed,
 )
 from sap_llm_release.routers.base import RouterError
 from sap_llm_release.spec import PHASES_BEFORE_TRAFFIC
@@ -89,6 +90,8 @@ class ShiftTrafficOperator(ReleaseOperator):
         notifier = release_notifier(run)
         try:
             require_gates_proven(gates, recorded)
+            if self.weight == run.spec.traffic.steps[0].weight and run.spec.analysis.clear_before_traffic:
+                require_windows_passed(["clear_before_shift"], run.ledger.slo_windows(run.release_id))
             if self.weight == run.spec.traffic.steps[0].weight:
                 notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
                              + "\n".join(phase_results(gates, recorded)))

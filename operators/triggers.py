@@ -231,3 +231,36 @@ class RolloutTrigger(BaseTrigger):
         if deployer.running_version(self.colour) is None:
             raise RolloutFailed(f"local {self.colour} is not running: {deployer.logs(self.colour)[-500:]}")
         return await asyncio.to_thread(deployer.wait_ready, self.colour, timeout_s)
+
+
+class AlertsClearTrigger(BaseTrigger):
+    """Waits in the triggerer until no alert ``alerts`` selects fires, asking every ``interval_s``, at most until
+    ``deadline`` (absolute, so a trigger run again after a triggerer restart waits no longer); yields the outcome
+    of :func:`sap_llm_release.analysis.alerts.wait_until_clear` with its tally."""
+
+    def __init__(self, *, prometheus: dict[str, Any], alerts: str, interval_s: float, started: str,
+                 deadline: str) -> None:
+        super().__init__()
+        self.prometheus, self.alerts, self.interval_s = prometheus, alerts, interval_s
+        self.started, self.deadline = started, deadline
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"prometheus": self.prometheus, "alerts": self.alerts, "interval_s": self.interval_s,
+             "started": self.started, "deadline": self.deadline},
+        )
+
+    async def run(self):
+        from dataclasses import asdict
+
+        from sap_llm_release.analysis.alerts import wait_until_clear
+        from sap_llm_release.analysis.prometheus import AsyncPrometheusProvider, PrometheusAccess
+
+        remaining = (datetime.fromisoformat(self.deadline) - datetime.now(timezone.utc)).total_seconds()
+        async with AsyncPrometheusProvider(PrometheusAccess(**self.prometheus)) as provider:
+            outcome = await wait_until_clear(provider, self.alerts, wait_s=max(0.0, remaining),
+                                             interval_s=self.interval_s)
+        yield TriggerEvent({"status": "passed" if outcome.passed else "failed", "reason": outcome.reason,
+                            "firing": outcome.firing, "checks": [asdict(outcome.tally)],
+                            "window_start": self.started, "window_end": datetime.now(timezone.utc).isoformat()})

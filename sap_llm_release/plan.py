@@ -19,7 +19,8 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
     profile, slots = request.profile, slots_for(blue_slot)
     slos = ", ".join(slo.name for slo in spec.analysis.slos)
     every = _duration(spec.analysis_interval(profile))
-    lines = [f"deploy {spec.service} {request.version} to the {slots['green']} slot (green) of "
+    lines = [*_clear_line(spec, "deploying"),
+             f"deploy {spec.service} {request.version} to the {slots['green']} slot (green) of "
              f"{request.environment}; the {slots['blue']} slot (blue) keeps 100 % of the traffic",
              _gates_line(spec, Phase.SMOKE_GREEN)]
     for step in spec.traffic.steps:
@@ -27,6 +28,8 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
             ApprovalPoint.FULL_TRAFFIC if step.weight == 100 else None)
         if point is not None and (approval := spec.approval_before(point)) is not None:
             lines.append(_approval_line(spec, approval, profile))
+        if step == spec.traffic.steps[0]:
+            lines += _clear_line(spec, "the first shift")
         lines.append(f"send {step.weight} % to green, then watch {slos} for "
                      f"{_duration(spec.window_for(step, profile))} (every {every})")
     if bake := spec.bake_window(profile):
@@ -38,6 +41,14 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
     lines.append(f"on a failure once traffic moved: all traffic back to blue, green removed, blue watched for "
                  f"{_duration(spec.recovery_window(profile))}, PagerDuty paged")
     return lines
+
+
+def _clear_line(spec: ReleaseSpec, before: str) -> list[str]:
+    clear = spec.analysis.clear_before_traffic
+    if clear is None:
+        return []
+    return [f"before {before}: wait for no alert of {clear.alerts} to fire, at most {_duration(clear.wait)}; "
+            f"refuse naming those still firing"]
 
 
 def _gates_line(spec: ReleaseSpec, phase: Phase) -> str:

@@ -59,6 +59,15 @@ def require_gates_proven(gates: list[Gate], recorded: Mapping[str, Mapping[str, 
                              f"{', '.join(unproven)}")
 
 
+def require_windows_passed(names: Collection[str], windows: list[Mapping[str, Any]]) -> None:
+    """The latest window recorded under each of ``names`` (``windows`` in recorded order) passed."""
+    latest = {window["step"]: window["verdict"] for window in windows}
+    unproven = [name for name in names if latest.get(name) != "passed"]
+    if unproven:
+        raise RolloutRefused(f"refusing to shift traffic: no passing record in the ledger for windows "
+                             f"{', '.join(unproven)}")
+
+
 def decide(states: Mapping[str, str | None], *, start_task: str, first_shift: str, watched: Collection[str],
            green_has_traffic: Callable[[], bool]) -> Decision:
     """Promote only when every watched task (traffic steps, post-deployment) succeeded; roll back whenever traffic

@@ -218,6 +218,26 @@ class SLO(BaseModel):
 QUERY_VARIABLES = {"colour", "rate_window", "service"}
 
 
+class ClearBeforeTraffic(BaseModel):
+    """No traffic moves into an incident already under way: before green is deployed and again right before the
+    first shift, no series of ``alerts`` (a PromQL selector of Prometheus' ``ALERTS``) may be firing. The release
+    waits for them to clear, asking every analysis interval, at most ``wait`` (real time under every profile: an
+    alert holds as long as its rule says), then refuses naming them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alerts: str = Field(min_length=1)
+    wait: Duration
+
+    @field_validator("alerts")
+    @classmethod
+    def _alerts_series(cls, alerts: str) -> str:
+        if not alerts.lstrip().startswith("ALERTS"):
+            raise ValueError("must select series of Prometheus' ALERTS metric, e.g. "
+                             "'ALERTS{alertstate=\"firing\",severity=\"critical\"}'")
+        return alerts
+
+
 class Analysis(BaseModel):
     """How the SLOs are watched during each traffic window.
 
@@ -234,6 +254,7 @@ class Analysis(BaseModel):
     rate_window: str = Field(pattern=r"^\d+[smh]$")
     health: list[SLO] = Field(min_length=1)
     slos: list[SLO] = Field(min_length=1)
+    clear_before_traffic: ClearBeforeTraffic | None = None
 
     @field_validator("health")
     @classmethod

@@ -214,6 +214,13 @@ class AsyncPrometheusProvider:
     async def query(self, promql: str) -> float | None:
         return _single_value(await self._result(promql), promql)
 
+    async def series(self, promql: str) -> list[dict[str, str]]:
+        """The label sets of the instant vector ``promql`` selects (:class:`MetricsUnavailable` for anything else)."""
+        result = await self._result(promql)
+        if not isinstance(result, list) or not all(isinstance(s, dict) and "metric" in s for s in result):
+            raise MetricsUnavailable(f"Prometheus {self.url} query {promql!r} did not answer an instant vector")
+        return [series["metric"] for series in result]
+
     async def query_many(self, promqls: Sequence[str]) -> list[tuple[float | None, str]]:
         """Each query's number (or None) and the error that kept it from one (``""``), asked as one request: the
         queries joined with ``or``, each series marked with its query's index (``BATCH_LABEL``). A batch Prometheus

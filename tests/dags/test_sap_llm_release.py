@@ -8,10 +8,12 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+import yaml
 from airflow.sdk.definitions.param import ParamValidationError
 from tenacity import retry, retry_if_exception_type, retry_if_result, stop_after_delay, wait_fixed
 
 from sap_llm_release.ledger import Ledger, Writer
+from sap_llm_release.polling import poll_until
 from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import Phase, load_spec
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
@@ -475,6 +477,41 @@ def test_reloads_that_keep_not_taking_effect_end_in_a_loud_failure(quiet_stack, 
     assert ("trigger", key) in pages(pagerduty, dag_run.run_id)
     assert ("resolve", key) not in pages(pagerduty, dag_run.run_id)
     assert any(text.startswith("rollback failed:") for text in slack_thread(slack, dag_run.run_id))
+
+
+def test_a_release_waits_for_a_paging_alert_to_clear_then_refuses_naming_it_and_deploys_nothing(
+        fresh_stack, traffic_spec, ledger, notifications):
+    """Blue answers every document with a 500 until the availability SLO pages (on a Prometheus started afresh, so
+    the page comes within seconds) and 10 s more (the page then holds for about a minute of good answers); a
+    release started then waits the spec's wait (4 s here) for the page to clear, refuses naming it, and moves
+    nothing: green never deployed, blue keeps all traffic."""
+    spec = yaml.safe_load(traffic_spec.read_text())
+    spec["analysis"]["clear_before_traffic"]["wait"] = "4s"
+    traffic_spec.write_text(yaml.safe_dump(spec, sort_keys=False))
+    fresh_stack.restart_monitoring()
+    fresh_stack.set_faults("blue", error_rate=1.0)
+    try:
+        assert poll_until(fresh_stack.critical_alerts, bool, timeout_s=90, interval_s=1), "nothing paged"
+        time.sleep(10)
+        fresh_stack.set_faults("blue")  # blue answers again: the release's own gates pass
+        dag_run, states = run_release(release_conf())
+    finally:
+        fresh_stack.set_faults("blue")
+        fresh_stack.forget_alerts()
+
+    assert dag_run.state == "failed"
+    assert states["deploy_green.clear_before_deploy"] == "failed"
+    assert states["deploy_green.deploy_green"] == "upstream_failed"
+    assert fresh_stack.target.deployer.running_version("green") is None
+    assert fresh_stack.target.router.get_weights() == ALL_BLUE
+    record = ledger.release_record(release_id(dag_run))
+    (window,) = record["slo_windows"]
+    assert (window["step"], window["verdict"], window["green_weight"]) == ("clear_before_deploy", "failed", 0)
+    assert window["window_seconds"] >= 4
+    assert "still firing: SapLlmAvailabilityErrorBudgetBurnPage{" in window["reason"]
+    assert record["traffic_changes"] == [] and ledger.release_outcome(release_id(dag_run))["event"] == "failed"
+    slack, _ = notifications
+    assert any("refusing to move traffic into an incident" in text for text in slack_thread(slack, dag_run.run_id))
 
 
 @pytest.mark.parametrize("field, value", [

@@ -10,7 +10,7 @@ import pytest
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from operators.approvals import ReleaseApprovalOperator
-from operators.sensors import SLOWindowSensor
+from operators.sensors import AlertsClearSensor, SLOWindowSensor
 from operators.traffic import ShiftTrafficOperator
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
 from tests.support.runs import ROOT, SPEC_FILE, release_dag
@@ -81,7 +81,7 @@ def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
 
 
 def test_approvals_sit_where_the_spec_puts_them_on_airflows_hitl_operator(dag, spec):
-    places = {"first_shift": ("smoke_green", "traffic_shift.shift_to_005", 0),
+    places = {"first_shift": ("smoke_green", "traffic_shift.clear_before_shift", 0),
               "full_traffic": ("traffic_shift.watch_050", "traffic_shift.shift_to_100", 50),
               "decommission_blue": ("post_deployment.", "decide_promote_or_rollback", 100)}
     approvals = [t for t in dag.tasks if isinstance(t, ReleaseApprovalOperator)]
@@ -107,6 +107,15 @@ def test_deploy_group_deploys_after_its_preconditions(dag):
     preconditions = {"deploy_green.blue_environment_serving", "deploy_green.traffic_routing_configured"}
     assert preconditions <= deploy.upstream_task_ids
     assert "deploy_green.deploy_green" in dag.get_task("deploy_green.green_environment_ready").upstream_task_ids
+
+
+def test_no_traffic_moves_before_the_alerts_are_clear_deferred_before_deploying_and_after_the_first_approval(dag):
+    before_deploy, before_shift = (dag.get_task(f"{group}.clear_before_{what}")
+                                   for group, what in (("deploy_green", "deploy"), ("traffic_shift", "shift")))
+    assert isinstance(before_deploy, AlertsClearSensor) and isinstance(before_shift, AlertsClearSensor)
+    assert before_deploy.downstream_task_ids == {"deploy_green.deploy_green"}
+    assert before_shift.upstream_task_ids == {"traffic_shift.approve_first_shift_go"}
+    assert before_shift.downstream_task_ids == {"traffic_shift.shift_to_005"}
 
 
 def test_decision_and_closing_tasks_run_whatever_happened(dag):

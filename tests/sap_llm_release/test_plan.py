@@ -20,11 +20,15 @@ def plan(profile: str, environment: str, blue_slot: str = "blue") -> list[str]:
 
 def test_the_production_plan_in_order_with_its_real_windows():
     lines = plan("production", "production")
-    assert lines[0] == ("deploy sap-llm 2.0.0 to the green slot (green) of production; the blue slot (blue) keeps "
+    clear = 'wait for no alert of ALERTS{alertstate="firing",severity="critical"} to fire, at most 3 min; refuse ' \
+            'naming those still firing'
+    assert lines[0] == f"before deploying: {clear}"
+    assert lines[1] == ("deploy sap-llm 2.0.0 to the green slot (green) of production; the blue slot (blue) keeps "
                         "100 % of the traffic")
-    assert lines[1].startswith("smoke_green: check 11 gates on green (load_test_throughput,")
-    assert lines[2].startswith("ask first_shift_go in Slack") and lines[2].endswith("no answer within 4 h rejects")
-    assert lines[3] == ("send 5 % to green, then watch error_rate, p95_latency, throughput, critical_alerts for "
+    assert lines[2].startswith("smoke_green: check 11 gates on green (load_test_throughput,")
+    assert lines[3].startswith("ask first_shift_go in Slack") and lines[3].endswith("no answer within 4 h rejects")
+    assert lines[4] == f"before the first shift: {clear}"
+    assert lines[5] == ("send 5 % to green, then watch error_rate, p95_latency, throughput, critical_alerts for "
                         "30 min (every 1 min)")
     assert [line.split(",")[0] for line in lines if line.startswith("send ")] == [
         "send 5 % to green", "send 20 % to green", "send 50 % to green", "send 100 % to green"]
@@ -42,13 +46,13 @@ def test_the_rehearsal_plan_uses_the_profiles_compressed_windows():
     assert "send 5 % to green, then watch error_rate, p95_latency, throughput, critical_alerts for 4 s (every 2 s)" \
         in lines
     assert "bake: watch green at 100 % for 12 s, blue kept up" in lines
-    assert lines[2].endswith("no answer within 45 s rejects")
+    assert lines[3].endswith("no answer within 45 s rejects")
     assert lines[-1].endswith("blue watched for 8 s, PagerDuty paged")
 
 
 @pytest.mark.parametrize("blue_slot, green_slot", [("blue", "green"), ("green", "blue")])
 def test_green_is_the_slot_blue_does_not_use(blue_slot, green_slot):
     lines = plan("rehearsal", "staging", blue_slot)
-    assert lines[0].startswith(f"deploy sap-llm 2.0.0 to the {green_slot} slot (green) of staging; the {blue_slot} "
+    assert lines[1].startswith(f"deploy sap-llm 2.0.0 to the {green_slot} slot (green) of staging; the {blue_slot} "
                                "slot (blue) keeps")
     assert lines[-2] == f"decommission blue (the {blue_slot} slot) once no traffic is left on it"

@@ -25,6 +25,7 @@ from sap_llm_release.rollout import (
     decide,
     release_outcome,
     require_gates_proven,
+    require_windows_passed,
 )
 from sap_llm_release.routers.access_logs import NginxAccessLog
 from sap_llm_release.routers.base import ALL_BLUE, RouterError, Weights
@@ -155,6 +156,16 @@ def test_gates_without_a_passing_record_refuse_the_shift():
     with pytest.raises(RolloutRefused, match=f"gates {gates[1].name}, {gates[2].name}$"):
         require_gates_proven(gates, recorded)
     require_gates_proven(gates, {gate.name: {"verdict": "waived"} for gate in gates})
+
+
+def test_a_window_whose_latest_record_did_not_pass_refuses_the_shift():
+    windows = [{"step": "clear_before_shift", "verdict": "failed"}, {"step": "clear_before_shift", "verdict": "passed"},
+               {"step": "clear_before_deploy", "verdict": "passed"}, {"step": "clear_before_deploy", "verdict": "failed"}]
+    require_windows_passed(["clear_before_shift"], windows)
+    with pytest.raises(RolloutRefused, match="no passing record in the ledger for windows clear_before_deploy$"):
+        require_windows_passed(["clear_before_shift", "clear_before_deploy"], windows)
+    with pytest.raises(RolloutRefused, match="windows clear_before_shift$"):
+        require_windows_passed(["clear_before_shift"], [])
 
 
 # -- the decision ----------------------------------------------------------------------------------------------------

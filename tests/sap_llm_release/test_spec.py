@@ -169,6 +169,14 @@ def test_unknown_gate_kind(spec_data):
     assert "gates.3.kind: Value error, unknown gate kind 'magic'" in _error(spec_data)
 
 
+def test_clear_before_traffic_selects_alerts(spec, spec_data):
+    clear = spec.analysis.clear_before_traffic
+    assert clear.alerts == 'ALERTS{alertstate="firing",severity="critical"}' and clear.wait == timedelta(minutes=3)
+    spec_data["analysis"]["clear_before_traffic"]["alerts"] = 'up{job="sap-llm"} == 0'
+    assert "analysis.clear_before_traffic.alerts: Value error, must select series of Prometheus' ALERTS metric" \
+        in _error(spec_data)
+
+
 def test_weights_not_increasing(spec_data):
     spec_data["traffic"]["steps"][1]["weight"] = 5
     assert "traffic.steps: Value error, weights must increase step by step: step 1 has 5 after 5" in _error(spec_data)

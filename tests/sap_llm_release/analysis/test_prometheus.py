@@ -291,3 +291,24 @@ def test_async_query_trusts_only_the_connections_ca_and_sends_its_credentials(tl
     canned_prometheus.scalar("vector(1)", "1")
     aquery(PrometheusAccess(canned_prometheus.url, bearer_token="t0ken"), "vector(1)")
     assert canned_prometheus.authorizations == ["Bearer t0ken"]
+
+
+def aseries(url: str, promql: str):
+    async def ask():
+        async with AsyncPrometheusProvider(url, timeout_s=2) as provider:
+            return await provider.series(promql)
+
+    return asyncio.run(ask())
+
+
+def test_async_series_reads_each_label_set_and_refuses_what_is_not_a_vector(canned_prometheus):
+    firing = [{"__name__": "ALERTS", "alertname": "SapLlmHighErrorRate", "colour": "blue"},
+              {"__name__": "ALERTS", "alertname": "SapLlmApiEndpointDown"}]
+    canned_prometheus.queries["ALERTS"] = (200, {"status": "success", "data": {
+        "resultType": "vector", "result": [{"metric": labels, "value": [0, "1"]} for labels in firing]}})
+    canned_prometheus.vector("ALERTS{none}")
+    canned_prometheus.scalar("scalar(1)", "1")
+    assert aseries(canned_prometheus.url, "ALERTS") == firing
+    assert aseries(canned_prometheus.url, "ALERTS{none}") == []
+    with pytest.raises(MetricsUnavailable, match="did not answer an instant vector"):
+        aseries(canned_prometheus.url, "scalar(1)")
