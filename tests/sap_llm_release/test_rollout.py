@@ -159,8 +159,9 @@ def test_gates_without_a_passing_record_refuse_the_shift():
 
 
 def test_a_window_whose_latest_record_did_not_pass_refuses_the_shift():
-    windows = [{"step": "clear_before_shift", "verdict": "failed"}, {"step": "clear_before_shift", "verdict": "passed"},
-               {"step": "clear_before_deploy", "verdict": "passed"}, {"step": "clear_before_deploy", "verdict": "failed"}]
+    windows = [{"step": step, "verdict": verdict} for step, verdict in [
+        ("clear_before_shift", "failed"), ("clear_before_shift", "passed"),
+        ("clear_before_deploy", "passed"), ("clear_before_deploy", "failed")]]
     require_windows_passed(["clear_before_shift"], windows)
     with pytest.raises(RolloutRefused, match="no passing record in the ledger for windows clear_before_deploy$"):
         require_windows_passed(["clear_before_shift", "clear_before_deploy"], windows)
