@@ -73,6 +73,7 @@ def test_a_release_on_celery_promotes_with_its_scheduler_and_triggerer_killed_mi
     assert [change["green_after"] for change in changes] == steps  # no step shifted twice
     assert quiet_stack.target.router.get_weights() == Weights(changes[-1]["blue_after"], changes[-1]["green_after"])
     assert [(w["step"], w["verdict"]) for w in record["slo_windows"]] == [
+        ("clear_before_deploy", "passed"), ("clear_before_shift", "passed")] + [
         (f"step_{w:03d}", "passed") for w in steps] + [("bake", "passed")]
     # the window the outage fell into resumed and ended at its absolute end, not a full window after the restart
     (window,) = [w for w in record["slo_windows"] if w["step"] == f"step_{steps[-1]:03d}"]
@@ -299,4 +300,5 @@ def test_on_celery_the_metadata_database_restarted_mid_window_leaves_the_release
     assert [change["green_after"] for change in changes] == steps
     assert quiet_stack.target.router.get_weights() == Weights(changes[-1]["blue_after"], changes[-1]["green_after"])
     assert [(w["step"], w["verdict"]) for w in record["slo_windows"]] == [
+        ("clear_before_deploy", "passed"), ("clear_before_shift", "passed")] + [
         (f"step_{w:03d}", "passed") for w in steps] + [("bake", "passed")]

@@ -73,6 +73,7 @@ def test_clean_release_promotes_and_the_next_goes_to_the_free_slot(quiet_stack, 
     assert "requested by release-tester" in record["release_events"][0]["detail"]
     assert [c["green_after"] for c in record["traffic_changes"]] == STEPS
     assert [(w["step"], w["green_weight"], w["verdict"]) for w in record["slo_windows"]] == [
+        ("clear_before_deploy", 0, "passed"), ("clear_before_shift", 0, "passed")] + [  # no alert fired before
         (f"step_{w:03d}", w, "passed") for w in STEPS] + [("bake", 100, "passed")]  # the bake, blue still up
     verdicts = {row["gate"]: row["verdict"] for row in record["gate_results"]}
     assert len(verdicts) == len(SPEC.gates)
@@ -233,7 +234,8 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
     assert "passed" in verdicts and verdicts <= {"passed", "attested", "waived"}  # the pre-traffic gates were checked
     events = {event["event"]: event["detail"] for event in record["release_events"]}
     plan = events["dry_run_plan"].splitlines()
-    assert plan[0].startswith("1. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
+    assert plan[0].startswith("1. before deploying: wait for no alert of ALERTS{")
+    assert plan[1].startswith("2. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
     shifts = [line.split(". ", 1)[1].split(",")[0] for line in plan if ". send " in line]
     assert shifts == ["send 5 % to green", "send 20 % to green", "send 50 % to green", "send 100 % to green"]
     assert plan[-1].startswith(f"{len(plan)}. on a failure once traffic moved: all traffic back to blue")
@@ -305,7 +307,7 @@ def test_prometheus_unreachable_during_a_window_rolls_back(fresh_stack, traffic_
     assert states["rollback.rollback_to_blue"] == "success"
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
     record = ledger.release_record(release_id(dag_run))
-    window, recovery = record["slo_windows"]
+    window, recovery = [w for w in record["slo_windows"] if not w["step"].startswith("clear_before_")]
     assert window["verdict"] == "failed" and "Prometheus" in window["reason"]
     # nor can blue's recovery be shown without Prometheus: that fails too, and the rollback's outcome says so
     assert (recovery["step"], recovery["verdict"]) == ("rollback_recovery", "failed")
