@@ -14,6 +14,7 @@ from airflow.sdk.timezone import utcnow
 
 from operators.notifications import release_notifier, run_url
 from operators.runtime import ReleaseRun
+from operators.traffic import off_green_at_resume
 from operators.triggers import ApprovalGuardTrigger
 from sap_llm_release.approvals.decision import APPROVE, REJECT, Decision, approval_evidence, decision_of
 from sap_llm_release.notify.slack import SlackMessage, approval_closed_text
@@ -70,6 +71,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                 slos=[vars(slo) for slo in guard], failure_limit=spec.analysis.failure_limit,
                 interval_s=spec.analysis_interval(request.profile).total_seconds(),
                 ready_url=run.green_ready_url() if guard else "",
+                emergency=run.emergency_access() if guard else None,
             ),
             method_name="execute_complete",
             timeout=timeout + DEFERRAL_GRACE,
@@ -87,6 +89,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
                                    decided_by=decision.decided_by, channel=decision.channel, detail=detail,
                                    writer=run.writer)
         if decision.decision == "superseded":
+            self.log.info("traffic off green: %s", off_green_at_resume(run, event, event["superseded"]))
             run.ledger.record_slo_window(
                 run.release_id, step=f"approval_{self.approval}", green_weight=self.guard_weight, verdict="failed",
                 reason=event["superseded"], window_seconds=0.0, checks=checks, started_at=utcnow().isoformat(),

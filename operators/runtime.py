@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -196,6 +196,18 @@ def ledger_for(url: str) -> Ledger:
     return Ledger(url)
 
 
+def take_traffic_off_green(access: Mapping[str, Any], cause: str) -> tuple[bool, str]:
+    """:meth:`Rollout.take_traffic_off_green` for the release ``access`` names (:meth:`ReleaseRun.emergency_access`:
+    plain data a trigger carries), on its target and ledger from their connections; blocking, so a trigger runs
+    it in a thread."""
+    from sap_llm_release.rollout import Rollout
+
+    target = build_target(access["target"], access["blue_slot"], kubernetes_api=kubernetes_api_client)
+    rollout = Rollout(access["release_id"], target, ledger_for(connection_url(LEDGER_CONN_ID)),
+                      Writer(**access["writer"]))
+    return rollout.take_traffic_off_green(cause, access["environment"])
+
+
 class TaskOfRun:
     """What a task of any of the project's DAGs reads from its context (``self.context``): the run's key in the
     ledger (``<dag id>:<run id>``), the writer its rows carry, the ledger."""
@@ -286,9 +298,12 @@ class ReleaseRun(TaskOfRun):
         return self._slo_queries("blue", [slo for slo in self.spec.analysis.slos if slo.name in names])
 
     def _slo_queries(self, role: str, slos: list) -> list[SLOQuery]:
-        variables = {"colour": slots_for(self.blue_slot)[role], "rate_window": self.spec.rate_window(
-            self.request.profile), "service": self.spec.service}
-        return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value)
+        profile = self.request.profile
+        variables = {"colour": slots_for(self.blue_slot)[role], "rate_window": self.spec.rate_window(profile),
+                     "service": self.spec.service}
+        severe_window = {**variables, "rate_window": self.spec.severe_rate_window(profile)}
+        return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value,
+                         *((slo.severe.op, slo.severe.value, slo.render(**severe_window)) if slo.severe else ()))
                 for slo in slos]
 
     def green_ready_url(self) -> str:
@@ -303,6 +318,11 @@ class ReleaseRun(TaskOfRun):
         """Every ``$name`` a job's arguments may use, for this release on this target."""
         builtins = {"version": self.request.version, **{f"{name}_url": url for name, url in self.target.urls.items()}}
         return self.profile.job_variables(builtins)
+
+    def emergency_access(self) -> dict[str, Any]:
+        """What a trigger needs to take this release's traffic off green where it decides a breach."""
+        return {"release_id": self.release_id, "environment": self.request.environment,
+                "target": self.profile.target, "blue_slot": self.blue_slot, "writer": asdict(self.writer)}
 
     @cached_property
     def rollout(self) -> Rollout:

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from operators.notifications import release_notifier
 from operators.runtime import ReleaseRun
+from operators.traffic import off_green_at_resume
 from operators.triggers import AlertsClearTrigger, SLOWindowTrigger
 from sap_llm_release.targets import slots_for
 
@@ -62,6 +63,7 @@ class SLOWindowSensor(BaseOperator):
                 window_end=(started + window).isoformat(),
                 ready_url=ready_url,
                 ready_name=f"{self.watched}_ready",
+                emergency=run.emergency_access() if self.watched == "green" else None,
             ),
             method_name="execute_complete",
             timeout=window + DEFERRAL_GRACE,
@@ -96,10 +98,11 @@ class SLOWindowSensor(BaseOperator):
                 tally["last"], tally["worst"], tally["threshold"],
             )
         if event["status"] != "passed":
-            self.window_failed(run, event["reason"])
+            self.window_failed(run, event["reason"], event)
         return event
 
-    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+    def window_failed(self, run: ReleaseRun, reason: str, event: dict[str, Any]) -> None:
+        self.log.info("traffic off green: %s", off_green_at_resume(run, event, reason))
         what = "the bake at 100%" if self.bake else f"traffic step {self.weight}%"
         raise AirflowFailException(f"{what} failed its SLO analysis: {reason}")
 
@@ -125,7 +128,7 @@ class BlueRecoverySensor(SLOWindowSensor):
     def watch(self, run: ReleaseRun) -> tuple[list, str]:
         return run.blue_recovery_queries(), run.blue_ready_url()
 
-    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+    def window_failed(self, run: ReleaseRun, reason: str, event: dict[str, Any]) -> None:
         text = f"{run.spec.service}: blue did not recover after the rollback: {reason}"
         notifier = release_notifier(run)
         notifier.page("blue_not_recovered", text)
@@ -162,6 +165,6 @@ class AlertsClearSensor(SLOWindowSensor):
             timeout=clear.wait + DEFERRAL_GRACE,
         )
 
-    def window_failed(self, run: ReleaseRun, reason: str) -> None:
+    def window_failed(self, run: ReleaseRun, reason: str, event: dict[str, Any]) -> None:
         release_notifier(run).say(self.window_name, f"{run.spec.service} {run.request.version}: {reason}")
         raise AirflowFailException(reason)

@@ -72,6 +72,17 @@ class DeployGreenOperator(ReleaseOperator):
         return run.request.version
 
 
+def off_green_at_resume(run: ReleaseRun, event: dict[str, Any], reason: str) -> str:
+    """What the trigger did about green's traffic on the breach it decided; where it moved nothing (a trigger saved
+    before it could, or one whose write failed), the resumed task tries the same (idempotent) write at once."""
+    done = event.get("traffic_off_green")
+    if done and done["moved"]:
+        return f"taken by the trigger at {done['done_at']} (decided {done['decided_at']}): {done['seen']}"
+    moved, seen = run.rollout.take_traffic_off_green(reason, run.request.environment)
+    return (f"trigger: {done['seen'] if done else 'did not try'}; "
+            f"at resume: {'moved ' if moved else ''}{seen}")
+
+
 class ShiftTrafficOperator(ReleaseOperator):
     """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through and
     seeing green answer ready right before the change (:meth:`Rollout.shift`)."""

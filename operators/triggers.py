@@ -21,6 +21,21 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from sap_llm_release.analysis.window import SLOQuery, WindowAnalysis
 
 
+async def _traffic_off_green(emergency: dict[str, Any] | None, cause: str) -> dict[str, Any] | None:
+    """All traffic to blue where the breach was decided, in a thread (the write blocks); what happened, for the
+    event. A write that cannot be made is left to the rollback task, which does the same first."""
+    if not emergency:
+        return None
+    from operators.runtime import take_traffic_off_green
+
+    decided = datetime.now(timezone.utc).isoformat()
+    try:
+        moved, seen = await asyncio.to_thread(take_traffic_off_green, emergency, cause)
+    except Exception as exc:  # noqa: BLE001 - the ledger or the target unreachable: the rollback task tries again
+        moved, seen = False, f"not taken, left to the rollback: {type(exc).__name__}: {exc}"
+    return {"moved": moved, "seen": seen, "decided_at": decided, "done_at": datetime.now(timezone.utc).isoformat()}
+
+
 @contextlib.asynccontextmanager
 async def _watching(prometheus: dict[str, Any] | None, prometheus_url: str, ready_url: str,
                     ready_name: str = "") -> AsyncIterator[tuple[Any, list]]:
@@ -47,6 +62,7 @@ class SLOWindowTrigger(BaseTrigger):
         prometheus: dict[str, Any] | None = None,
         prometheus_url: str = "",
         ready_name: str = "",
+        emergency: dict[str, Any] | None = None,
         **_unknown: Any,  # kwargs of older versions, so triggers saved before an upgrade still load
     ) -> None:
         super().__init__()
@@ -59,6 +75,7 @@ class SLOWindowTrigger(BaseTrigger):
         self.window_start = window_start
         self.ready_url = ready_url  # green's readiness endpoint, asked each interval (empty: saved before it was)
         self.ready_name = ready_name  # the probe's name in the window's checks (empty: green's)
+        self.emergency = emergency  # the release to take off green on a breach (none: watching blue)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -73,6 +90,7 @@ class SLOWindowTrigger(BaseTrigger):
                 "window_start": self.window_start,
                 "ready_url": self.ready_url,
                 "ready_name": self.ready_name,
+                "emergency": self.emergency,
             },
         )
 
@@ -94,9 +112,10 @@ class SLOWindowTrigger(BaseTrigger):
                 await analysis.observe(provider)
                 if outcome := analysis.outcome(window_over=datetime.now(timezone.utc) >= end):
                     status, reason = outcome
+                    off_green = await _traffic_off_green(self.emergency, reason) if status == "failed" else None
                     yield TriggerEvent({"status": status, "reason": reason, "checks": analysis.summary(),
                                         "window_start": self.window_start, "window_end": self.window_end,
-                                        "check_lags_s": lags})
+                                        "check_lags_s": lags, "traffic_off_green": off_green})
                     return
 
 
@@ -107,9 +126,9 @@ class ApprovalGuardTrigger(HITLTrigger):
 
     def __init__(self, *, prometheus: dict[str, Any] | None = None, prometheus_url: str = "",
                  slos: list[dict[str, Any]] | None = None, failure_limit: int = 1, interval_s: float = 60.0,
-                 ready_url: str = "", **kwargs: Any) -> None:
+                 ready_url: str = "", emergency: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.prometheus, self.prometheus_url = prometheus, prometheus_url
+        self.prometheus, self.prometheus_url, self.emergency = prometheus, prometheus_url, emergency
         self.slos = slos or []
         self.failure_limit = failure_limit
         self.interval_s = interval_s
@@ -120,7 +139,8 @@ class ApprovalGuardTrigger(HITLTrigger):
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {**kwargs, "prometheus": self.prometheus, "prometheus_url": self.prometheus_url, "slos": self.slos,
-             "failure_limit": self.failure_limit, "interval_s": self.interval_s, "ready_url": self.ready_url},
+             "failure_limit": self.failure_limit, "interval_s": self.interval_s, "ready_url": self.ready_url,
+             "emergency": self.emergency},
         )
 
     async def run(self):
@@ -151,12 +171,14 @@ class ApprovalGuardTrigger(HITLTrigger):
                 await analysis.observe(provider)
                 next_check = asyncio.get_running_loop().time() + self.interval_s
                 if outcome := analysis.outcome(window_over=False):
+                    off_green = await _traffic_off_green(self.emergency, outcome[1])
                     try:  # close the approval in Airflow too: nobody can answer it any more
                         await sync_to_async(update_hitl_detail_response)(
                             ti_id=self.ti_id, chosen_options=self.defaults or [], params_input={})
                     except Exception as exc:  # noqa: BLE001 - answered at the same moment: the breach still wins
                         self.log.warning("could not close the approval as superseded: %s", exc)
-                    yield TriggerEvent({"superseded": outcome[1], "guard_checks": analysis.summary()})
+                    yield TriggerEvent({"superseded": outcome[1], "guard_checks": analysis.summary(),
+                                        "traffic_off_green": off_green})
                     return
             await asyncio.sleep(min(self.poke_interval, max(0.0, next_check - asyncio.get_running_loop().time()))
                                 if provider is not None else self.poke_interval)

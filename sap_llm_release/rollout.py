@@ -38,6 +38,9 @@ class RollbackIncomplete(RuntimeError):
     """The rollback ran but blue does not carry all traffic healthily; the ledger holds what was seen."""
 
 
+BREACH_SWITCH = "breach"  # a traffic change's reason: all traffic to blue where the breach was decided
+
+
 class Decision(enum.Enum):
     PROMOTE = "promote"
     ROLL_BACK = "roll_back"
@@ -154,6 +157,32 @@ class Rollout:
             raise RouterError(f"{router.describe()} routes {live} after setting {wanted}")
         return live
 
+    def take_traffic_off_green(self, cause: str, environment: str) -> tuple[bool, str]:
+        """A breach seen where it was decided (the trigger watching the window): all traffic to blue at once,
+        recorded as the ``breach_decided`` event (its time: the decision's) and a ``breach`` traffic change (the
+        write's), before the DAG's rollback task, which finds the router on blue and
+        finishes the job. Safe to repeat (a router on blue is left alone); never taken for a release that no longer
+        holds ``environment`` or has a rollback recorded (a trigger fired late must not touch a later release's
+        traffic), nor on a router that cannot be read or written: the rollback task then does it. Returns whether
+        traffic moved and what was seen."""
+        holder = self.ledger.environment_holder(environment)
+        if holder is None or holder["release_id"] != self.release_id:
+            return False, f"not taken: the release no longer holds {environment}"
+        if self.ledger.rollbacks(self.release_id):
+            return False, "not taken: a rollback is recorded already"
+        router = self.target.router
+        try:
+            before = router.get_weights()
+            if before == ALL_BLUE:
+                return False, f"{router.describe()} sends green nothing already"
+            self.event("breach_decided", cause)
+            live = self._route(ALL_BLUE, "traffic_off_green_not_applied")
+        except RouterError as exc:
+            return False, f"not taken, left to the rollback: {exc}"
+        self.ledger.record_traffic_change(self.release_id, reason=BREACH_SWITCH, before=before.as_tuple(),
+                                          after=live.as_tuple(), router=router.describe(), writer=self.writer)
+        return True, f"{before} -> {live}"
+
     def rollback_cause(self, failed_tasks: list[str]) -> str:
         """The last failed SLO window, else the failed tasks."""
         failed_windows = self.ledger.slo_windows(self.release_id, verdict="failed")
@@ -197,7 +226,7 @@ class Rollout:
             return None
         start = min(recorded_time(rollback["started_at"]) for rollback in rollbacks)
         switch = self.ledger.latest_traffic_change(self.release_id)
-        if switch is not None and switch["reason"] == "rollback":  # a try that died after the switch recorded it
+        if switch is not None and switch["reason"] in ("rollback", BREACH_SWITCH):  # the switch before the try
             start = min(start, recorded_time(switch["changed_at"]))
         verified = recorded_time(rollbacks[-1]["completed_at"])
         end = verified + recovery.switch_grace

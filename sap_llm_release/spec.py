@@ -196,7 +196,9 @@ class NoDataPolicy(str, enum.Enum):
 
 
 class SLO(BaseModel):
-    """A PromQL template (``$colour``, ``$rate_window``, ``$service``) and the bound its value must meet."""
+    """A PromQL template (``$colour``, ``$rate_window``, ``$service``) and the bound its value must meet.
+    ``severe``: a bound further out, on the same side, whose breach fails a window on the first check (an error rate
+    ten times its threshold is no noise); a value between the two still needs the analysis' ``failure_limit``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -204,7 +206,23 @@ class SLO(BaseModel):
     description: str = ""
     query: str = Field(min_length=1)
     threshold: Threshold
+    severe: Threshold | None = None
     no_data: NoDataPolicy = NoDataPolicy.FAIL
+
+    @model_validator(mode="after")
+    def _severe_beyond_threshold(self) -> SLO:
+        severe, threshold = self.severe, self.threshold
+        if severe is None:
+            return self
+        side = {"<": "<", "<=": "<", ">": ">", ">=": ">"}
+        if side.get(severe.op) is None or side.get(severe.op) != side.get(threshold.op):
+            raise ValueError(f"severe: {severe} must bound the same side as the threshold {threshold} "
+                             f"('<' or '>' kinds, not '==')")
+        looser = severe.value >= threshold.value if side[threshold.op] == "<" else severe.value <= threshold.value
+        if not looser:
+            raise ValueError(f"severe: {severe} must lie beyond the threshold {threshold}, where only a worse value "
+                             "breaches it")
+        return self
 
     @field_validator("query")
     @classmethod
@@ -252,6 +270,9 @@ class Analysis(BaseModel):
     interval: Duration
     failure_limit: StrictInt = Field(ge=1)
     rate_window: str = Field(pattern=r"^\d+[smh]$")
+    severe_rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$", description=(
+        "the $rate_window an SLO's severe bound is judged over: the last few scrapes, where the breach shows "
+        "first (a rate over fewer than two samples is no data, and no data judges nothing severe)"))
     health: list[SLO] = Field(min_length=1)
     slos: list[SLO] = Field(min_length=1)
     clear_before_traffic: ClearBeforeTraffic | None = None
@@ -359,6 +380,7 @@ class Profile(BaseModel):
     window_scale: Number = Field(gt=0, le=1)
     analysis_interval: Duration | None = None
     rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
+    severe_rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
     job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
     approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
     bake: Duration | None = Field(default=None, description="replaces the traffic plan's bake (a compressed "
@@ -635,6 +657,11 @@ class ReleaseSpec(BaseModel):
 
     def rate_window(self, profile: str) -> str:
         return self.profile(profile).rate_window or self.analysis.rate_window
+
+    def severe_rate_window(self, profile: str) -> str:
+        """The window severe bounds are judged over (the rate window itself where the spec names none)."""
+        return (self.profile(profile).severe_rate_window or self.analysis.severe_rate_window
+                or self.rate_window(profile))
 
     @cached_property
     def digest(self) -> str:

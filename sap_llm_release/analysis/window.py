@@ -1,6 +1,7 @@
 """SLO analysis over one traffic window: count failures per SLO and decide pass or fail.
 
-A step fails as soon as any SLO has ``failure_limit`` failed checks. Under the ``fail`` no-data policy a check
+A step fails as soon as any SLO has ``failure_limit`` failed checks, or at once when a check breaches an SLO's
+severe bound. Under the ``fail`` no-data policy a check
 without data is a failed check; under ``inconclusive`` it counts neither way, but an SLO that had no data in the
 whole window fails the window at its end. Missing data never passes a step. Probes (green's readiness endpoint,
 asked directly) are counted like SLO checks, each interval, ahead of the SLOs. Each interval's probes and queries are
@@ -26,10 +27,17 @@ class SLOQuery:
     op: str
     threshold: float
     no_data: str = "fail"
+    severe_op: str = ""  # a severe bound's: breached, the window fails at once (none: failure_limit decides)
+    severe_threshold: float | None = None
+    severe_promql: str = ""  # what the severe bound is judged on (the query over the severe rate window)
 
     @property
     def bound(self) -> Threshold:
         return Threshold(op=self.op, value=self.threshold)
+
+    @property
+    def severe_bound(self) -> Threshold | None:
+        return Threshold(op=self.severe_op, value=self.severe_threshold) if self.severe_op else None
 
 
 class Probe(Protocol):
@@ -53,6 +61,7 @@ class SLOTally:
     last: float | None = None
     worst: float | None = None
     last_error: str = ""
+    severe: str = ""  # the severe bound and the value that breached it, once one did
 
 
 @dataclass
@@ -68,16 +77,25 @@ class WindowAnalysis:
 
     async def observe(self, provider: AsyncMetricsProvider) -> None:
         """Ask every probe and every SLO once, all at the same time, and count the answers (probes first)."""
+        severe = [slo for slo in self.slos if slo.severe_promql]
         probed = asyncio.gather(*(probe.check_async() for probe in self.probes))
-        probes, answers = await asyncio.gather(probed, provider.query_many([slo.promql for slo in self.slos]))
+        probes, answers = await asyncio.gather(probed, provider.query_many(
+            [slo.promql for slo in self.slos] + [slo.severe_promql for slo in severe]))
         for probe, (value, seen) in zip(self.probes, probes, strict=True):
             met = value is not None and probe.slo.bound.met_by(value)
             self.record(probe.slo, value, "" if met else seen)
-        for slo, (value, error) in zip(self.slos, answers, strict=True):
-            self.record(slo, value, error)
+        severe_values = {slo.name: value for slo, (value, _) in zip(severe, answers[len(self.slos):], strict=True)}
+        for slo, (value, error) in zip(self.slos, answers[:len(self.slos)], strict=True):
+            self.record(slo, value, error, severe_values.get(slo.name))
 
-    def record(self, slo: SLOQuery, value: float | None, error: str = "") -> None:
+    def record(self, slo: SLOQuery, value: float | None, error: str = "", severe_value: float | None = None) -> None:
+        """Count one answer; the severe bound judges ``severe_value`` where the SLO has a severe query, else
+        ``value``."""
         tally = self.tallies[slo.name]
+        severe = slo.severe_bound
+        if severe is not None and (judged := severe_value if slo.severe_promql else value) is not None \
+                and not severe.met_by(judged):
+            tally.severe = f"{severe} breached by {judged:g}"
         tally.checks += 1
         tally.last_error = error
         if value is None:
@@ -92,8 +110,9 @@ class WindowAnalysis:
             tally.failures += 1
 
     def breached(self) -> SLOTally | None:
-        """The first SLO whose failures reached the limit, if any."""
-        return next((t for t in self.tallies.values() if t.failures >= self.failure_limit), None)
+        """The first SLO breached severely, else the first whose failures reached the limit, if any."""
+        return next((t for t in self.tallies.values() if t.severe), None) or next(
+            (t for t in self.tallies.values() if t.failures >= self.failure_limit), None)
 
     def never_measured(self) -> list[str]:
         return [t.name for t in self.tallies.values() if t.checks and t.checks == t.no_data]
@@ -102,9 +121,10 @@ class WindowAnalysis:
         """``("failed"|"passed", reason)`` once decided, else ``None`` while the window runs."""
         if tally := self.breached():
             measured = "no data" if tally.worst is None else tally.worst
+            limit = f"severe bound {tally.severe}" if tally.severe else f"limit {self.failure_limit}"
             reason = (
                 f"SLO {tally.name} failed {tally.failures} of {tally.checks} checks "
-                f"(limit {self.failure_limit}); worst {measured}, threshold {tally.threshold}"
+                f"({limit}); worst {measured}, threshold {tally.threshold}"
             )
             if tally.last_error:
                 reason += f"; last error: {tally.last_error}"

@@ -141,6 +141,7 @@ def test_slo_breach_at_any_step_rolls_back_to_blue(quiet_stack, traffic_spec, le
     assert windows[breach_at]["verdict"] == "failed" and "error_rate" in windows[breach_at]["reason"]
     assert [c["green_after"] for c in record["traffic_changes"]] == [w for w in STEPS if w <= breach_at] + [0]
     assert f"step_{breach_at:03d}" in record["rollbacks"][0]["cause"]
+    taken_off_green_where_decided(quiet_stack, record, f"traffic_shift.watch_{breach_at:03d}")
     announced = [n for n in record["notifications"] if n["channel"] == "alertmanager"]  # green's alerts inhibited
     assert [(n["kind"], n["status"]) for n in announced] == [("SapLlmReleaseRollingBack", "sent")], announced
     slack, pagerduty = notifications
@@ -167,6 +168,20 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
     assert windows["bake"]["verdict"] == "failed" and "error_rate" in windows["bake"]["reason"]
     assert windows["bake"]["green_weight"] == 100
     assert record["rollbacks"][0]["cause"].startswith("bake: SLO error_rate failed")
+    taken_off_green_where_decided(quiet_stack, record, "post_deployment.bake_green")
+
+
+def taken_off_green_where_decided(stack, record: dict, watch_task: str) -> None:
+    """The window's trigger sent all traffic to blue as it decided the breach: the last traffic change is the
+    breach's, written by the watching task, before the rollback task started, and nginx sent green nothing after
+    it (its log's last request to green is older than the rollback's start)."""
+    switch = record["traffic_changes"][-1]
+    assert (switch["reason"], switch["task_id"], switch["green_after"]) == ("breach", watch_task, 0)
+    assert [e["task_id"] for e in record["release_events"] if e["event"] == "breach_decided"] == [watch_task]
+    rollback_started = datetime.fromisoformat(record["rollbacks"][0]["started_at"])
+    assert datetime.fromisoformat(switch["changed_at"]) < rollback_started
+    last_to_green = float(stack.requests_sent_to("green")[-1].split(" ", 1)[0])
+    assert last_to_green < rollback_started.timestamp(), (last_to_green, rollback_started)
 
 
 def rolled_back_to_blue(stack, ledger, dag_run, states, production_version: str) -> dict:

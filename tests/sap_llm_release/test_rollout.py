@@ -211,6 +211,90 @@ def test_a_rollback_sends_everything_to_blue_removes_green_and_verifies_blue(led
         ("rollback", 20, 0)]
 
 
+# -- traffic off green where the breach is decided --------------------------------------------------------------------
+
+
+class UnreadableRouter(MemoryRouter):
+    """A router whose live split cannot be read (its API down); it counts the writes it is asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def get_weights(self) -> Weights:
+        raise RouterError("memory router: API unreachable")
+
+    def set_weights(self, weights: Weights) -> bool:
+        self.writes += 1
+        return super().set_weights(weights)
+
+
+def holding(ledger, environment: str = "rehearsal"):
+    ledger.acquire_environment(environment, RELEASE)
+    return ledger
+
+
+def test_a_breach_takes_all_traffic_off_green_at_once_recorded_and_a_repeat_changes_nothing(ledger, router_address):
+    router, slots = MemoryRouter(), Slots()
+    router.live = Weights(80, 20)
+    emergency = rollout(holding(ledger), router_address, router, slots)
+    assert emergency.take_traffic_off_green("step_020: SLO error_rate failed", "rehearsal") == (
+        True, "blue 80% / green 20% -> blue 100% / green 0%")
+    assert router.live == ALL_BLUE and "green" in slots.running  # green is the rollback task's to remove
+    assert emergency.take_traffic_off_green("step_020: SLO error_rate failed", "rehearsal") == (
+        False, "memory router sends green nothing already")
+    record = ledger.release_record(RELEASE)
+    assert [(c["reason"], c["green_before"], c["green_after"]) for c in record["traffic_changes"]] == [
+        ("breach", 20, 0)]
+    assert [(e["event"], e["detail"]) for e in record["release_events"]] == [
+        ("breach_decided", "step_020: SLO error_rate failed")]
+    assert record["release_events"][0]["recorded_at"] <= record["traffic_changes"][0]["changed_at"]
+
+
+def test_the_rollback_after_a_breach_switch_finds_blue_serving_and_records_no_second_change(ledger, router_address):
+    router = MemoryRouter()
+    router.live = Weights(95, 5)
+    emergency = rollout(holding(ledger), router_address, router)
+    emergency.take_traffic_off_green("step_005: green_ready failed", "rehearsal")
+    emergency.roll_back("step_005: green_ready failed")
+    record = ledger.release_record(RELEASE)
+    assert [c["reason"] for c in record["traffic_changes"]] == ["breach"]
+    assert record["rollbacks"][0]["blue_weight_after"] == 100
+
+
+def test_a_router_that_cannot_be_read_is_left_to_the_rollback_task(ledger, router_address):
+    router = UnreadableRouter()
+    moved, seen = rollout(holding(ledger), router_address, router).take_traffic_off_green("breach", "rehearsal")
+    assert (moved, router.writes) == (False, 0)
+    assert seen == "not taken, left to the rollback: memory router: API unreachable"
+    assert ledger.release_record(RELEASE)["traffic_changes"] == []
+
+
+def test_a_write_the_router_does_not_apply_is_recorded_and_left_to_the_rollback_task(ledger, router_address):
+    router = MemoryRouter(applies=False)
+    router.live = Weights(80, 20)
+    moved, seen = rollout(holding(ledger), router_address, router).take_traffic_off_green("breach", "rehearsal")
+    assert not moved and seen.startswith("not taken, left to the rollback: memory router: wanted blue 100%")
+    assert events(ledger) == ["breach_decided", "traffic_off_green_not_applied"]
+
+
+@pytest.mark.parametrize("situation", ["lock released", "another release holds it", "rollback recorded"])
+def test_a_late_trigger_never_touches_traffic_once_the_release_let_go_or_rolled_back(ledger, router_address,
+                                                                                     situation):
+    """A trigger fired again after a triggerer failover, once its release ended or rolled back, must not take
+    traffic from a later release's green."""
+    router = MemoryRouter()
+    router.live = Weights(80, 20)
+    if situation == "another release holds it":
+        ledger.acquire_environment("rehearsal", "sap_llm_release:manual__later")
+    elif situation == "rollback recorded":
+        holding(ledger).record_rollback(RELEASE, cause="step_020", blue_weight_after=100, green_removed=True,
+                                        blue_healthy=True, detail="", started_at="2026-12-02T00:00:00+00:00",
+                                        writer=WRITER)
+    moved, seen = rollout(ledger, router_address, router).take_traffic_off_green("breach", "rehearsal")
+    assert not moved and seen.startswith("not taken: ") and router.live == Weights(80, 20)
+
+
 class DiesOnFirstRemove(Slots):
     """A deployer whose first ``remove`` never returns: the worker running the rollback died there."""
 

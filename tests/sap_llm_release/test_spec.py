@@ -177,6 +177,22 @@ def test_clear_before_traffic_selects_alerts(spec, spec_data):
         in _error(spec_data)
 
 
+def test_the_error_rate_fails_a_window_at_once_at_25_times_its_threshold(spec):
+    error_rate = next(slo for slo in spec.analysis.slos if slo.name == "error_rate")
+    assert (str(error_rate.threshold), str(error_rate.severe)) == ("< 0.01", "< 0.25")
+    assert (spec.severe_rate_window("production"), spec.severe_rate_window("rehearsal")) == ("1m", "3s")
+
+
+@pytest.mark.parametrize("severe, message", [
+    ({"op": ">", "value": 0.5}, "severe: > 0.5 must bound the same side as the threshold < 0.01"),
+    ({"op": "<", "value": 0.005}, "severe: < 0.005 must lie beyond the threshold < 0.01"),
+])
+def test_a_severe_bound_lies_beyond_its_threshold_on_the_same_side(spec_data, severe, message):
+    slo = next(slo for slo in spec_data["analysis"]["slos"] if slo["name"] == "error_rate")
+    slo["severe"] = severe
+    assert message in _error(spec_data)
+
+
 def test_weights_not_increasing(spec_data):
     spec_data["traffic"]["steps"][1]["weight"] = 5
     assert "traffic.steps: Value error, weights must increase step by step: step 1 has 5 after 5" in _error(spec_data)

@@ -61,6 +61,61 @@ def test_failure_limit_one_fails_on_first_bad_sample():
     assert analysis.outcome(window_over=False)[0] == "failed"
 
 
+SEVERE_ERROR_RATE = SLOQuery("error_rate", "error_rate_promql", "<", 0.01, severe_op="<", severe_threshold=0.25,
+                             severe_promql="error_rate_3s_promql")
+
+
+def test_a_severe_breach_over_the_short_window_fails_the_window_on_its_first_check():
+    """Errors just began: the rate window still holds minutes of good answers (5 %), the last three scrapes show
+    half the requests failing."""
+    analysis = WindowAnalysis([SEVERE_ERROR_RATE, THROUGHPUT], failure_limit=2)
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.05], "throughput_promql": [72000.0],
+                                        "error_rate_3s_promql": [0.5]}))
+    assert analysis.outcome(window_over=False) == (
+        "failed", "SLO error_rate failed 1 of 1 checks (severe bound < 0.25 breached by 0.5); worst 0.05, "
+                  "threshold < 0.01")
+    assert analysis.summary()[0]["severe"] == "< 0.25 breached by 0.5"
+
+
+def test_a_marginal_breach_under_the_severe_bound_still_needs_the_failure_limit():
+    analysis = WindowAnalysis([SEVERE_ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.05, 0.06], "error_rate_3s_promql": [0.2, 0.1]})
+    assert _run(analysis, provider, 2) == [None, ("failed", "SLO error_rate failed 2 of 2 checks (limit 2); worst "
+                                                            "0.06, threshold < 0.01")]
+
+
+def test_a_short_window_without_data_judges_nothing_severe_and_the_threshold_still_counts():
+    """Too few scrapes in the short window (a rate needs two samples): no data there is no severe breach, and
+    no pass either: the rate window's value is judged as always."""
+    analysis = WindowAnalysis([SEVERE_ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.3, 0.3], "error_rate_3s_promql": [None, None]})
+    assert _run(analysis, provider, 2)[1][1].startswith("SLO error_rate failed 2 of 2 checks (limit 2)")
+    assert analysis.tallies["error_rate"].severe == ""
+
+
+def test_without_a_short_window_the_severe_bound_judges_the_rate_windows_value():
+    analysis = WindowAnalysis([SLOQuery("error_rate", "error_rate_promql", "<", 0.01, "fail", "<", 0.25)], 2)
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.3]}))
+    assert analysis.outcome(window_over=False)[1].startswith(
+        "SLO error_rate failed 1 of 1 checks (severe bound < 0.25 breached by 0.3)")
+
+
+def test_noise_under_the_threshold_passes_every_window():
+    """0.5 % errors against 1 %, spikes to 8 % over the last three scrapes (one error among a dozen requests),
+    latency just under target, a scrape missed (no data once, under inconclusive): no window fails."""
+    latency = SLOQuery("p95_latency", "p95_promql", "<", 1.5, "inconclusive")
+    for seed in range(5):
+        analysis = WindowAnalysis([SEVERE_ERROR_RATE, latency], failure_limit=2)
+        rates = [0.005 + 0.001 * ((seed + i) % 4) for i in range(10)]  # 0.5 % to 0.8 %
+        short = [0.08 if (seed + i) % 3 == 0 else 0.0 for i in range(10)]
+        latencies = [1.49 - 0.01 * ((seed * 3 + i) % 5) for i in range(10)]
+        latencies[seed] = MetricsUnavailable("scrape missed")
+        provider = ScriptedProvider({"error_rate_promql": rates, "error_rate_3s_promql": short,
+                                     "p95_promql": latencies})
+        assert _run(analysis, provider, 10) == [None] * 10
+        assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
+
+
 def test_passes_only_at_window_end():
     analysis = WindowAnalysis([ERROR_RATE, THROUGHPUT], failure_limit=2)
     provider = ScriptedProvider({"error_rate_promql": [0.0, 0.005, 0.009], "throughput_promql": [6000, 7000, 5001]})
@@ -187,6 +242,7 @@ def test_summary_is_plain_data():
             "last": 0.002,
             "worst": 0.002,
             "last_error": "",
+            "severe": "",
         }
     ]
 
