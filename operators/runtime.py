@@ -17,6 +17,7 @@ from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.request import ReleaseRequest, validate_request
 from sap_llm_release.spec import Profile, ReleaseSpec, load_spec
 from sap_llm_release.targets import Target, TargetError, build_target, slots_for
+from sap_llm_release.templates import render
 
 if TYPE_CHECKING:
     from sap_llm_release.analysis.prometheus import PrometheusAccess
@@ -303,7 +304,8 @@ class ReleaseRun(TaskOfRun):
                      "service": self.spec.service}
         severe_window = {**variables, "rate_window": self.spec.severe_rate_window(profile)}
         return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value,
-                         *((slo.severe.op, slo.severe.value, slo.render(**severe_window)) if slo.severe else ()))
+                         *((slo.severe.op, slo.severe.value, slo.render(**severe_window),
+                            render(slo.severe.events, **severe_window), slo.severe.min_events) if slo.severe else ()))
                 for slo in slos]
 
     def green_ready_url(self) -> str:

@@ -195,10 +195,25 @@ class NoDataPolicy(str, enum.Enum):
     INCONCLUSIVE = "inconclusive"
 
 
+class SevereBound(Threshold):
+    """An SLO's severe bound, judged only where the short window holds ``min_events`` events (``events``: a PromQL
+    template counting what the SLO's value rests on over ``$rate_window``): one error among two requests is no
+    evidence of a broken green."""
+
+    events: str = Field(min_length=1)
+    min_events: StrictInt = Field(ge=1)
+
+    @field_validator("events")
+    @classmethod
+    def _template_names_known(cls, events: str) -> str:
+        return require_known_variables(events, QUERY_VARIABLES)
+
+
 class SLO(BaseModel):
     """A PromQL template (``$colour``, ``$rate_window``, ``$service``) and the bound its value must meet.
     ``severe``: a bound further out, on the same side, whose breach fails a window on the first check (an error rate
-    ten times its threshold is no noise); a value between the two still needs the analysis' ``failure_limit``."""
+    ten times its threshold is no noise) where enough events back it; a value between the two still needs the
+    analysis' ``failure_limit``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -206,7 +221,7 @@ class SLO(BaseModel):
     description: str = ""
     query: str = Field(min_length=1)
     threshold: Threshold
-    severe: Threshold | None = None
+    severe: SevereBound | None = None
     no_data: NoDataPolicy = NoDataPolicy.FAIL
 
     @model_validator(mode="after")

@@ -30,6 +30,8 @@ class SLOQuery:
     severe_op: str = ""  # a severe bound's: breached, the window fails at once (none: failure_limit decides)
     severe_threshold: float | None = None
     severe_promql: str = ""  # what the severe bound is judged on (the query over the severe rate window)
+    severe_events_promql: str = ""  # how many events back that value; fewer than severe_min_events judge nothing
+    severe_min_events: float = 0.0
 
     @property
     def bound(self) -> Threshold:
@@ -80,22 +82,27 @@ class WindowAnalysis:
         severe = [slo for slo in self.slos if slo.severe_promql]
         probed = asyncio.gather(*(probe.check_async() for probe in self.probes))
         probes, answers = await asyncio.gather(probed, provider.query_many(
-            [slo.promql for slo in self.slos] + [slo.severe_promql for slo in severe]))
+            [slo.promql for slo in self.slos] + [query for slo in severe
+                                                 for query in (slo.severe_promql, slo.severe_events_promql)]))
         for probe, (value, seen) in zip(self.probes, probes, strict=True):
             met = value is not None and probe.slo.bound.met_by(value)
             self.record(probe.slo, value, "" if met else seen)
-        severe_values = {slo.name: value for slo, (value, _) in zip(severe, answers[len(self.slos):], strict=True)}
+        short = answers[len(self.slos):]
+        severe_values = {slo.name: (short[2 * i][0], short[2 * i + 1][0]) for i, slo in enumerate(severe)}
         for slo, (value, error) in zip(self.slos, answers[:len(self.slos)], strict=True):
-            self.record(slo, value, error, severe_values.get(slo.name))
+            self.record(slo, value, error, *severe_values.get(slo.name, (None, None)))
 
-    def record(self, slo: SLOQuery, value: float | None, error: str = "", severe_value: float | None = None) -> None:
-        """Count one answer; the severe bound judges ``severe_value`` where the SLO has a severe query, else
-        ``value``."""
+    def record(self, slo: SLOQuery, value: float | None, error: str = "", severe_value: float | None = None,
+               severe_events: float | None = None) -> None:
+        """Count one answer; the severe bound judges ``severe_value`` backed by ``severe_events`` events (at least
+        the SLO's minimum) where the SLO has a severe query, else ``value``."""
         tally = self.tallies[slo.name]
-        severe = slo.severe_bound
-        if severe is not None and (judged := severe_value if slo.severe_promql else value) is not None \
-                and not severe.met_by(judged):
-            tally.severe = f"{severe} breached by {judged:g}"
+        if (severe := slo.severe_bound) is not None:
+            judged = severe_value if slo.severe_promql else value
+            backed = not slo.severe_events_promql or (severe_events or 0.0) >= slo.severe_min_events
+            if judged is not None and backed and not severe.met_by(judged):
+                tally.severe = f"{severe} breached by {judged:g}" + (
+                    f" over {severe_events:g} events" if slo.severe_events_promql else "")
         tally.checks += 1
         tally.last_error = error
         if value is None:

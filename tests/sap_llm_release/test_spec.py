@@ -179,17 +179,19 @@ def test_clear_before_traffic_selects_alerts(spec, spec_data):
 
 def test_the_error_rate_fails_a_window_at_once_at_25_times_its_threshold(spec):
     error_rate = next(slo for slo in spec.analysis.slos if slo.name == "error_rate")
-    assert (str(error_rate.threshold), str(error_rate.severe)) == ("< 0.01", "< 0.25")
+    assert (str(error_rate.threshold), str(error_rate.severe), error_rate.severe.min_events) == ("< 0.01", "< 0.25", 8)
     assert (spec.severe_rate_window("production"), spec.severe_rate_window("rehearsal")) == ("1m", "3s")
 
 
 @pytest.mark.parametrize("severe, message", [
     ({"op": ">", "value": 0.5}, "severe: > 0.5 must bound the same side as the threshold < 0.01"),
     ({"op": "<", "value": 0.005}, "severe: < 0.005 must lie beyond the threshold < 0.01"),
+    ({"min_events": 0}, "severe.min_events: Input should be greater than or equal to 1"),
+    ({"events": "sum(x[$window])"}, "severe.events: Value error"),
 ])
-def test_a_severe_bound_lies_beyond_its_threshold_on_the_same_side(spec_data, severe, message):
+def test_a_severe_bound_lies_beyond_its_threshold_on_the_same_side_and_counts_its_events(spec_data, severe, message):
     slo = next(slo for slo in spec_data["analysis"]["slos"] if slo["name"] == "error_rate")
-    slo["severe"] = severe
+    slo["severe"] = {**slo["severe"], **severe}
     assert message in _error(spec_data)
 
 

@@ -62,7 +62,8 @@ def test_failure_limit_one_fails_on_first_bad_sample():
 
 
 SEVERE_ERROR_RATE = SLOQuery("error_rate", "error_rate_promql", "<", 0.01, severe_op="<", severe_threshold=0.25,
-                             severe_promql="error_rate_3s_promql")
+                             severe_promql="error_rate_3s_promql", severe_events_promql="requests_3s_promql",
+                             severe_min_events=10)
 
 
 def test_a_severe_breach_over_the_short_window_fails_the_window_on_its_first_check():
@@ -70,16 +71,25 @@ def test_a_severe_breach_over_the_short_window_fails_the_window_on_its_first_che
     half the requests failing."""
     analysis = WindowAnalysis([SEVERE_ERROR_RATE, THROUGHPUT], failure_limit=2)
     observe(analysis, ScriptedProvider({"error_rate_promql": [0.05], "throughput_promql": [72000.0],
-                                        "error_rate_3s_promql": [0.5]}))
+                                        "error_rate_3s_promql": [0.5], "requests_3s_promql": [12.0]}))
     assert analysis.outcome(window_over=False) == (
-        "failed", "SLO error_rate failed 1 of 1 checks (severe bound < 0.25 breached by 0.5); worst 0.05, "
-                  "threshold < 0.01")
-    assert analysis.summary()[0]["severe"] == "< 0.25 breached by 0.5"
+        "failed", "SLO error_rate failed 1 of 1 checks (severe bound < 0.25 breached by 0.5 over 12 events); worst "
+                  "0.05, threshold < 0.01")
+    assert analysis.summary()[0]["severe"] == "< 0.25 breached by 0.5 over 12 events"
+
+
+def test_a_severe_value_resting_on_too_few_events_judges_nothing():
+    """One error among two requests reads 50 %: no evidence of a broken green, only the threshold counts."""
+    analysis = WindowAnalysis([SEVERE_ERROR_RATE], failure_limit=2)
+    observe(analysis, ScriptedProvider({"error_rate_promql": [0.1], "error_rate_3s_promql": [0.5],
+                                        "requests_3s_promql": [2.0]}))
+    assert analysis.outcome(window_over=False) is None and analysis.tallies["error_rate"].severe == ""
 
 
 def test_a_marginal_breach_under_the_severe_bound_still_needs_the_failure_limit():
     analysis = WindowAnalysis([SEVERE_ERROR_RATE], failure_limit=2)
-    provider = ScriptedProvider({"error_rate_promql": [0.05, 0.06], "error_rate_3s_promql": [0.2, 0.1]})
+    provider = ScriptedProvider({"error_rate_promql": [0.05, 0.06], "error_rate_3s_promql": [0.2, 0.1],
+                                 "requests_3s_promql": [12.0, 12.0]})
     assert _run(analysis, provider, 2) == [None, ("failed", "SLO error_rate failed 2 of 2 checks (limit 2); worst "
                                                             "0.06, threshold < 0.01")]
 
@@ -88,7 +98,8 @@ def test_a_short_window_without_data_judges_nothing_severe_and_the_threshold_sti
     """Too few scrapes in the short window (a rate needs two samples): no data there is no severe breach, and
     no pass either: the rate window's value is judged as always."""
     analysis = WindowAnalysis([SEVERE_ERROR_RATE], failure_limit=2)
-    provider = ScriptedProvider({"error_rate_promql": [0.3, 0.3], "error_rate_3s_promql": [None, None]})
+    provider = ScriptedProvider({"error_rate_promql": [0.3, 0.3], "error_rate_3s_promql": [None, None],
+                                 "requests_3s_promql": [None, None]})
     assert _run(analysis, provider, 2)[1][1].startswith("SLO error_rate failed 2 of 2 checks (limit 2)")
     assert analysis.tallies["error_rate"].severe == ""
 
@@ -111,7 +122,7 @@ def test_noise_under_the_threshold_passes_every_window():
         latencies = [1.49 - 0.01 * ((seed * 3 + i) % 5) for i in range(10)]
         latencies[seed] = MetricsUnavailable("scrape missed")
         provider = ScriptedProvider({"error_rate_promql": rates, "error_rate_3s_promql": short,
-                                     "p95_promql": latencies})
+                                     "requests_3s_promql": [12.0] * 10, "p95_promql": latencies})
         assert _run(analysis, provider, 10) == [None] * 10
         assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
 
