@@ -16,6 +16,7 @@ from sap_llm_release.ledger import Ledger, Writer
 from sap_llm_release.polling import poll_until
 from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import Phase, load_spec
+from sap_llm_release.templates import render
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release, write_traffic_spec
 from tests.support.stack import BLUE_VERSION, ReloadThatDoesNotTakeEffect
@@ -262,11 +263,12 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
 
 
 def spent_budget(stack) -> float | None:
-    """The lowest 30-day error budget remaining of the stack's SLOs (None before the SLO rules recorded one)."""
+    """The lowest 30-day error budget remaining of the stack's SLOs, asked as the gate asks it (None until the SLO
+    rules recorded a budget for every SLO)."""
     import httpx
 
-    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", timeout=5, params={
-        "query": 'min(slo:period_error_budget_remaining:ratio{sloth_service="sap-llm"})'}).json()
+    query = render(SPEC.gate("error_budget_remaining").params["query"], service=SPEC.service)
+    answer = httpx.get(f"{stack.prometheus_url}/api/v1/query", timeout=5, params={"query": query}).json()
     found = answer["data"]["result"]
     return float(found[0]["value"][1]) if found else None
 
