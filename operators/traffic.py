@@ -78,7 +78,10 @@ def off_green_at_resume(run: ReleaseRun, event: dict[str, Any], reason: str) -> 
     done = event.get("traffic_off_green")
     if done and done["moved"]:
         return f"taken by the trigger at {done['done_at']} (decided {done['decided_at']}): {done['seen']}"
-    moved, seen = run.rollout.take_traffic_off_green(reason, run.request.environment)
+    try:
+        moved, seen = run.rollout.take_traffic_off_green(reason, run.request.environment)
+    except Exception as exc:  # noqa: BLE001 - the ledger or the target unreachable: the rollback task tries again
+        moved, seen = False, f"not taken, left to the rollback: {type(exc).__name__}: {exc}"
     return (f"trigger: {done['seen'] if done else 'did not try'}; "
             f"at resume: {'moved ' if moved else ''}{seen}")
 
