@@ -200,13 +200,17 @@ def ledger_for(url: str) -> Ledger:
 def take_traffic_off_green(access: Mapping[str, Any], cause: str) -> tuple[bool, str]:
     """:meth:`Rollout.take_traffic_off_green` for the release ``access`` names (:meth:`ReleaseRun.emergency_access`:
     plain data a trigger carries), on its target and ledger from their connections; blocking, so a trigger runs
-    it in a thread."""
+    it in a thread. Never raises: a ledger or target that cannot be reached leaves the write to the rollback task,
+    which makes the same one first."""
     from sap_llm_release.rollout import Rollout
 
-    target = build_target(access["target"], access["blue_slot"], kubernetes_api=kubernetes_api_client)
-    rollout = Rollout(access["release_id"], target, ledger_for(connection_url(LEDGER_CONN_ID)),
-                      Writer(**access["writer"]))
-    return rollout.take_traffic_off_green(cause, access["environment"])
+    try:
+        target = build_target(access["target"], access["blue_slot"], kubernetes_api=kubernetes_api_client)
+        rollout = Rollout(access["release_id"], target, ledger_for(connection_url(LEDGER_CONN_ID)),
+                          Writer(**access["writer"]))
+        return rollout.take_traffic_off_green(cause, access["environment"])
+    except Exception as exc:  # noqa: BLE001 - whatever kept the write from happening, the rollback task retries it
+        return False, f"not taken, left to the rollback: {type(exc).__name__}: {exc}"
 
 
 class TaskOfRun:
@@ -303,10 +307,16 @@ class ReleaseRun(TaskOfRun):
         variables = {"colour": slots_for(self.blue_slot)[role], "rate_window": self.spec.rate_window(profile),
                      "service": self.spec.service}
         severe_window = {**variables, "rate_window": self.spec.severe_rate_window(profile)}
+
+        def severe(slo: Any) -> dict[str, Any]:
+            if slo.severe is None:
+                return {}
+            return {"severe_op": slo.severe.op, "severe_threshold": slo.severe.value,
+                    "severe_promql": slo.render(**severe_window), "severe_min_events": slo.severe.min_events,
+                    "severe_events_promql": render(slo.severe.events, **severe_window)}
+
         return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value,
-                         *((slo.severe.op, slo.severe.value, slo.render(**severe_window),
-                            render(slo.severe.events, **severe_window), slo.severe.min_events) if slo.severe else ()))
-                for slo in slos]
+                         **severe(slo)) for slo in slos]
 
     def green_ready_url(self) -> str:
         """Green's readiness endpoint on this target."""

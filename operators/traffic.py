@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
-from operators.runtime import ReleaseRun, kubernetes_connection_extras
+from operators.runtime import ReleaseRun, kubernetes_connection_extras, take_traffic_off_green
 from operators.states import task_states
 from operators.triggers import RolloutTrigger
 from sap_llm_release.gates import phase_results
@@ -78,10 +78,7 @@ def off_green_at_resume(run: ReleaseRun, event: dict[str, Any], reason: str) -> 
     done = event.get("traffic_off_green")
     if done and done["moved"]:
         return f"taken by the trigger at {done['done_at']} (decided {done['decided_at']}): {done['seen']}"
-    try:
-        moved, seen = run.rollout.take_traffic_off_green(reason, run.request.environment)
-    except Exception as exc:  # noqa: BLE001 - the ledger or the target unreachable: the rollback task tries again
-        moved, seen = False, f"not taken, left to the rollback: {type(exc).__name__}: {exc}"
+    moved, seen = take_traffic_off_green(run.emergency_access(), reason)
     return (f"trigger: {done['seen'] if done else 'did not try'}; "
             f"at resume: {'moved ' if moved else ''}{seen}")
 
@@ -104,9 +101,9 @@ class ShiftTrafficOperator(ReleaseOperator):
         notifier = release_notifier(run)
         try:
             require_gates_proven(gates, recorded)
-            if self.weight == run.spec.traffic.steps[0].weight and run.spec.analysis.clear_before_traffic:
-                require_windows_passed(["clear_before_shift"], run.ledger.slo_windows(run.release_id))
             if self.weight == run.spec.traffic.steps[0].weight:
+                if run.spec.analysis.clear_before_traffic:
+                    require_windows_passed(["clear_before_shift"], run.ledger.slo_windows(run.release_id))
                 notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
                              + "\n".join(phase_results(gates, recorded)))
             shift = run.rollout.shift(self.weight, run.green_ready_url(), self.READY_PROBE_TIMEOUT_S)

@@ -29,10 +29,7 @@ async def _traffic_off_green(emergency: dict[str, Any] | None, cause: str) -> di
     from operators.runtime import take_traffic_off_green
 
     decided = datetime.now(timezone.utc).isoformat()
-    try:
-        moved, seen = await asyncio.to_thread(take_traffic_off_green, emergency, cause)
-    except Exception as exc:  # noqa: BLE001 - the ledger or the target unreachable: the rollback task tries again
-        moved, seen = False, f"not taken, left to the rollback: {type(exc).__name__}: {exc}"
+    moved, seen = await asyncio.to_thread(take_traffic_off_green, emergency, cause)
     return {"moved": moved, "seen": seen, "decided_at": decided, "done_at": datetime.now(timezone.utc).isoformat()}
 
 

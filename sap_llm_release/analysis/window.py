@@ -87,8 +87,9 @@ class WindowAnalysis:
         for probe, (value, seen) in zip(self.probes, probes, strict=True):
             met = value is not None and probe.slo.bound.met_by(value)
             self.record(probe.slo, value, "" if met else seen)
-        short = answers[len(self.slos):]
-        severe_values = {slo.name: (short[2 * i][0], short[2 * i + 1][0]) for i, slo in enumerate(severe)}
+        short = answers[len(self.slos):]  # each severe SLO's value, then its events
+        severe_values = {slo.name: (value[0], events[0])
+                         for slo, value, events in zip(severe, short[::2], short[1::2], strict=True)}
         for slo, (value, error) in zip(self.slos, answers[:len(self.slos)], strict=True):
             self.record(slo, value, error, *severe_values.get(slo.name, (None, None)))
 
