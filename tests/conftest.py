@@ -95,7 +95,7 @@ def _stop_stack() -> None:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "celery: a rehearsal on Airflow's real components and the CeleryExecutor, "
+    config.addinivalue_line("markers", "celery: a rehearsal on Airflow's real components and the CeleryExecutor "
                                        "left out of make test for its CPU (make test-celery)")
 
 
