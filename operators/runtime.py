@@ -315,8 +315,15 @@ class ReleaseRun(TaskOfRun):
                     "severe_promql": slo.render(**severe_window), "severe_min_events": slo.severe.min_events,
                     "severe_events_promql": render(slo.severe.events, **severe_window)}
 
+        def counts(slo: Any) -> dict[str, Any]:
+            if slo.counts is None:
+                return {}
+            return {"counts_bad_promql": render(slo.counts.bad, **variables),
+                    "counts_events_promql": render(slo.counts.events, **variables),
+                    "counts_share": slo.counts.share, "counts_confidence": slo.counts.confidence}
+
         return [SLOQuery(slo.name, slo.render(**variables), slo.threshold.op, slo.threshold.value, slo.no_data.value,
-                         **severe(slo)) for slo in slos]
+                         **severe(slo), **counts(slo)) for slo in slos]
 
     def green_ready_url(self) -> str:
         """Green's readiness endpoint on this target."""

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 
 from sap_llm_release.analysis.readiness import READY_CHECK
+from sap_llm_release.analysis.significance import BadEventCounts
 from sap_llm_release.audits.cost import CostModel
 from sap_llm_release.audits.spec import Audits
 from sap_llm_release.checks.registry import CHECK_KINDS
@@ -209,11 +210,22 @@ class SevereBound(Threshold):
         return require_known_variables(events, QUERY_VARIABLES)
 
 
+class SLOCounts(BadEventCounts):
+    """An SLO's :class:`BadEventCounts`, over ``$rate_window``: a check past the threshold whose counts are not
+    significant is noise, not a failed check."""
+
+    @field_validator("bad", "events")
+    @classmethod
+    def _template_names_known(cls, query: str) -> str:
+        return require_known_variables(query, QUERY_VARIABLES)
+
+
 class SLO(BaseModel):
     """A PromQL template (``$colour``, ``$rate_window``, ``$service``) and the bound its value must meet.
     ``severe``: a bound further out, on the same side, whose breach fails a window on the first check (an error rate
     ten times its threshold is no noise) where enough events back it; a value between the two still needs the
-    analysis' ``failure_limit``."""
+    analysis' ``failure_limit``. ``counts``: the bad events the value rests on, so that noise is told from a
+    breach (:class:`SLOCounts`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -222,6 +234,7 @@ class SLO(BaseModel):
     query: str = Field(min_length=1)
     threshold: Threshold
     severe: SevereBound | None = None
+    counts: SLOCounts | None = None
     no_data: NoDataPolicy = NoDataPolicy.FAIL
 
     @model_validator(mode="after")

@@ -1,8 +1,8 @@
 """Reference SAP_LLM document service: classify a business document and extract its fields.
 
 Serves ``/health``, ``/health/ready``, ``POST /v1/documents`` and ``/metrics``. Rehearsals can switch on fault
-knobs (``POST /admin/faults``: error rate and added latency) to show an automatic rollback; the knobs exist only
-when the server is started with ``--enable-fault-injection``.
+knobs (``POST /admin/faults``: error rate, added latency, scrapes to fail) to show an automatic rollback, or noise
+that must not cause one; the knobs exist only when the server is started with ``--enable-fault-injection``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class DocumentIn(BaseModel):
 class Faults(BaseModel):
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     added_latency_s: float = Field(default=0.0, ge=0.0, le=30.0)
+    failed_scrapes: int = Field(default=0, ge=0, le=100)  # the next scrapes of /metrics answered 503, one each
 
 
 def classify(content: str) -> tuple[str, float]:
@@ -281,6 +282,9 @@ def create_app(colour: str, version: str, enable_fault_injection: bool = False, 
 
     @app.get("/metrics")
     async def expose_metrics() -> Response:
+        if faults.failed_scrapes:
+            faults.failed_scrapes -= 1
+            return Response("scrape failed (injected fault)\n", status_code=503)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     if enable_fault_injection:
@@ -293,7 +297,8 @@ def _add_fault_injection(app: FastAPI, faults: Faults, colour: str) -> None:
 
     @app.post("/admin/faults")
     async def set_faults(new: Faults) -> dict:
-        faults.error_rate, faults.added_latency_s = new.error_rate, new.added_latency_s
+        faults.error_rate, faults.added_latency_s, faults.failed_scrapes = (
+            new.error_rate, new.added_latency_s, new.failed_scrapes)
         log.warning("WARNING colour=%s faults set: %s", colour, new.model_dump())
         return {"colour": colour, **faults.model_dump()}
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sap_llm_release.analysis.provider import AsyncMetricsProvider
+from sap_llm_release.analysis.significance import CountedBreach
 from sap_llm_release.evidence import Threshold
 
 
@@ -32,6 +33,15 @@ class SLOQuery:
     severe_promql: str = ""  # what the severe bound is judged on (the query over the severe rate window)
     severe_events_promql: str = ""  # how many events back that value; fewer than severe_min_events judge nothing
     severe_min_events: float = 0.0
+    counts_bad_promql: str = ""  # the bad events a breach rests on, and all of them: a breach they do not make
+    counts_events_promql: str = ""  # significant at counts_confidence (counts_share allowed) is noise, not a failure
+    counts_share: float = 0.0
+    counts_confidence: float = 0.0
+
+    def extra_promqls(self) -> list[str]:
+        """The queries asked with this SLO's own: its severe value and events, then its bad-event counts."""
+        severe = [self.severe_promql, self.severe_events_promql] if self.severe_promql else []
+        return severe + ([self.counts_bad_promql, self.counts_events_promql] if self.counts_bad_promql else [])
 
     @property
     def bound(self) -> Threshold:
@@ -64,6 +74,8 @@ class SLOTally:
     worst: float | None = None
     last_error: str = ""
     severe: str = ""  # the severe bound and the value that breached it, once one did
+    within_noise: int = 0  # checks past the threshold whose bad-event counts were not significant
+    last_noise: str = ""
 
 
 @dataclass
@@ -79,24 +91,24 @@ class WindowAnalysis:
 
     async def observe(self, provider: AsyncMetricsProvider) -> None:
         """Ask every probe and every SLO once, all at the same time, and count the answers (probes first)."""
-        severe = [slo for slo in self.slos if slo.severe_promql]
+        extra = [query for slo in self.slos for query in slo.extra_promqls()]
         probed = asyncio.gather(*(probe.check_async() for probe in self.probes))
         probes, answers = await asyncio.gather(probed, provider.query_many(
-            [slo.promql for slo in self.slos] + [query for slo in severe
-                                                 for query in (slo.severe_promql, slo.severe_events_promql)]))
+            [slo.promql for slo in self.slos] + extra))
         for probe, (value, seen) in zip(self.probes, probes, strict=True):
             met = value is not None and probe.slo.bound.met_by(value)
             self.record(probe.slo, value, "" if met else seen)
-        short = answers[len(self.slos):]  # each severe SLO's value, then its events
-        severe_values = {slo.name: (value[0], events[0])
-                         for slo, value, events in zip(severe, short[::2], short[1::2], strict=True)}
+        values = iter(value for value, _ in answers[len(self.slos):])
         for slo, (value, error) in zip(self.slos, answers[:len(self.slos)], strict=True):
-            self.record(slo, value, error, *severe_values.get(slo.name, (None, None)))
+            severe = (next(values), next(values)) if slo.severe_promql else (None, None)
+            counts = (next(values), next(values)) if slo.counts_bad_promql else (None, None)
+            self.record(slo, value, error, *severe, counts=counts)
 
     def record(self, slo: SLOQuery, value: float | None, error: str = "", severe_value: float | None = None,
-               severe_events: float | None = None) -> None:
+               severe_events: float | None = None, counts: tuple[float | None, float | None] = (None, None)) -> None:
         """Count one answer; the severe bound judges ``severe_value`` backed by ``severe_events`` events (at least
-        the SLO's minimum) where the SLO has a severe query, else ``value``."""
+        the SLO's minimum) where the SLO has a severe query, else ``value``; a breach of the threshold whose ``counts``
+        (bad, all events) are not significant is noise, not a failure."""
         tally = self.tallies[slo.name]
         if (severe := slo.severe_bound) is not None:
             judged = severe_value if slo.severe_promql else value
@@ -114,8 +126,13 @@ class WindowAnalysis:
         tally.last = value
         if tally.worst is None or _more_adverse(slo, value, tally.worst):
             tally.worst = value
-        if not slo.bound.met_by(value):
-            tally.failures += 1
+        if slo.bound.met_by(value):
+            return
+        if (noise := _noise(slo, *counts)) is not None:
+            tally.within_noise += 1
+            tally.last_noise = f"{value:g} within noise: {noise}"
+            return
+        tally.failures += 1
 
     def breached(self) -> SLOTally | None:
         """The first SLO breached severely, else the first whose failures reached the limit, if any."""
@@ -143,10 +160,22 @@ class WindowAnalysis:
             return "failed", f"SLOs {', '.join(missing)} had no data in the whole window"
         if not any(t.checks for t in self.tallies.values()):
             return "failed", "the window ended before any check ran"
-        return "passed", "all SLOs met over the window"
+        noisy = [f"{t.name} {t.within_noise} of {t.checks} ({t.last_noise})" for t in self.tallies.values()
+                 if t.within_noise]
+        return "passed", "all SLOs met over the window" + (
+            f"; checks past the threshold within noise: {'; '.join(noisy)}" if noisy else "")
 
     def summary(self) -> list[dict[str, Any]]:
         return [asdict(tally) for tally in self.tallies.values()]
+
+
+def _noise(slo: SLOQuery, bad: float | None, events: float | None) -> CountedBreach | None:
+    """The counts behind a breach where they are too few to call it one, else None (counts without data, or
+    significant: the breach stands)."""
+    if not slo.counts_bad_promql or bad is None or events is None:
+        return None
+    counted = CountedBreach.of(bad, events, slo.counts_share)
+    return None if counted.significant(slo.counts_confidence) else counted
 
 
 def _more_adverse(slo: SLOQuery, value: float, worst: float) -> bool:

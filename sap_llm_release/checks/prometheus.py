@@ -1,17 +1,29 @@
-"""A PromQL query held to a threshold; no data fails."""
+"""A PromQL query held to a threshold; no data fails; a ratio past it whose bad-event counts are not significant is
+noise, and passes saying so."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from sap_llm_release.analysis.provider import MetricsUnavailable
+from sap_llm_release.analysis.significance import BadEventCounts
 from sap_llm_release.checks.base import Check, CheckContext, CheckUnavailable, Params
 from sap_llm_release.durations import parse_duration
 from sap_llm_release.evidence import Evidence, Threshold, Verdict
 from sap_llm_release.polling import poll_until
 from sap_llm_release.templates import render, require_known_variables
+
+
+class GateCounts(BadEventCounts):
+    """A ratio gate's :class:`BadEventCounts`, templated like its query."""
+
+    @field_validator("bad", "events")
+    @classmethod
+    def _template_names_known(cls, query: str) -> str:
+        return require_known_variables(query, GATE_QUERY_VARIABLES)
 
 
 class PrometheusQueryParams(Params):
@@ -20,6 +32,8 @@ class PrometheusQueryParams(Params):
         description="PromQL; $service, $rate_window and the slots of $blue and $green (colour labels) are filled in",
     )
     wait_s: float = Field(default=0, ge=0, le=600, description="keep asking this long for the bound to be met")
+    counts: GateCounts | None = Field(default=None, description=(
+        "the bad events a ratio rests on: a value past the threshold they do not make significant passes as noise"))
 
     @field_validator("query")
     @classmethod
@@ -37,17 +51,34 @@ class PrometheusQuery(Check):
     Params = PrometheusQueryParams
 
     def run(self, params: PrometheusQueryParams, threshold: Threshold | None, context: CheckContext) -> Evidence:
-        promql = render(params.query, service=context.service, rate_window=context.rate_window, **context.slots)
+        variables = {"service": context.service, "rate_window": context.rate_window, **context.slots}
+        promql = render(params.query, **variables)
         metrics = context.require("metrics")
 
         def measure() -> Evidence:
             try:
-                return Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
+                evidence = Evidence.compare(metrics.query(promql), threshold, f"PromQL {promql}")
+                if evidence.verdict is Verdict.FAILED and evidence.measured is not None and params.counts:
+                    return _judged_on_counts(evidence, params.counts, metrics, variables)
+                return evidence
             except MetricsUnavailable as exc:
                 return Evidence.unmeasured(threshold, str(exc))
 
         return poll_until(measure, lambda evidence: evidence.verdict is Verdict.PASSED, timeout_s=params.wait_s,
                           interval_s=1.0)
+
+
+def _judged_on_counts(breach: Evidence, counts: GateCounts, metrics, variables: dict[str, str]) -> Evidence:
+    """The breach, or a pass where its bad-event counts are too few to call it one (the counts named either way);
+    counts without data leave the breach standing."""
+    counted = counts.judge(metrics.query(render(counts.bad, **variables)),
+                           metrics.query(render(counts.events, **variables)))
+    if counted is None:
+        return replace(breach, detail=f"{breach.detail}; bad-event counts: no data")
+    if counted.significant(counts.confidence):
+        return replace(breach, detail=f"{breach.detail}; significant: {counted}")
+    return replace(breach, verdict=Verdict.PASSED,
+                   detail=f"{breach.detail}; within noise at {counts.confidence:g} confidence: {counted}")
 
 
 class PrometheusFlagParams(Params):

@@ -172,6 +172,49 @@ def test_a_regression_during_the_bake_rolls_back_to_blue(quiet_stack, traffic_sp
     taken_off_green_where_decided(quiet_stack, record, "post_deployment.bake_green")
 
 
+def _inject_noise(stack, ledger, noise: str) -> None:
+    """Noise under the thresholds on green from the first shift on: 0.5 % of its requests failing (two errors
+    among a window's requests now and then read above 1 %), every answer 1.1 s late (its 95th percentile read at
+    1.475 s against 1.5 s), or a scrape of green failed at every shift and in the bake (one per Prometheus)."""
+    if noise == "errors":
+        stack.when_green_weight(STEPS[0], lambda: stack.set_faults("green", error_rate=0.005))
+    elif noise == "latency":
+        stack.when_green_weight(STEPS[0], lambda: stack.set_faults("green", added_latency_s=1.1))
+    else:
+        for weight in STEPS:
+            stack.when_green_weight(weight, lambda: stack.set_faults("green", failed_scrapes=3))
+        _when_baking(ledger, lambda: stack.set_faults("green", failed_scrapes=3))
+
+
+def _green_scrapes_missed(stack) -> float:
+    """Scrapes of green that failed over the last ten minutes, on the Prometheus the release asks."""
+    up = 'up{job="sap-llm",colour="green"}'
+    return stack.query(f"sum(count_over_time({up}[10m]) - sum_over_time({up}[10m]))") or 0.0
+
+
+@pytest.mark.parametrize("noise", ["errors", "latency", "scrapes"])
+def test_noise_under_the_thresholds_never_rolls_back(quiet_stack, traffic_spec, ledger, noise):
+    """A healthy green with noise under every threshold passes each window and promotes: a breach its counts do
+    not make significant is noise (``counts`` in the spec), a missed scrape is one failed check of the health's
+    limit of two."""
+    _inject_noise(quiet_stack, ledger, noise)
+
+    dag_run, states = run_release(release_conf())
+
+    assert dag_run.state == "success", _failed(states)
+    record = ledger.release_record(release_id(dag_run))
+    assert [(w["step"], w["verdict"]) for w in record["slo_windows"]] == [
+        ("clear_before_deploy", "passed"), ("clear_before_shift", "passed")] + [
+        (f"step_{w:03d}", "passed") for w in STEPS] + [("bake", "passed")], [w["reason"] for w in record["slo_windows"]]
+    assert [c["green_after"] for c in record["traffic_changes"]] == STEPS and record["rollbacks"] == []
+    assert record["release_events"][-1]["event"] == "promoted"
+    checks = {w["step"]: {c["name"]: c for c in json.loads(w["checks_json"])} for w in record["slo_windows"]}
+    if noise == "latency":  # the noise reached the windows: green's 95th percentile just under its bound
+        assert 1.0 < checks["step_100"]["p95_latency"]["worst"] < 1.5, checks["step_100"]["p95_latency"]
+    if noise == "scrapes":
+        assert _green_scrapes_missed(quiet_stack) >= 1
+
+
 def taken_off_green_where_decided(stack, record: dict, watch_task: str) -> None:
     """The window's trigger sent all traffic to blue as it decided the breach: the last traffic change is the
     breach's, written by the watching task, before the rollback task started, and nginx sent green nothing after

@@ -142,7 +142,7 @@ def test_each_app_has_its_own_metrics():
 def test_fault_injection_gives_500s(faulty_client):
     response = faulty_client.post("/admin/faults", json={"error_rate": 1.0})
     assert response.status_code == 200
-    assert response.json() == {"colour": "green", "error_rate": 1.0, "added_latency_s": 0.0}
+    assert response.json() == {"colour": "green", "error_rate": 1.0, "added_latency_s": 0.0, "failed_scrapes": 0}
     for index in range(3):
         response = faulty_client.post("/v1/documents", json={"document_id": f"d{index}", "content": "QUOTATION"})
         assert response.status_code == 500
@@ -162,7 +162,13 @@ def test_fault_injection_latency(faulty_client):
     assert time.monotonic() - started >= 0.2
 
 
-@pytest.mark.parametrize("faults", [{"error_rate": 1.5}, {"error_rate": -0.1}, {"added_latency_s": 31}])
+def test_fault_injection_fails_the_next_scrapes_one_each(faulty_client):
+    faulty_client.post("/admin/faults", json={"failed_scrapes": 2})
+    assert [faulty_client.get("/metrics").status_code for _ in range(3)] == [503, 503, 200]
+
+
+@pytest.mark.parametrize("faults", [{"error_rate": 1.5}, {"error_rate": -0.1}, {"added_latency_s": 31},
+                                    {"failed_scrapes": -1}])
 def test_fault_values_are_bounded(faulty_client, faults):
     assert faulty_client.post("/admin/faults", json=faults).status_code == 422
 

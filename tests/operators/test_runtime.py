@@ -10,11 +10,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pymongo.uri_parser import parse_uri
 
-from operators.runtime import ConfiguredServices, connection_url
+from operators.runtime import ConfiguredServices, ReleaseRun, connection_url
 from sap_llm_release.checks.base import CheckContext
 from sap_llm_release.checks.services import ServicePing, ServicePingParams
 from sap_llm_release.evidence import Threshold, Verdict
 from tests.support.mongo_standin import MongoStandIn
+from tests.support.runs import SPEC_FILE, release_conf
 
 
 def connection(monkeypatch, conn_id: str, **fields) -> str:
@@ -145,3 +146,17 @@ def test_prometheus_access_comes_from_its_connection(monkeypatch, fields, expect
 
     monkeypatch.setenv("AIRFLOW_CONN_TEST_PROMETHEUS", json.dumps({"conn_type": "http", **fields}))
     assert prometheus_access("test_prometheus").to_dict() == expected
+
+
+def test_green_queries_carry_each_slos_severe_and_counts_queries_rendered_for_green(monkeypatch):
+    monkeypatch.setattr(ReleaseRun, "blue_slot", property(lambda self: "blue"))
+    run = ReleaseRun(context={"params": release_conf()}, spec_path=str(SPEC_FILE))
+    queries = {query.name: query for query in run.green_slo_queries()}
+    error_rate, latency = queries["error_rate"], queries["p95_latency"]
+    assert error_rate.counts_bad_promql == (
+        'sum(increase(sap_llm_requests_total{job="sap-llm",colour="green",status=~"5.."}[10s])) or vector(0)')
+    assert error_rate.counts_events_promql == 'sum(increase(sap_llm_requests_total{job="sap-llm",colour="green"}[10s]))'
+    assert (error_rate.counts_share, error_rate.counts_confidence, error_rate.severe_min_events) == (0.01, 0.99, 8)
+    assert "[3s]" in error_rate.severe_events_promql and "[3s]" in error_rate.severe_promql
+    assert 'le="1.5"' in latency.counts_bad_promql and latency.counts_share == 0.05
+    assert (queries["throughput"].counts_bad_promql, queries["green_scraped"].counts_bad_promql) == ("", "")

@@ -195,6 +195,25 @@ def test_a_severe_bound_lies_beyond_its_threshold_on_the_same_side_and_counts_it
     assert message in _error(spec_data)
 
 
+def test_the_error_rate_and_latency_tell_noise_from_a_breach_by_their_counts(spec):
+    counted = {slo.name: (slo.counts.share, slo.counts.confidence) for slo in spec.analysis.slos if slo.counts}
+    assert counted == {"error_rate": (0.01, 0.99), "p95_latency": (0.05, 0.99)}
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({"share": 0}, "counts.share: Input should be greater than 0"),
+    ({"share": 1.5}, "counts.share: Input should be less than 1"),
+    ({"confidence": 0.4}, "counts.confidence: Input should be greater than or equal to 0.5"),
+    ({"confidence": 1}, "counts.confidence: Input should be less than 1"),
+    ({"bad": "sum(increase(x[$window]))"}, "counts.bad: Value error"),
+    ({"events": ""}, "counts.events: String should have at least 1 character"),
+])
+def test_an_slos_counts_name_known_templates_a_share_and_a_confidence(spec_data, counts, message):
+    slo = next(slo for slo in spec_data["analysis"]["slos"] if slo["name"] == "error_rate")
+    slo["counts"] = {**slo["counts"], **counts}
+    assert message in _error(spec_data)
+
+
 def test_weights_not_increasing(spec_data):
     spec_data["traffic"]["steps"][1]["weight"] = 5
     assert "traffic.steps: Value error, weights must increase step by step: step 1 has 5 after 5" in _error(spec_data)

@@ -61,11 +61,15 @@ class LiveStack:
         target.deployer.remove("green")
         self.ensure_prometheus()
 
+    def query(self, promql: str) -> float | None:
+        """One number from the Prometheus the release asks (None: no data)."""
+        result = httpx.get(f"{self.prometheus_url}/api/v1/query", params={"query": promql},
+                           timeout=5).json()["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
     def critical_alerts(self) -> int:
         """Critical alerts pending or firing on the Prometheus the release asks."""
-        query = {"query": 'count(ALERTS{severity="critical"})'}
-        result = httpx.get(f"{self.prometheus_url}/api/v1/query", params=query, timeout=5).json()["data"]["result"]
-        return int(float(result[0]["value"][1])) if result else 0
+        return int(self.query('count(ALERTS{severity="critical"})') or 0)
 
     def forget_alerts(self, timeout_s: float = 30) -> None:
         """Give the stack the monitoring history of a new one when an earlier rehearsal's injected errors left a
@@ -92,10 +96,12 @@ class LiveStack:
         assert poll_until(samples, lambda count: count >= 8, timeout_s=timeout_s, interval_s=0.5) >= 8, \
             f"the restarted Prometheus has not scraped blue's traffic for 8 s after {timeout_s:.0f}s"
 
-    def set_faults(self, colour: str, error_rate: float = 0.0, added_latency_s: float = 0.0) -> None:
+    def set_faults(self, colour: str, error_rate: float = 0.0, added_latency_s: float = 0.0,
+                   failed_scrapes: int = 0) -> None:
+        """Set ``colour``'s fault knobs (each one not given is off)."""
         response = httpx.post(
             f"{self.target.url(colour)}/admin/faults",
-            json={"error_rate": error_rate, "added_latency_s": added_latency_s},
+            json={"error_rate": error_rate, "added_latency_s": added_latency_s, "failed_scrapes": failed_scrapes},
             timeout=5,
         )
         response.raise_for_status()

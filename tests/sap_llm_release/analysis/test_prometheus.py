@@ -14,6 +14,10 @@ from sap_llm_release.analysis.prometheus import (
     _single_value,
 )
 from sap_llm_release.analysis.provider import MetricsUnavailable
+from sap_llm_release.polling import poll_until
+from sap_llm_release.spec import load_spec
+from sap_llm_release.templates import render
+from tests.support.runs import SPEC_FILE
 
 
 def _sample(value: str, **labels: str) -> dict:
@@ -312,3 +316,30 @@ def test_async_series_reads_each_label_set_and_refuses_what_is_not_a_vector(cann
     assert aseries(canned_prometheus.url, "ALERTS{none}") == []
     with pytest.raises(MetricsUnavailable, match="did not answer an instant vector"):
         aseries(canned_prometheus.url, "scalar(1)")
+
+
+@pytest.mark.stack
+def test_every_query_of_the_specs_slos_answers_one_number_on_the_live_stack(fresh_stack):
+    """Each SLO's query, its severe events and its bad-event counts, rendered for blue's slot at the rehearsal's
+    windows, answer a number: a counts query Prometheus refused would leave the plain threshold to judge unnoticed."""
+    spec = load_spec(SPEC_FILE)
+    variables = {"colour": "blue", "service": spec.service, "rate_window": spec.rate_window("rehearsal")}
+    severe_window = {**variables, "rate_window": spec.severe_rate_window("rehearsal")}
+    queries = {}
+    for slo in spec.analysis.slos:
+        queries[slo.name] = render(slo.query, **variables)
+        if slo.severe:
+            queries[f"{slo.name}.severe.events"] = render(slo.severe.events, **severe_window)
+        if slo.counts:
+            queries[f"{slo.name}.counts.bad"] = render(slo.counts.bad, **variables)
+            queries[f"{slo.name}.counts.events"] = render(slo.counts.events, **variables)
+
+    async def ask() -> list[tuple[float | None, str]]:
+        async with AsyncPrometheusProvider(fresh_stack.prometheus_url) as provider:
+            return await provider.query_many(list(queries.values()))
+
+    answers = poll_until(lambda: asyncio.run(ask()), lambda got: all(value is not None for value, _ in got),
+                         timeout_s=15, interval_s=1)
+    assert {name: error or value is not None for name, (value, error) in zip(queries, answers, strict=True)} == {
+        name: True for name in queries}
+    assert {"error_rate.counts.bad", "p95_latency.counts.events", "error_rate.severe.events"} <= set(queries)

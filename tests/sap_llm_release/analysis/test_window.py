@@ -127,6 +127,57 @@ def test_noise_under_the_threshold_passes_every_window():
         assert analysis.outcome(window_over=True) == ("passed", "all SLOs met over the window")
 
 
+COUNTED_ERROR_RATE = SLOQuery("error_rate", "error_rate_promql", "<", 0.01, counts_bad_promql="errors_promql",
+                              counts_events_promql="requests_promql", counts_share=0.01, counts_confidence=0.95)
+
+
+def test_a_breach_resting_on_too_few_bad_events_is_noise_and_the_window_passes_saying_so():
+    """0.5 % errors at a few dozen requests a window: now and then two errors read 2 % against 1 %."""
+    analysis = WindowAnalysis([COUNTED_ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.022, 0.0, 0.021], "errors_promql": [2.0, 0.0, 1.9],
+                                 "requests_promql": [90.0, 88.0, 91.0]})
+    assert _run(analysis, provider, 3) == [None, None, None]
+    tally = analysis.tallies["error_rate"]
+    assert (tally.failures, tally.within_noise, tally.worst) == (0, 2, 0.022)
+    assert analysis.outcome(window_over=True) == (
+        "passed", "all SLOs met over the window; checks past the threshold within noise: error_rate 2 of 3 "
+                  "(0.021 within noise: 2 bad of 91 events, p=0.231 at an allowed share of 0.01)")
+
+
+def test_a_breach_its_counts_make_significant_still_fails_at_the_failure_limit():
+    analysis = WindowAnalysis([COUNTED_ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.06, 0.07], "errors_promql": [5.0, 6.0],
+                                 "requests_promql": [90.0, 90.0]})
+    assert _run(analysis, provider, 2) == [None, ("failed", "SLO error_rate failed 2 of 2 checks (limit 2); worst "
+                                                            "0.07, threshold < 0.01")]
+    assert analysis.tallies["error_rate"].within_noise == 0
+
+
+def test_counts_without_data_leave_the_plain_threshold_to_judge():
+    """Counts that cannot be read never excuse a breach."""
+    analysis = WindowAnalysis([COUNTED_ERROR_RATE], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.022, 0.022], "errors_promql": [None, 2.0],
+                                 "requests_promql": [90.0, MetricsUnavailable("timeout")]})
+    assert _run(analysis, provider, 2)[1][0] == "failed"
+    assert analysis.tallies["error_rate"].within_noise == 0
+
+
+def test_counts_are_asked_in_the_same_request_after_the_severe_queries():
+    slo = SLOQuery("error_rate", "error_rate_promql", "<", 0.01, severe_op="<", severe_threshold=0.25,
+                   severe_promql="error_rate_3s_promql", severe_events_promql="requests_3s_promql",
+                   severe_min_events=8, counts_bad_promql="errors_promql", counts_events_promql="requests_promql",
+                   counts_share=0.01, counts_confidence=0.95)
+    analysis = WindowAnalysis([slo, THROUGHPUT], failure_limit=2)
+    provider = ScriptedProvider({"error_rate_promql": [0.3], "throughput_promql": [6000.0],
+                                 "error_rate_3s_promql": [0.5], "requests_3s_promql": [4.0],
+                                 "errors_promql": [27.0], "requests_promql": [90.0]})
+    observe(analysis, provider)
+    assert provider.asked == ["error_rate_promql", "throughput_promql", "error_rate_3s_promql",
+                              "requests_3s_promql", "errors_promql", "requests_promql"]
+    tally = analysis.tallies["error_rate"]
+    assert (tally.severe, tally.failures, tally.within_noise) == ("", 1, 0)  # too few events for severe; 27 of 90
+
+
 def test_passes_only_at_window_end():
     analysis = WindowAnalysis([ERROR_RATE, THROUGHPUT], failure_limit=2)
     provider = ScriptedProvider({"error_rate_promql": [0.0, 0.005, 0.009], "throughput_promql": [6000, 7000, 5001]})
@@ -254,6 +305,8 @@ def test_summary_is_plain_data():
             "worst": 0.002,
             "last_error": "",
             "severe": "",
+            "within_noise": 0,
+            "last_noise": "",
         }
     ]
 

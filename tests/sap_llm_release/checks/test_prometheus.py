@@ -60,6 +60,44 @@ def test_query_out_of_bound_fails():
     assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, 0.02, "< 0.01")
 
 
+ERROR_COUNTS = {"bad": 'errors{job="$service"}[$rate_window]', "events": 'requests{job="$service"}[$rate_window]',
+                "share": 0.01, "confidence": 0.99}
+
+
+def test_a_ratio_past_its_threshold_on_too_few_bad_events_passes_as_noise_naming_its_counts():
+    metrics = ScriptedMetrics(0.0111, 2.0, 180.0)
+    evidence = query(metrics, Threshold(op="<", value=0.01), query="error_ratio", counts=ERROR_COUNTS)
+    assert metrics.asked == ["error_ratio", 'errors{job="sap-llm"}[10s]', 'requests{job="sap-llm"}[10s]']
+    assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.PASSED, 0.0111, "< 0.01")
+    assert evidence.detail == ("PromQL error_ratio; within noise at 0.99 confidence: 2 bad of 180 events, p=0.538 "
+                               "at an allowed share of 0.01")
+
+
+def test_a_ratio_its_counts_make_significant_fails_naming_them():
+    evidence = query(ScriptedMetrics(0.05, 9.0, 180.0), Threshold(op="<", value=0.01), query="error_ratio",
+                     counts=ERROR_COUNTS)
+    assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, 0.05)
+    assert evidence.detail.startswith("PromQL error_ratio; significant: 9 bad of 180 events, p=")
+
+
+def test_counts_without_data_never_excuse_a_breach():
+    evidence = query(ScriptedMetrics(0.0111, None, 180.0), Threshold(op="<", value=0.01), query="error_ratio",
+                     counts=ERROR_COUNTS)
+    assert (evidence.verdict, evidence.detail) == (Verdict.FAILED, "PromQL error_ratio; bad-event counts: no data")
+
+
+def test_counts_are_not_asked_while_the_threshold_is_met():
+    metrics = ScriptedMetrics(0.004)
+    assert query(metrics, Threshold(op="<", value=0.01), query="error_ratio", counts=ERROR_COUNTS).verdict \
+        is Verdict.PASSED
+    assert metrics.asked == ["error_ratio"]
+
+
+def test_counts_refuse_unknown_template_variables():
+    with pytest.raises(ValueError, match="counts.bad"):
+        PrometheusQueryParams(query="x", counts={**ERROR_COUNTS, "bad": "errors[$window]"})
+
+
 def test_query_no_data_fails():
     evidence = query(ScriptedMetrics(None), Threshold(op="==", value=1), query="min(up)")
     assert (evidence.verdict, evidence.measured) == (Verdict.FAILED, None)
