@@ -1,12 +1,16 @@
 """The release board: what the ledger recorded about recent releases and audits, and the audits' reports, served
-by the Airflow API server.
+by the Airflow API server, as JSON and as pages in the Airflow UI (a "Release board" tab on each run of the release
+DAG, and an entry in the navigation): the traffic split, each phase's gates, the approvals, each window's SLO series
+as a plot, rollbacks and who did what.
 
 Airflow does not authenticate plugin apps, so every route here asks for an Airflow user (the same JWT the REST
-API takes) and shows a release only to users allowed to read the runs of the DAG that made it.
+API takes, or the UI's session cookie, which the UI's frames carry) and shows a release only to users allowed to
+read the runs of the DAG that made it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -18,9 +22,12 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as FastApiPath
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for
+from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, prometheus_access, spec_at
+from sap_llm_release.analysis.prometheus import PrometheusProvider
+from sap_llm_release.board.plots import window_plot, window_series
+from sap_llm_release.board.view import render_index, render_release
 
 board = FastAPI(title="SAP_LLM release board", description=__doc__)
 
@@ -48,6 +55,36 @@ def release_record(release_id: str, user: GetUserDep) -> dict[str, list[dict[str
     if not record["releases"] or not may_read_runs(user, record["releases"][0]["dag_id"]):
         raise HTTPException(status_code=404, detail=f"no release {release_id} you may read")
     return record
+
+
+SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(Path(__file__).resolve().parent.parent / "specs"
+                                                       / "sap_llm.yaml"))
+
+
+@board.get("/", response_class=HTMLResponse)
+def index_page(user: GetUserDep) -> str:
+    """The board's front page: the releases and audits the user may read."""
+    return render_index(recent_releases(user, limit=50), recent_audits(user, audit=None, limit=20))
+
+
+@board.get("/view", response_class=HTMLResponse, response_model=None)
+def release_page(user: GetUserDep, release_id: str | None = None, dag_id: str | None = None,
+                 run_id: str | None = None) -> str | RedirectResponse:
+    """One release's board (by ``release_id``, or by the ``dag_id`` and ``run_id`` of the run whose tab it is)."""
+    if release_id is None and not (dag_id and run_id):
+        return RedirectResponse(".")
+    return render_release(release_record(release_id or f"{dag_id}:{run_id}", user), spec_at(SPEC_PATH))
+
+
+@board.get("/plot.png")
+def window_plot_png(user: GetUserDep, release_id: str, step: str = Query(pattern=r"^[a-z0-9_]{1,40}$")) -> Response:
+    """A window's SLO series, a panel per SLO, asked of the release's Prometheus."""
+    record = release_record(release_id, user)
+    window = next((w for w in reversed(record["slo_windows"]) if w["step"] == step), None)
+    if window is None:
+        raise HTTPException(status_code=404, detail=f"release {release_id} has no window {step}")
+    series = window_series(spec_at(SPEC_PATH), record["releases"][0], window, PrometheusProvider(prometheus_access()))
+    return Response(window_plot(series, window), media_type="image/png")
 
 
 AUDITS = ("daily", "weekly", "monthly")
@@ -87,3 +124,10 @@ def audit_report_file(audit_run_id: str, user: GetUserDep,
 class ReleaseBoardPlugin(AirflowPlugin):
     name = "sap_llm_release_board"
     fastapi_apps = [{"app": board, "url_prefix": "/release-board", "name": "SAP_LLM release board"}]
+    # pages inside the Airflow UI (frames on the same origin, so the UI's session cookie authenticates them)
+    external_views = [
+        {"name": "Release board", "href": "release-board/view?dag_id={DAG_ID}&run_id={RUN_ID}",
+         "destination": "dag_run", "url_route": "release-board"},
+        {"name": "Release board", "href": "release-board/", "destination": "nav", "url_route": "release-board-all",
+         "category": "browse"},
+    ]

@@ -146,3 +146,95 @@ def test_audit_reports_are_refused_to_strangers_and_serve_nothing_outside_the_re
     assert client.get(f"/audits/{audit_run_id}/..%2Fsecret.html", headers=viewer).status_code in (404, 422)
     assert client.get(f"/audits/{audit_run_id}/missing.png", headers=viewer).status_code == 404
     assert client.get("/audits", params={"audit": "hourly"}, headers=viewer).status_code == 422
+
+
+@pytest.fixture
+def watched_release(release_id):
+    """The release of ``release_id`` with a passed and a failed gate, a shift to 20 %, its failed window and an
+    approval still open."""
+    from datetime import datetime, timedelta, timezone
+
+    from sap_llm_release.evidence import Evidence, Verdict
+
+    ledger = Ledger("sqlite:///" + json.loads(os.environ["AIRFLOW_CONN_SAP_LLM_LEDGER"])["host"])
+    run_id = release_id.split(":", 1)[1]
+
+    def by(task: str) -> Writer:
+        return Writer("sap_llm_release", run_id, task, 1)
+
+    ledger.record_gate(release_id, gate="smoke_health", phase="smoke_green", kind="http_probe",
+                       evidence=Evidence(Verdict.PASSED, 200, "== 200", "GET /health answered 200"),
+                       writer=by("smoke_green.smoke_health"))
+    ledger.record_gate(release_id, gate="post_error_rate", phase="post_deployment", kind="prometheus_query",
+                       evidence=Evidence(Verdict.FAILED, 0.2, "< 0.01", "PromQL error_ratio"),
+                       writer=by("post_deployment.post_error_rate"))
+    ledger.record_traffic_change(release_id, reason="shift", before=(100, 0), after=(80, 20), router="nginx",
+                                 writer=by("traffic_shift.shift_to_020"))
+    started = datetime.now(timezone.utc) - timedelta(seconds=8)
+    ledger.record_slo_window(release_id, step="step_020", green_weight=20, verdict="failed", window_seconds=8,
+                             reason="SLO error_rate failed 2 of 3 checks (limit 2)", checks=[],
+                             started_at=started.isoformat(), writer=by("traffic_shift.watch_020"))
+    ledger.record_approval_request(release_id, approval="full_traffic_go", point="full_traffic", map_index=-1,
+                                   slack_channel="#releases", slack_ts="1700000000.000002",
+                                   evidence=["green serves 20 % of traffic"], writer=by("traffic_shift.approve"),
+                                   deadline=(started + timedelta(hours=1)).isoformat())
+    return release_id
+
+
+class RangeAnswers:
+    """Prometheus' range queries, answered with a rising series ending past the threshold."""
+
+    def __init__(self, access) -> None:
+        self.asked: list[str] = []
+
+    def query_range(self, promql, start, end, step):
+        self.asked.append(promql)
+        points = [(start.timestamp() + i * 2, 0.002 * i) for i in range(1 + int((end - start).total_seconds() / 2))]
+        return [({}, points)]
+
+
+def test_the_board_pages_are_refused_to_anonymous_callers_and_to_users_who_may_not_read_the_run(
+        client, auth_manager, watched_release):
+    for path in ("/", f"/view?release_id={watched_release}", f"/plot.png?release_id={watched_release}&step=step_020"):
+        assert client.get(path).status_code == 401, path
+    stranger = _token(auth_manager, None)
+    assert watched_release not in client.get("/", headers=stranger).text
+    assert client.get("/view", params={"release_id": watched_release}, headers=stranger).status_code == 404
+    assert client.get("/plot.png", params={"release_id": watched_release, "step": "step_020"},
+                      headers=stranger).status_code == 404
+
+
+def test_a_viewer_sees_the_split_the_gates_the_open_approval_and_each_windows_plot(client, auth_manager,
+                                                                                   watched_release):
+    viewer = _token(auth_manager, "viewer")
+    index = client.get("/", headers=viewer)
+    assert index.status_code == 200 and f'view?release_id={watched_release.replace(":", "%3A")}' in index.text
+    run_id = watched_release.split(":", 1)[1]
+    page = client.get("/view", params={"dag_id": "sap_llm_release", "run_id": run_id}, headers=viewer)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert 'data-blue="80" data-green="20"' in html and "rolled_back" in html
+    assert "smoke_health" in html and "post_error_rate" in html and "GET /health answered 200" in html
+    assert "full_traffic_go" in html and "open until" in html
+    assert f'src="plot.png?release_id={watched_release.replace(":", "%3A").replace("+", "%2B")}&amp;step=step_020"' \
+        in html
+
+
+def test_a_windows_plot_is_a_png_of_its_slos_asked_for_greens_slot(client, auth_manager, watched_release,
+                                                                   monkeypatch, tmp_path):
+    plugin = _load_plugin()
+    answers: list[RangeAnswers] = []
+    monkeypatch.setattr(plugin, "PrometheusProvider", lambda access: answers.append(RangeAnswers(access)) or
+                        answers[-1])
+    monkeypatch.setattr(plugin, "prometheus_access", lambda: "http://prometheus.invalid")
+    plot = TestClient(plugin.board).get("/plot.png", params={"release_id": watched_release, "step": "step_020"},
+                                        headers=_token(auth_manager, "viewer"))
+    assert plot.status_code == 200 and plot.headers["content-type"] == "image/png"
+    assert plot.content.startswith(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "window.png").write_bytes(plot.content)
+    asked = answers[0].asked
+    assert len(asked) == 4 and 'colour="green"' in asked[0] and 'colour="green"' in asked[1], asked  # error, P95
+    assert not any('colour="blue"' in promql for promql in asked), asked
+    missing = TestClient(plugin.board).get("/plot.png", params={"release_id": watched_release, "step": "bake"},
+                                           headers=_token(auth_manager, "viewer"))
+    assert missing.status_code == 404
