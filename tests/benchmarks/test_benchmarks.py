@@ -48,9 +48,17 @@ def test_rollback_reaction_measures_one_rollback(unused_stack_ports, tmp_path):
     spec = write_traffic_spec(tmp_path / "traffic.yaml")
     out = run([sys.executable, "benchmarks/rollback_reaction.py", "--runs", "1", "--base-port",
                str(unused_stack_ports), "--spec", str(spec)], timeout_s=540)
-    assert re.search(r"rollback reaction at the 20% step, 1 runs \(.*\): \d+\.\d / \d+\.\d / \d+\.\d$", out, re.M), out
+    assert re.search(r"rollback reaction at the 20% step under dag.test\(\), 1 runs \(.*\): \d+\.\d / \d+\.\d / "
+                     r"\d+\.\d$", out, re.M), out
     assert re.search(r"median: breach decided \d+\.\d s, router written \d+\.\d s, last green answer \d+\.\d s "
                      r"\(goal <= 3 s", out), out
+
+
+def test_rollback_reaction_keeps_a_busy_scheduler_for_the_real_one():
+    """dag.test() has no scheduler to keep busy: refused before anything starts."""
+    done = subprocess.run([sys.executable, "benchmarks/rollback_reaction.py", "--busy", "50"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--busy: only with --airflow standalone" in done.stderr, done.stderr
 
 
 def test_audit_month_prints_its_wall_time_and_queries():

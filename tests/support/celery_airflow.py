@@ -22,7 +22,10 @@ FINISHED = ("success", "failed")
 
 
 @dataclass
-class CeleryAirflow:
+class RunningAirflow:
+    """Airflow's processes run for real (the Celery components here, ``airflow standalone`` in the rollback
+    benchmark), its REST API as the admin and the release manager's Slack buttons."""
+
     processes: AirflowProcesses
     api: AirflowClient
     buttons: SlackButtons
@@ -54,7 +57,7 @@ class CeleryAirflow:
 
 
 @contextlib.contextmanager
-def celery_airflow(home: Path, api_port: int) -> Iterator[CeleryAirflow]:
+def celery_airflow(home: Path, api_port: int) -> Iterator[RunningAirflow]:
     """Airflow's components (api-server, scheduler, dag-processor, triggerer, a Celery worker) started from this
     checkout with the test process's environment (its connections and ``SAP_LLM_*`` settings), stopped after."""
     home.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,7 @@ def celery_airflow(home: Path, api_port: int) -> Iterator[CeleryAirflow]:
             processes.start()
             api = AirflowClient(f"http://127.0.0.1:{api_port}", home)
             api.wait_ready((DAG_ID,), 180, processes.exited)
-            yield CeleryAirflow(processes, api, SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM),
+            yield RunningAirflow(processes, api, SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM),
                                 metadata_url)
         finally:
             processes.stop()
