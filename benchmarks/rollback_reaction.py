@@ -12,9 +12,9 @@ change where none was) and nginx's access log. Under ``dag.test()`` the DAG runs
 standalone`` it runs through ``airflow standalone`` (scheduler, triggerer, LocalExecutor, its metadata in a
 throwaway PostgreSQL), triggered through the REST API; ``--busy N`` first starts N runs of a neighbour DAG that keep
 the scheduler, the executor's four slots and the triggerer busy (each run: forty rounds of a 5 s deferred wait and a
-second of work). Sets up what it needs: an Airflow home, the ledger, the stack, the Slack signing connection, and
-the release manager's Slack clicks that answer the release's approvals (as the test suite's rehearsals do). Each run
-starts once the previous run's critical alert has cleared, as a release would.
+task holding a slot for a second). Sets up what it needs: an Airflow home, the ledger, the stack, the Slack signing
+connection, and the release manager's Slack clicks that answer the release's approvals (as the test suite's
+rehearsals do). Each run starts once the previous run's critical alert has cleared, as a release would.
 Goal (issue 18): median at most 3 s from injection to the last green answer under dag.test, 5 s through the real
 scheduler, busy or not. (Flagger needs analysis interval x threshold, 60 s x 1 at its defaults, for the same
 decision.)
@@ -92,7 +92,18 @@ def why_no_shift(stack: LiveStack, dag_run, states: dict[str, str]) -> str:
                        timeout=5).json()["data"]["result"]
     return (f"failed: {', '.join(failed) or 'none'}; failed gates: {'; '.join(gates) or 'none recorded'}; "
             f"failed windows: {'; '.join(windows) or 'none recorded'}; firing now: "
-            f"{', '.join(sorted(alert['metric']['alertname'] for alert in firing)) or 'none'}")
+            f"{', '.join(sorted(alert['metric']['alertname'] for alert in firing)) or 'none'}"
+            + "".join(_log_tail(dag_run, task) for task in failed))
+
+
+def _log_tail(dag_run, task_id: str, lines: int = 15) -> str:
+    """The end of a failed task's last log under the real scheduler (``airflow standalone`` writes them in its
+    home, which the benchmark removes when it exits); nothing under dag.test(), which logged to this terminal."""
+    logs = sorted((HOME / "standalone" / "logs").glob(
+        f"dag_id={dag_run.dag_id}/run_id={dag_run.run_id}/task_id={task_id}/attempt=*.log"))
+    if not logs:
+        return ""
+    return f"\n--- {logs[-1]} (last {lines} lines):\n" + "\n".join(logs[-1].read_text().splitlines()[-lines:])
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def reaction(stack: LiveStack, dag_run, injected: float) -> Reaction:
 
 BUSY_DAG_ID = "busy_neighbour"
 BUSY_DAG = f'''"""A neighbour that keeps the scheduler busy beside a release (benchmarks/rollback_reaction.py
---busy): each run waits 5 s deferred in the triggerer, then works a second on one of the executor's slots, forty
+--busy): each run waits 5 s deferred in the triggerer, then holds one of the executor's slots for a second, forty
 times over."""
 
 import time
@@ -138,9 +149,7 @@ with DAG("{BUSY_DAG_ID}", schedule=None, max_active_runs=100, catchup=False,
 
         @task(task_id=f"work_{{round_}}")
         def work() -> None:
-            deadline = time.monotonic() + 1
-            while time.monotonic() < deadline:
-                pass
+            time.sleep(1)  # holds a slot; each task's own process start costs the machine a second or two of CPU
 
         done = work()
         if previous is not None:

@@ -28,6 +28,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import yaml
@@ -314,8 +315,8 @@ def run_the_release(args: argparse.Namespace, airflow: Airflow, target: Target, 
         release_id = f"{DAG_ID}:{run_id}"
         password = json.loads((airflow.processes.home / PASSWORDS_FILE).read_text())["admin"]
         say(f"triggered {DAG_ID} run {run_id} through the REST API; while it runs, the Airflow UI is at "
-            f"{airflow.url} (login admin / {password}) and the release board's record at "
-            f"{airflow.url}/release-board/releases/{release_id}")
+            f"{airflow.url} (login admin / {password}): the run's Release board tab, or "
+            f"{airflow.url}/release-board/view?{urlencode({'release_id': release_id})} once logged in")
         manager = spec.approvals[0].approvers[0] if spec.approvals else ""
         buttons = SlackButtons(airflow.url, signing_secret, user=manager, team=spec.slack_team or "")
         state = follow(airflow, run_id, buttons, target, PrometheusProvider(stack["prometheus_url"]),

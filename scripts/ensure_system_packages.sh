@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack and the tests need, when they are missing:
 # nginx (the local traffic router), prometheus (metrics), prometheus-alertmanager (alert routing), redis-server (the
-# service's cache), postgresql (the ledger tests' second backend).
+# service's cache), postgresql (the ledger tests' second backend), chromium (the browser the UI tests drive through
+# Playwright, by its executable path: no browser download).
 set -euo pipefail
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
@@ -9,6 +10,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

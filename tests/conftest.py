@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -112,6 +113,17 @@ def pytest_runtest_teardown(item, nextitem):
 
 def pytest_sessionfinish(session):
     _stop_stack()
+
+
+ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"  # kept after the run (CI uploads it)
+
+
+@pytest.fixture
+def artefacts(request) -> Path:
+    """A folder of this test's own under test-artefacts/ for what people look at afterwards (screenshots)."""
+    folder = ARTEFACTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")

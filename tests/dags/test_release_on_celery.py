@@ -11,6 +11,7 @@ whole file."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 
 from sap_llm_release.ledger import Ledger
+from sap_llm_release.rehearsal.airflow_processes import PASSWORDS_FILE
 from sap_llm_release.rehearsal.local_postgres import restart_postgres
 from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.routers.base import Weights
@@ -26,6 +28,13 @@ from sap_llm_release.spec import PRE_TRAFFIC_PHASES, load_spec
 from tests.conftest import live_stack
 from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
 from tests.support import runs
+from tests.support.browser import (
+    chromium,
+    green_share_shown,
+    logged_in,
+    release_board_tab,
+    trigger_form_can_be_sent_as_it_opens,
+)
 from tests.support.celery_airflow import DAG_ID, celery_airflow
 from tests.support.runs import release_conf, write_executor_spec
 
@@ -51,32 +60,76 @@ def airflow(notification_standins, tmp_path_factory):
 
 @pytest.mark.timeout(1200)
 def test_on_celery_a_release_promotes_through_a_restart_and_the_next_rolls_back_on_a_breach(
-        airflow, quiet_stack, ledger, notification_standins):
+        airflow, quiet_stack, ledger, notification_standins, artefacts):
     """The rehearsals make test runs on Celery, one Airflow for both: a release promotes with its scheduler and
-    triggerer killed mid-window; the next, its approval outliving the same restart, rolls back on a breach at 50 %."""
-    promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger)
+    triggerer killed mid-window, watched in a real browser (its trigger form, then its Release board tab at each
+    step); the next, its approval outliving the same restart, rolls back on a breach at 50 %."""
+    password = json.loads((airflow.processes.home / PASSWORDS_FILE).read_text())["admin"]
+    with chromium() as browser:
+        page = logged_in(browser, airflow.api.url, "admin", password)
+        assert trigger_form_can_be_sent_as_it_opens(page, airflow.api.url, DAG_ID, artefacts / "trigger-form.png")
+        board = BoardInBrowser(page, airflow.api.url, artefacts)
+        run_id = promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger, board.look)
+        steps = [step.weight for step in load_spec(os.environ["SAP_LLM_RELEASE_SPEC"]).traffic.steps]
+        assert board.shares_seen == steps, board.shares_seen  # the split as each window watched it
+        assert board.plots_loaded >= len(steps) - 1  # each window's SLO plot, from the second window on
+        anonymous = browser.new_context().request.get(f"{airflow.api.url}/release-board/view?dag_id={DAG_ID}&"
+                                                      f"run_id={run_id}")
+        assert anonymous.status == 401
     quiet_stack.reset()
     quiet_stack.forget_alerts()
     an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue(airflow, quiet_stack, ledger,
                                                                    notification_standins)
 
 
-def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger) -> None:
+class BoardInBrowser:
+    """The run's Release board tab, looked at once each traffic window waits: the green share it shows, whether
+    its gate tables and every plot loaded, a screenshot per window."""
+
+    def __init__(self, page, url: str, artefacts) -> None:
+        self.page, self.url, self.artefacts = page, url, artefacts
+        self.frame = None
+        self.seen: set[str] = set()
+        self.shares_seen: list[int] = []
+        self.plots_loaded = 0
+
+    def look(self, run_id: str, states: dict) -> None:
+        waiting = [task for task, state in states.items()
+                   if task.startswith("traffic_shift.watch_") and state == "deferred" and task not in self.seen]
+        if not waiting:
+            return
+        self.seen.update(waiting)
+        if self.frame is None:
+            self.frame = release_board_tab(self.page, self.url, DAG_ID, run_id)
+        else:
+            self.frame.goto(self.frame.url)
+            self.frame.wait_for_selector("#split")
+        assert self.frame.locator("table.gates").count() > 0
+        self.shares_seen.append(green_share_shown(self.frame))
+        self.frame.wait_for_function("() => [...document.images].every(image => image.complete)")
+        plots = self.frame.evaluate("() => [...document.images].map(image => image.naturalWidth > 0)")
+        self.plots_loaded += bool(plots) and all(plots)
+        self.page.screenshot(path=str(self.artefacts / f"board-{waiting[0].rsplit('_', 1)[1]}.png"), full_page=True)
+
+
+def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger,
+                                                                observe=lambda run_id, states: None) -> str:
     """The scheduler and the triggerer are SIGKILLed and restarted during the last traffic window: the window
     resumes and ends at its absolute end, no step is shifted twice, nginx's weights are the ledger's last record,
-    the release promotes."""
+    the release promotes. ``observe(run_id, states)`` sees every poll. Returns the run's id."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     steps = [step.weight for step in spec.traffic.steps]
     last = f"traffic_shift.watch_{steps[-1]:03d}"
     killed: list[float] = []
+    run_id = airflow.api.trigger(DAG_ID, release_conf())
 
     def kill_during_the_last_window(states: dict) -> None:
         if not killed and states.get(last) == "deferred":
             time.sleep(3)  # the window's first checks ran in the triggerer
             killed.append(time.time())
             airflow.restart("scheduler", "triggerer")
+        observe(run_id, states)
 
-    run_id = airflow.api.trigger(DAG_ID, release_conf())
     state = airflow.follow(run_id, [a.name for a in spec.approvals], kill_during_the_last_window)
 
     states = airflow.api.task_states(DAG_ID, run_id)
@@ -96,6 +149,7 @@ def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_s
     started, ended = (datetime.fromisoformat(str(window[k])).timestamp() for k in ("started_at", "recorded_at"))
     assert started < killed[0] < ended
     assert window["window_seconds"] <= ended - started < window["window_seconds"] + 15
+    return run_id
 
 
 def an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue(airflow, quiet_stack, ledger,

@@ -1,0 +1,61 @@
+"""A real browser on the project's Airflow UI: Debian's chromium driven by Playwright (headless, by its executable
+path: nothing downloaded), logged in through the UI's own login form, screenshots kept as test artefacts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from playwright.sync_api import Frame, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"  # make setup installs Debian's chromium (scripts/ensure_system_packages.sh)
+TIMEOUT_MS = 60_000  # a loaded two-core machine renders the UI slowly
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """A headless chromium, closed after."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def logged_in(browser, url: str, username: str, password: str) -> Page:
+    """A new page logged in through the UI's login form (which sets the session cookie the UI's frames carry)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{url}/")
+    page.locator("input:not([type=password])").first.fill(username)
+    page.locator("input[type=password]").fill(password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(f"{url}/")
+    return page
+
+
+def trigger_form_can_be_sent_as_it_opens(page: Page, url: str, dag_id: str, shot: Path) -> bool:
+    """Open the DAG's trigger form; whether its Trigger button is enabled with the defaults (screenshot taken)."""
+    page.goto(f"{url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("What to release").wait_for()
+    page.screenshot(path=str(shot))
+    return dialog.get_by_role("button", name="Trigger").is_enabled()
+
+
+def release_board_tab(page: Page, url: str, dag_id: str, run_id: str) -> Frame:
+    """The run's Release board tab in the UI (the plugin's external view), opened; its frame."""
+    page.goto(f"{url}/dags/{dag_id}/runs/{run_id}")
+    page.get_by_role("tab", name="Release board").or_(page.get_by_role("link", name="Release board")).first.click()
+    page.locator("iframe").wait_for()
+    frame = page.frames[-1]
+    frame.wait_for_selector("#split")
+    return frame
+
+
+def green_share_shown(frame: Frame) -> int:
+    """The green share the board's split shows."""
+    return int(frame.locator("#split").get_attribute("data-green"))
