@@ -119,6 +119,12 @@ class AirflowClient:
         response.raise_for_status()
         return response.json()["dag_run_id"]
 
+    def run_count(self, dag_id: str) -> int:
+        """How many runs of ``dag_id`` exist."""
+        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1})
+        response.raise_for_status()
+        return response.json()["total_entries"]
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         response.raise_for_status()

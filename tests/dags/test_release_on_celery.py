@@ -34,6 +34,7 @@ from tests.support.browser import (
     logged_in,
     release_board_tab,
     trigger_form_can_be_sent_as_it_opens,
+    trigger_form_refusal,
 )
 from tests.support.celery_airflow import DAG_ID, celery_airflow
 from tests.support.runs import release_conf, write_executor_spec
@@ -68,11 +69,17 @@ def test_on_celery_a_release_promotes_through_a_restart_and_the_next_rolls_back_
     with chromium() as browser:
         page = logged_in(browser, airflow.api.url, "admin", password)
         assert trigger_form_can_be_sent_as_it_opens(page, airflow.api.url, DAG_ID, artefacts / "trigger-form.png")
+        runs_before = airflow.api.run_count(DAG_ID)
+        refused = trigger_form_refusal(page, airflow.api.url, DAG_ID, "version", "not a version",
+                                       artefacts / "trigger-form-refused.png")
+        assert "Invalid input for param version: 'not a version' does not match" in refused, refused
+        assert airflow.api.run_count(DAG_ID) == runs_before  # refused before a run existed
         board = BoardInBrowser(page, airflow.api.url, artefacts)
         run_id = promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger, board.look)
         steps = [step.weight for step in load_spec(os.environ["SAP_LLM_RELEASE_SPEC"]).traffic.steps]
         assert board.shares_seen == steps, board.shares_seen  # the split as each window watched it
         assert board.plots_loaded >= len(steps) - 1  # each window's SLO plot, from the second window on
+        board.whole_page(artefacts / "board-promoted.png")
         anonymous = browser.new_context().request.get(f"{airflow.api.url}/release-board/view?dag_id={DAG_ID}&"
                                                       f"run_id={run_id}")
         assert anonymous.status == 401
@@ -110,6 +117,15 @@ class BoardInBrowser:
         plots = self.frame.evaluate("() => [...document.images].map(image => image.naturalWidth > 0)")
         self.plots_loaded += bool(plots) and all(plots)
         self.page.screenshot(path=str(self.artefacts / f"board-{waiting[0].rsplit('_', 1)[1]}.png"), full_page=True)
+
+
+    def whole_page(self, path) -> None:
+        """The board on a page of its own (the same login), every plot loaded, as one full-page screenshot."""
+        page = self.page.context.new_page()
+        page.goto(self.frame.url)
+        page.wait_for_function("() => [...document.images].every(image => image.complete)")
+        page.screenshot(path=str(path), full_page=True)
+        page.close()
 
 
 def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger,

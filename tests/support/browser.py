@@ -46,6 +46,20 @@ def trigger_form_can_be_sent_as_it_opens(page: Page, url: str, dag_id: str, shot
     return dialog.get_by_role("button", name="Trigger").is_enabled()
 
 
+def trigger_form_refusal(page: Page, url: str, dag_id: str, field: str, value: str, shot: Path) -> str:
+    """Open the DAG's trigger form, type ``value`` into ``field`` and press Trigger; the form's text once it shows
+    the refusal naming ``field`` (screenshot taken)."""
+    page.goto(f"{url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("What to release").click()
+    dialog.locator(f"#element_{field}").fill(value)
+    dialog.get_by_role("button", name="Trigger").click()
+    dialog.get_by_text(f"Invalid input for param {field}").first.wait_for()  # a time-out: not refused
+    page.screenshot(path=str(shot))
+    return dialog.inner_text()
+
+
 def release_board_tab(page: Page, url: str, dag_id: str, run_id: str) -> Frame:
     """The run's Release board tab in the UI (the plugin's external view), opened; its frame."""
     page.goto(f"{url}/dags/{dag_id}/runs/{run_id}")
