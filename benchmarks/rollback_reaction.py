@@ -27,6 +27,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -99,8 +100,9 @@ def why_no_shift(stack: LiveStack, dag_run, states: dict[str, str]) -> str:
 def _log_tail(dag_run, task_id: str, lines: int = 15) -> str:
     """The end of a failed task's last log under the real scheduler (``airflow standalone`` writes them in its
     home, which the benchmark removes when it exits); nothing under dag.test(), which logged to this terminal."""
-    logs = sorted((HOME / "standalone" / "logs").glob(
-        f"dag_id={dag_run.dag_id}/run_id={dag_run.run_id}/task_id={task_id}/attempt=*.log"))
+    logs = sorted(path for path in (HOME / "standalone" / "logs").glob(
+        f"dag_id={dag_run.dag_id}/run_id={dag_run.run_id}/task_id={task_id}/attempt=*.log")
+                  if re.fullmatch(r"attempt=\d+\.log", path.name))  # not the trigger's logs beside them
     if not logs:
         return ""
     return f"\n--- {logs[-1]} (last {lines} lines):\n" + "\n".join(logs[-1].read_text().splitlines()[-lines:])

@@ -13,7 +13,7 @@ from operators.release import (
     GateOperator,
     StartReleaseOperator,
 )
-from operators.sensors import WATCH_RETRIES, AlertsClearSensor, BlueRecoverySensor, SLOWindowSensor
+from operators.sensors import DEFERRAL_RETRIES, AlertsClearSensor, BlueRecoverySensor, SLOWindowSensor
 from operators.traffic import (
     ROLLBACK_RETRIES,
     ROLLBACK_RETRY_DELAY,
@@ -61,7 +61,7 @@ def _deploy_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
     with TaskGroup(Phase.DEPLOY_GREEN.value) as group:
         gates = {task.task_id.split(".")[-1]: task for task in _gate_tasks(spec, spec_path, Phase.DEPLOY_GREEN)}
         readiness = gates.pop("green_environment_ready", None)
-        deploy = DeployGreenOperator(task_id="deploy_green", spec_path=spec_path)
+        deploy = DeployGreenOperator(task_id="deploy_green", spec_path=spec_path, **DEFERRAL_RETRIES)
         [*gates.values(), *_clear_of_alerts(spec, spec_path, "deploy")] >> deploy
         if readiness is not None:
             deploy >> readiness
@@ -82,7 +82,7 @@ def _clear_of_alerts(spec: ReleaseSpec, spec_path: str, before: str) -> list[Ale
     spec asks for none)."""
     if spec.analysis.clear_before_traffic is None:
         return []
-    return [AlertsClearSensor(task_id=f"clear_before_{before}", spec_path=spec_path, **WATCH_RETRIES,
+    return [AlertsClearSensor(task_id=f"clear_before_{before}", spec_path=spec_path, **DEFERRAL_RETRIES,
                               doc_md=f"no alert of {spec.analysis.clear_before_traffic.alerts} firing before the "
                                      f"{before}, waited for at most {spec.analysis.clear_before_traffic.wait}")]
 
@@ -98,7 +98,7 @@ def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
             steps += [
                 ShiftTrafficOperator(task_id=f"shift_to_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
                 SLOWindowSensor(task_id=f"watch_{step.weight:03d}", spec_path=spec_path, weight=step.weight,
-                                **WATCH_RETRIES),
+                                **DEFERRAL_RETRIES),
             ]
             previous_weight = step.weight
         chain(*steps)
@@ -113,7 +113,7 @@ def _post_deployment_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
         if spec.traffic.bake:
             steps.append(SLOWindowSensor(task_id="bake_green", spec_path=spec_path, weight=100, bake=True,
                                          doc_md=f"green watched for {spec.traffic.bake} at 100 %, blue kept up",
-                                         **WATCH_RETRIES))
+                                         **DEFERRAL_RETRIES))
         steps += _approval(spec, spec_path, ApprovalPoint.DECOMMISSION_BLUE, guard_weight=100)
         chain(*steps)
     return group
@@ -168,7 +168,7 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         remove_blue = DecommissionBlueOperator(task_id="remove_blue", spec_path=spec_path)
         no_traffic_left >> remove_blue
     with TaskGroup("rollback") as rollback:
-        recovery = BlueRecoverySensor(task_id="watch_blue_recovery", spec_path=spec_path, **WATCH_RETRIES)
+        recovery = BlueRecoverySensor(task_id="watch_blue_recovery", spec_path=spec_path, **DEFERRAL_RETRIES)
         lost = CountLostRequestsOperator(task_id="count_lost_requests", spec_path=spec_path)
         RollbackOperator(task_id="rollback_to_blue", spec_path=spec_path, retries=ROLLBACK_RETRIES,
                          retry_delay=ROLLBACK_RETRY_DELAY) >> recovery >> lost

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from operators.sensors import WATCH_RETRIES, SLOWindowSensor
+from operators.sensors import DEFERRAL_RETRIES, SLOWindowSensor
 
 
 def test_an_event_of_another_trigger_starts_the_window_again(monkeypatch):
@@ -20,9 +20,9 @@ def test_an_event_of_another_trigger_starts_the_window_again(monkeypatch):
 
 
 def test_a_failed_window_fails_the_task_for_good_so_its_retry_is_kept_for_other_failures(monkeypatch):
-    """The watch's one retry (WATCH_RETRIES) is for a lost worker or a stale executor event, never for a breach:
+    """The watch's one retry (DEFERRAL_RETRIES) is for a lost worker or a stale executor event, never for a breach:
     the failed window raises AirflowFailException, which Airflow does not retry."""
-    sensor = SLOWindowSensor(task_id="watch_005", spec_path="specs/sap_llm.yaml", weight=5, **WATCH_RETRIES)
+    sensor = SLOWindowSensor(task_id="watch_005", spec_path="specs/sap_llm.yaml", weight=5, **DEFERRAL_RETRIES)
     monkeypatch.setattr("operators.sensors.off_green_at_resume", lambda run, event, reason: "taken by the trigger")
     with pytest.raises(AirflowFailException, match="traffic step 5% failed its SLO analysis: SLO error_rate"):
         sensor.window_failed(run=None, reason="SLO error_rate failed 2 of 2 checks", event={})
