@@ -26,7 +26,7 @@ def chromium() -> Iterator:
 
 def logged_in(browser, url: str, username: str, password: str) -> Page:
     """A new page logged in through the UI's login form (which sets the session cookie the UI's frames carry)."""
-    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()  # more pages may share the login
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{url}/")
     page.locator("input:not([type=password])").first.fill(username)
