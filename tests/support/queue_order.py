@@ -15,8 +15,6 @@ from __future__ import annotations
 import pytest
 
 REHEARSALS = (
-    # one Airflow on Celery started for it, then two releases: the longest chain of the suite
-    "test_on_celery_a_release_promotes_through_a_restart_and_the_next_rolls_back_on_a_breach",
     "test_clean_release_promotes_and_the_next_goes_to_the_free_slot",
     "test_invalid_trigger_params_are_refused_naming_the_field",
     "test_a_release_on_the_cluster_promotes_through_the_httproute",
