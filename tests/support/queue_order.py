@@ -27,6 +27,7 @@ REHEARSALS = (
     "test_production_environment_needs_production_profile",
     "test_a_breach_while_an_approval_is_pending_rolls_back_without_any_answer",
     "test_one_release_per_environment",
+    "test_slo_breach_at_any_step_rolls_back_to_blue[50]",
     "test_a_regression_during_the_bake_rolls_back_to_blue",
     "test_a_job_that_leaves_no_result_fails_its_gates_and_is_recorded",
     "test_slo_breach_at_any_step_rolls_back_to_blue[5]",
