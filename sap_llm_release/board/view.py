@@ -5,6 +5,7 @@ hands in the record and the spec, and serves what :func:`render_release` writes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,17 @@ def approvals(record: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each approval asked for, with its decision (None while it is open): who decided, how, when."""
     decided = {row["gate"]: row for row in record["approvals"]}
     return [{"approval": request["approval"], "opened_at": request["opened_at"], "deadline": request["deadline"],
-             "evidence": request["evidence"], "slack_ts": request["slack_ts"],
+             "evidence": _lines(request["evidence"]), "slack_ts": request["slack_ts"],
              "decision": decided.get(request["approval"])} for request in record["approval_requests"]]
+
+
+def _lines(evidence: str) -> list[str]:
+    """The evidence lines shown with an approval's buttons (the ledger keeps them as a JSON list)."""
+    try:
+        lines = json.loads(evidence)
+    except ValueError:
+        return [evidence]
+    return [str(line) for line in lines] if isinstance(lines, list) else [str(lines)]
 
 
 def traffic_split(record: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -40,12 +40,14 @@ def test_the_split_is_the_last_recorded_change_and_all_blue_before_any():
 
 
 def test_an_approval_without_a_decision_is_open():
-    requests = [{"approval": a, "opened_at": "t", "deadline": "d", "evidence": "e", "slack_ts": None}
+    requests = [{"approval": a, "opened_at": "t", "deadline": "d", "slack_ts": None,
+                 "evidence": '["smoke_green: 4 passed", "green serves 5 % of traffic"]'}
                 for a in ("first_shift_go", "full_traffic_go")]
     decided = [{"gate": "first_shift_go", "decision": "approved", "decided_by": "slack:U1", "channel": "slack"}]
     shown = approvals(_record(approval_requests=requests, approvals=decided))
     assert [(a["approval"], a["decision"] and a["decision"]["decided_by"]) for a in shown] == [
         ("first_shift_go", "slack:U1"), ("full_traffic_go", None)]
+    assert shown[0]["evidence"] == ["smoke_green: 4 passed", "green serves 5 % of traffic"]
 
 
 def test_the_outcome_is_the_last_event():
