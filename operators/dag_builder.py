@@ -74,7 +74,7 @@ def _approval(spec: ReleaseSpec, spec_path: str, point: ApprovalPoint, guard_wei
     if approval is None:
         return []
     return [ReleaseApprovalOperator(task_id=f"approve_{approval.name}", spec_path=spec_path, approval=approval.name,
-                                    guard_weight=guard_weight, doc_md=approval.description, **DEFERRAL_RETRIES)]
+                                    guard_weight=guard_weight, doc_md=approval.description)]
 
 
 def _clear_of_alerts(spec: ReleaseSpec, spec_path: str, before: str) -> list[AlertsClearSensor]:

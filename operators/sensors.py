@@ -19,13 +19,12 @@ DEFERRAL_GRACE = timedelta(minutes=5)
 WINDOW_EVENT_KEYS = {"status", "reason", "checks", "window_start", "window_end"}
 
 
-# A task that defers (a watch, green's deployment waiting for readiness, an approval) is retried once, a second
-# later, when it fails for anything but its own verdict (a failed window, a green never ready, an approval rejected,
-# timed out or superseded raise AirflowFailException, never retried): a worker lost mid-resume, or Airflow 3.3's
-# scheduler failing a deferred task on the stale executor event of its own defer-exit when the trigger fired within
-# seconds (apache/airflow#66374, #67287, #72716, open in 3.3.2; met here through the real scheduler by a short
-# rehearsal window, and by green's readiness wait and the first approval on a busy scheduler). A retried watch
-# watches a whole window again; a retried deployment finds green running and waits; a retried approval asks again.
+# A task that defers (a watch, green's deployment waiting for readiness) is retried once, a second later, when it
+# fails for anything but its own verdict (a failed window or a green never ready raises AirflowFailException, never
+# retried): a worker lost mid-resume, or Airflow 3.3's scheduler failing a deferred task on the stale executor event
+# of its own defer-exit when the trigger fired within seconds (apache/airflow#66374, #67287, #72716, open in 3.3.2;
+# met here through the real scheduler by a short rehearsal window, and by green's readiness wait on a busy
+# scheduler). A retried watch watches a whole window again; a retried deployment finds green running and waits.
 DEFERRAL_RETRIES = {"retries": 1, "retry_delay": timedelta(seconds=1)}
 
 

@@ -161,7 +161,6 @@ class SlackButtons:
 
     def __init__(self, airflow_url: str, secret: str, user: str, team: str) -> None:
         self.airflow_url, self.secret, self.user, self.team = airflow_url, secret, user, team
-        self.clicked_at: dict[str, float] = {}  # approval -> when it was last clicked (monotonic)
 
     def click(self, release_id: str, approval: str, action: str = "approve") -> str:
         """Post the click; return the plugin's answer text."""
@@ -179,20 +178,16 @@ class SlackButtons:
         return reply.json()["text"]
 
     def approve_waiting(self, release_id: str, states: dict[str, str | None], approvals: list[str],
-                        answered: set[str], settle_s: float = 1.0, again_after_s: float = 20.0) -> dict[str, str]:
+                        answered: set[str], settle_s: float = 1.0) -> dict[str, str]:
         """Click Approve, once each, on the approvals whose task waits (deferred) in ``states`` (task id -> state),
         ``settle_s`` after seeing it wait (the HITL record settles in the triggerer); add them to ``answered`` and
-        return the plugin's answer by approval. One still waiting ``again_after_s`` after its click is a new try
-        asking again (the task was retried), as a person would see in Slack, and is clicked again."""
+        return the plugin's answer by approval."""
         answers = {}
         for name in approvals:
             task = next((t for t in states if t.endswith(f".approve_{name}")), None)
-            if task is None or states[task] != "deferred":
-                continue
-            if name in answered and time.monotonic() - self.clicked_at.get(name, 0.0) < again_after_s:
+            if name in answered or task is None or states[task] != "deferred":
                 continue
             time.sleep(settle_s)
             answers[name] = self.click(release_id, name)
             answered.add(name)
-            self.clicked_at[name] = time.monotonic()
         return answers

@@ -126,16 +126,16 @@ def test_decision_and_closing_tasks_run_whatever_happened(dag):
     assert dag.max_active_runs == 1
 
 
-def test_only_the_rollback_and_the_deferring_tasks_are_retried(dag):
+def test_only_the_rollback_the_watches_and_greens_deployment_are_retried(dag):
     """A rollback whose worker died is run again (each of its steps can be); a watch failed by anything but its
     analysis watches a whole window again (a failed window raises AirflowFailException: tests/operators/
-    test_sensors.py), a deployment finds green running and waits again, an approval asks again; a gate or a shift
-    is not: a gate not proven is not passed, and a shift is never made twice."""
+    test_sensors.py), a deployment finds green running and waits again; a gate or a shift is not: a gate not
+    proven is not passed, and a shift is never made twice."""
     rollback = dag.get_task("rollback.rollback_to_blue")
     assert (rollback.retries, rollback.retry_delay) == (3, timedelta(seconds=5))
     watches = {"traffic_shift.clear_before_shift", "deploy_green.clear_before_deploy", "post_deployment.bake_green",
                "rollback.watch_blue_recovery", "deploy_green.deploy_green"} | {
-        task.task_id for task in dag.tasks if ".watch_" in task.task_id or ".approve_" in task.task_id}
+        task.task_id for task in dag.tasks if ".watch_" in task.task_id}
     assert {task.task_id for task in dag.tasks if task.retries} == {"rollback.rollback_to_blue"} | watches
     assert {(dag.get_task(task).retries, dag.get_task(task).retry_delay) for task in watches} == {
         (1, timedelta(seconds=1))}
