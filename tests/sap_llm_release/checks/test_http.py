@@ -94,6 +94,25 @@ def test_smoke_documents_fail_when_the_model_fails(reference_server):
     assert evidence.detail.count("HTTP 500") == 5  # the first five problems are listed
 
 
+def test_a_document_answered_with_a_server_error_once_is_sent_again_and_named(serve_app):
+    from fastapi import FastAPI, Response
+
+    app = FastAPI()
+    asked: list[str] = []
+
+    @app.post("/v1/documents")
+    async def answer(body: dict):
+        asked.append(body["document_id"])
+        if len(asked) == 1:
+            return Response("inference failed", status_code=500)
+        return {"document_type": "purchase_order", "fields": {"po_number": "PO-1"}}
+
+    url = serve_app(app)
+    evidence = smoke(_context(green=url), Threshold(op=">=", value=1), endpoint="green", count=1)
+    assert (evidence.verdict, evidence.measured, asked) == (Verdict.PASSED, 1, ["train-7-00000"] * 2)
+    assert evidence.detail.endswith("; processed when sent again after a server error: train-7-00000 (HTTP 500)")
+
+
 def test_smoke_documents_dead_port(free_port):
     url = f"http://127.0.0.1:{free_port}"
     evidence = smoke(_context(green=url), Threshold(op=">=", value=3), endpoint="green", count=3, timeout_s=2)
