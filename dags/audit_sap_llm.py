@@ -5,17 +5,15 @@ PagerDuty only when critical. Missing data is a finding, never a pass; a critica
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from operators.audit_builder import audit_params, compose_audit
+from operators.runtime import release_spec_path
 from sap_llm_release.spec import load_spec
 
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
-SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC))
+SPEC_PATH = release_spec_path()
 SPEC = load_spec(SPEC_PATH)
 
 for name, audit in (SPEC.audits.named() if SPEC.audits else {}).items():

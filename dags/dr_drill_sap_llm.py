@@ -7,18 +7,16 @@ every check in the ledger, where the release's dr_* gates read them. A store tha
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import DAG, CronTriggerTimetable, TaskGroup
 
 from operators.audit_builder import audit_params
 from operators.recovery import BackupStoreOperator, DrillStoreOperator, RecordDrillOperator
+from operators.runtime import release_spec_path
 from sap_llm_release.spec import load_spec
 
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
-SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC))
+SPEC_PATH = release_spec_path()
 SPEC = load_spec(SPEC_PATH)
 RECOVERY = SPEC.disaster_recovery
 # what both DAGs share: one run at a time, the audited profile's form, their tags and this description

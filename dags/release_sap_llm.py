@@ -3,18 +3,16 @@ shift watched against the SLOs, and an automatic rollback to blue on any failure
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import DAG, DeadlineAlert, DeadlineReference, SyncCallback
 
 from operators.dag_builder import compose_release, release_params
 from operators.deadline import page_stuck_release
+from operators.runtime import release_spec_path
 from sap_llm_release.spec import load_spec
 
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
-SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC))
+SPEC_PATH = release_spec_path()
 SPEC = load_spec(SPEC_PATH)
 
 with DAG(

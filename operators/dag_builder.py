@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param, TaskGroup, chain
 
 from operators.approvals import ReleaseApprovalOperator
+from operators.attestations import AttestationRequestOperator
 from operators.jobs import InferenceJobOperator
 from operators.release import (
     DryRunOrDeployOperator,
@@ -24,6 +25,7 @@ from operators.traffic import (
     RollbackOperator,
     ShiftTrafficOperator,
 )
+from sap_llm_release.approvals.attestations import AttestationAsk, role_task_id
 from sap_llm_release.request import trigger_params_schema
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, ReleaseSpec
 
@@ -42,13 +44,29 @@ def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOpe
         for job in spec.jobs_in(phase)
     }
     chain(*jobs.values())
+    asks = _attestation_requests(spec, spec_path, phase)
     gates = []
     for gate in spec.gates_in(phase):
-        task = GateOperator(task_id=gate.name, spec_path=spec_path, gate=gate.name, doc_md=gate.item)
+        ask = asks.get(gate.params.get("role")) if gate.kind == "attestation" else None
+        task = GateOperator(task_id=gate.name, spec_path=spec_path, gate=gate.name, doc_md=gate.item,
+                            attestation_task=ask.task_id if ask else None)
         if gate.kind == "job_result" and gate.params["job"] in jobs:
             jobs[gate.params["job"]] >> task
+        if ask:
+            ask >> task
         gates.append(task)
     return gates
+
+
+def _attestation_requests(spec: ReleaseSpec, spec_path: str, phase: Phase) -> dict[str, AttestationRequestOperator]:
+    """One Required Actions request per role with attestation gates in the phase, by role."""
+    asks = {}
+    for role, gates in spec.attestation_roles_in(phase).items():
+        items = AttestationAsk(phase, role, tuple(gates), tuple(spec.attesters[role])).options
+        asks[role] = AttestationRequestOperator(
+            task_id=role_task_id(role), spec_path=spec_path, phase=phase, role=role, items=items,
+            doc_md=f"the {role} confirms {', '.join(gate.name for gate in gates)} (those not given with the trigger)")
+    return asks
 
 
 def _phase_group(spec: ReleaseSpec, spec_path: str, phase: Phase) -> TaskGroup:

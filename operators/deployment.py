@@ -21,7 +21,15 @@ from pathlib import Path
 import yaml
 
 from operators.notifications import PAGERDUTY_CONN_ID, SLACK_CONN_ID
-from operators.runtime import API_CONN_ID, KUBERNETES_CONN_ID, LEDGER_CONN_ID, PROMETHEUS_CONN_ID, SERVICE_CONN_IDS
+from operators.runtime import (
+    API_CONN_ID,
+    KUBERNETES_CONN_ID,
+    LEDGER_CONN_ID,
+    PROMETHEUS_CONN_ID,
+    SERVICE_CONN_IDS,
+    release_spec_path,
+)
+from sap_llm_release.spec import ReleaseSpec, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUES_FILE = ROOT / "deploy" / "helm" / "airflow-values.yaml"
@@ -89,7 +97,7 @@ def local_environment(home: Path, executor: str, metadata_url: str, api_port: in
     """The environment of this project's Airflow run from this checkout on one machine (the rehearsals): the image's
     settings with the checkout's paths, the executor's, the API on a loopback port, one JWT secret every component
     shares (the API server checks the tokens the scheduler gives tasks), every DAG paused until the rehearsal unpauses
-    the ones it runs (no scheduled audit runs beside a release rehearsal).
+    the ones it runs (no scheduled audit runs beside a release rehearsal), the spec's people and attesters as UI users.
     The caller adds the connections."""
     return {
         **os.environ,
@@ -101,12 +109,20 @@ def local_environment(home: Path, executor: str, metadata_url: str, api_port: in
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",  # the rehearsal unpauses the DAGs it runs
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": rehearsal_users(load_spec(release_spec_path())),
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # two cores: more tasks at once only thrash
         # the checkout's DAG files do not change during a rehearsal: parsed at start, not every 30 s (a tenth of a
         # core on two cores)
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     }
+
+
+def rehearsal_users(spec: ReleaseSpec) -> str:
+    """The simple auth manager's users for a rehearsal (``name:role``, its passwords generated): the admin, and the
+    spec's people and attesters as users who may trigger, answer approvals and confirm attestations."""
+    people = [*spec.people, *(user for users in spec.attesters.values() for user in users)]
+    return ",".join(["admin:admin", *(f"{user}:user" for user in dict.fromkeys(people) if user != "admin")])
 
 
 def env_name(conn_id: str) -> str:

@@ -105,14 +105,24 @@ class GateOperator(ReleaseOperator):
 
     ui_color = "#fef9e7"
 
-    def __init__(self, *, gate: str, **kwargs: Any) -> None:
+    def __init__(self, *, gate: str, attestation_task: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
+        self.attestation_task = attestation_task  # the task that asks this gate's role in the UI
 
     def execute(self, context: Any) -> dict[str, Any]:
         run = ReleaseRun(self.spec_path, context)
         gate = run.spec.gate(self.gate)
-        evidence = evaluate_gate(gate, run.profile, run.check_context())
+        check_context = run.check_context()
+        if self.attestation_task:
+            answer = context["ti"].xcom_pull(task_ids=self.attestation_task) or {}
+            check_context.attestations.update(answer.get("confirmed") or {})
+            check_context.attestations_not_confirmed.update(answer.get("not_confirmed") or {})
+            if run.request.dry_run and gate.name not in check_context.attestations \
+                    and run.profile.waiver_for(gate.name) is None:
+                self.log.info("a dry run asks no one: %s would be asked of the %s", gate.name, gate.params["role"])
+                return {"verdict": "not asked in a dry run"}
+        evidence = evaluate_gate(gate, run.profile, check_context)
         run.ledger.record_gate(
             run.release_id, gate=gate.name, phase=gate.phase.value, kind=gate.kind, evidence=evidence, writer=run.writer
         )

@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from sap_llm_release.analysis.prometheus import PrometheusAccess
     from sap_llm_release.rollout import Rollout
 
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
+SPEC_ENV = "SAP_LLM_RELEASE_SPEC"
+
+
+def release_spec_path() -> str:
+    """The spec the DAGs and plugins read: ``$SAP_LLM_RELEASE_SPEC``, else the project's."""
+    return os.environ.get(SPEC_ENV, str(DEFAULT_SPEC))
+
+
 LEDGER_CONN_ID = "sap_llm_ledger"
 PROMETHEUS_CONN_ID = "sap_llm_prometheus"
 

@@ -10,7 +10,6 @@ read the runs of the DAG that made it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi import Path as FastApiPath
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, prometheus_access, spec_at
+from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, prometheus_access, release_spec_path, spec_at
 from sap_llm_release.analysis.prometheus import PrometheusProvider
 from sap_llm_release.board.plots import window_plot, window_series
 from sap_llm_release.board.view import render_index, render_release
@@ -57,8 +56,7 @@ def release_record(release_id: str, user: GetUserDep) -> dict[str, list[dict[str
     return record
 
 
-SPEC_PATH = os.environ.get("SAP_LLM_RELEASE_SPEC", str(Path(__file__).resolve().parent.parent / "specs"
-                                                       / "sap_llm.yaml"))
+SPEC_PATH = release_spec_path()
 
 
 @board.get("/", response_class=HTMLResponse)

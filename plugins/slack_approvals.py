@@ -10,8 +10,6 @@ recorded as answered by the Slack user. The answer to Slack is ephemeral: only t
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -22,14 +20,13 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, spec_at
+from operators.runtime import LEDGER_CONN_ID, connection_url, ledger_for, release_spec_path, spec_at
 from sap_llm_release.approvals.decision import APPROVE, REJECT, SLACK_USER_PREFIX
 from sap_llm_release.approvals.slack_callback import MAX_BODY_BYTES, CallbackDesk, Interaction, Refusal
 
 log = logging.getLogger(__name__)
 SIGNING_CONN_ID = "sap_llm_slack_signing"
 SLACK_CONN_ID = "sap_llm_slack"
-DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "specs" / "sap_llm.yaml"
 
 slack_app = FastAPI(title="SAP_LLM Slack approvals", description=__doc__)
 
@@ -133,7 +130,7 @@ def _signing_secret() -> str:
 
 
 def _desk() -> CallbackDesk:
-    spec = spec_at(os.environ.get("SAP_LLM_RELEASE_SPEC", str(DEFAULT_SPEC)))
+    spec = spec_at(release_spec_path())
     return CallbackDesk(ledger=ledger_for(connection_url(LEDGER_CONN_ID)), spec=spec,
                         signing_secret=_signing_secret(), airflow=AirflowHITL(), group_members=_group_members)
 

@@ -1,10 +1,11 @@
 """What a release would do from its deploy on, step by step, without doing any of it: a dry run's plan, read from the
-spec, the request and the live router's blue slot."""
+spec, the request and the live router's blue slot; first, whom it would ask for the attestations not given."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from sap_llm_release.approvals.attestations import attestations_to_ask
 from sap_llm_release.request import ReleaseRequest
 from sap_llm_release.spec import Approval, ApprovalPoint, Phase, ReleaseSpec
 from sap_llm_release.targets import slots_for
@@ -19,7 +20,7 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
     profile, slots = request.profile, slots_for(blue_slot)
     slos = ", ".join(slo.name for slo in spec.analysis.slos)
     every = _duration(spec.analysis_interval(profile))
-    lines = [*_clear_line(spec, "deploying"),
+    lines = [*_attestation_lines(spec, request), *_clear_line(spec, "deploying"),
              f"deploy {spec.service} {request.version} to the {slots['green']} slot (green) of "
              f"{request.environment}; the {slots['blue']} slot (blue) keeps 100 % of the traffic",
              _gates_line(spec, Phase.SMOKE_GREEN)]
@@ -40,6 +41,19 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
     lines.append(f"decommission blue (the {slots['blue']} slot) once no traffic is left on it")
     lines.append(f"on a failure once traffic moved: all traffic back to blue, green removed, blue watched for "
                  f"{_duration(spec.recovery_window(profile))}, PagerDuty paged")
+    return lines
+
+
+def _attestation_lines(spec: ReleaseSpec, request: ReleaseRequest) -> list[str]:
+    """The attestations not given with the trigger (a dry run checks none of them): whom the release would ask."""
+    lines = []
+    for phase in Phase:
+        for role in spec.attestation_roles_in(phase):
+            ask = attestations_to_ask(spec, request, phase, role)
+            if ask.gates:
+                lines.append(f"{phase.value}: ask the {role} ({', '.join(ask.attesters)}) on the Required Actions "
+                             f"page to confirm {', '.join(gate.name for gate in ask.gates)} (not given with the "
+                             f"trigger), within {_duration(spec.attestation_timeout_for(request.profile))}")
     return lines
 
 

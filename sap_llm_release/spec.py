@@ -340,6 +340,8 @@ class Job(InferenceJob):
 
 
 SLACK_USER_ID = r"[UW][A-Z0-9]{2,30}"
+# an Airflow user name as an auth manager's user ID: letters, digits, '.', '_', '@' and '-'
+AirflowUser = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
 SLACK_TEAM_ID = r"^T[A-Z0-9]{2,30}$"
 
 
@@ -411,6 +413,7 @@ class Profile(BaseModel):
     severe_rate_window: str | None = Field(default=None, pattern=r"^\d+[smh]$")
     job_inputs: dict[str, str] = Field(default_factory=dict, description="values of the jobs' $placeholders")
     approval_timeout: Duration | None = Field(default=None, description="replaces every approval's timeout")
+    attestation_timeout: Duration | None = Field(default=None, description="replaces the attestations' timeout")
     bake: Duration | None = Field(default=None, description="replaces the traffic plan's bake (a compressed "
                                   "rehearsal); the production profile may not shorten it")
     recovery_window: Duration | None = Field(default=None, description="replaces the window blue is watched after a "
@@ -455,6 +458,11 @@ class ReleaseSpec(BaseModel):
         default_factory=dict, description="Airflow user name -> Slack user ID: who triggered a release, in Slack")
     deadline: Duration = Field(default=timedelta(hours=12), description="a release still running after this is "
                                "stuck: on-call is paged")
+    attesters: dict[str, list[AirflowUser]] = Field(
+        default_factory=dict, description="attestation role -> the Airflow users who may confirm its items on the "
+        "Required Actions page")
+    attestation_timeout: Duration = Field(default=timedelta(hours=8), description="how long the attesters of a "
+                                          "phase have to confirm its items; unconfirmed items fail their gates")
     traffic: TrafficPlan
     analysis: Analysis
     profiles: dict[str, Profile]
@@ -620,6 +628,14 @@ class ReleaseSpec(BaseModel):
                              "approvals")
         return self
 
+    @model_validator(mode="after")
+    def _attestation_roles_have_attesters(self) -> ReleaseSpec:
+        for gate in self.gates:
+            if gate.kind == "attestation" and not self.attesters.get(role := gate.params.get("role")):
+                raise ValueError(f"attesters: no Airflow user may confirm {gate.name} (role {role!r}); name the "
+                                 f"role's people under attesters")
+        return self
+
     @field_validator("people")
     @classmethod
     def _people_have_slack_ids(cls, people: dict[str, str]) -> dict[str, str]:
@@ -636,6 +652,17 @@ class ReleaseSpec(BaseModel):
 
     def approval_timeout(self, approval: Approval, profile: str) -> timedelta:
         return self.profile(profile).approval_timeout or approval.timeout
+
+    def attestation_timeout_for(self, profile: str) -> timedelta:
+        return self.profile(profile).attestation_timeout or self.attestation_timeout
+
+    def attestation_roles_in(self, phase: Phase) -> dict[str, list[Gate]]:
+        """The phase's attestation gates by the role that confirms them, in the spec's order."""
+        roles: dict[str, list[Gate]] = {}
+        for gate in self.gates_in(phase):
+            if gate.kind == "attestation":
+                roles.setdefault(gate.params["role"], []).append(gate)
+        return roles
 
     def jobs_in(self, phase: Phase) -> list[Job]:
         return [job for job in self.jobs if job.phase is phase]

@@ -20,7 +20,8 @@ class Attestation(Check):
         gate = context.gate_name
         given = context.attestations.get(gate)
         if not given:
-            return Evidence.unmeasured(None, f"no attestation for {gate}; the {params.role} must attest")
+            why = context.attestations_not_confirmed.get(gate, "none given")
+            return Evidence.unmeasured(None, f"no attestation for {gate} ({why}); the {params.role} must attest")
         return Evidence(
             Verdict.ATTESTED,
             None,

@@ -39,7 +39,8 @@ class CheckContext:
     credentials: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)
     job_results: Callable[[str], dict | None] | None = None
     ledger: Any = None  # the release ledger (sap_llm_release.ledger.Ledger): drills and rollbacks recorded
-    attestations: dict[str, dict[str, str]] = field(default_factory=dict)
+    attestations: dict[str, dict[str, str]] = field(default_factory=dict)  # gate -> {by, link}: conf or UI
+    attestations_not_confirmed: dict[str, str] = field(default_factory=dict)  # gate -> why the UI confirmed none
     fix_forward: dict[str, dict[str, str]] = field(default_factory=dict)  # gate -> {by, link} (request.py)
     requester: str = ""  # who triggered the release: never the approver of its fix-forward
     rate_window: str = "5m"

@@ -18,6 +18,7 @@ from sap_llm_release.routers.base import ALL_BLUE, Weights
 from sap_llm_release.spec import Phase, load_spec
 from sap_llm_release.templates import render
 from tests.support.approvals import Approver, SlackClicker, click_body, signed
+from tests.support.required_actions import RequiredActionAnswer
 from tests.support.runs import SPEC_FILE, attestations, release_conf, release_id, run_release, write_traffic_spec
 from tests.support.stack import BLUE_VERSION, ReloadThatDoesNotTakeEffect
 
@@ -266,15 +267,25 @@ def stopped_before_traffic(stack, ledger, dag_run, states, failed_gate: str) -> 
 
 
 def test_gate_failure_before_traffic_touches_nothing(fresh_stack, traffic_spec, ledger):
-    """An attestation missing from the conf fails its gate; on the spec cut to what happens once traffic moves,
+    """An attestation missing from the conf is asked of its role on the Required Actions page; the ML lead ticks it
+    there without a link to its evidence, so its gate fails; on the spec cut to what happens once traffic moves,
     which keeps that gate (the clean release shows every other gate of the full spec passing)."""
     missing = "reasoning_engine_chain_of_thought_quality"
-    dag_run, states = run_release(release_conf(attestations=attestations(skip=(missing,))))
+    item = load_spec(traffic_spec).gate(missing).item
+    with RequiredActionAnswer("sap_llm_release", "model_validation.attest_ml_lead", "ml.lead", [item],
+                              {f"link_{missing}": None}) as answer:
+        dag_run, states = run_release(release_conf(attestations=attestations(skip=(missing,))))
+    assert answer.answered.is_set() and answer.error is None, answer.error
 
     record = stopped_before_traffic(fresh_stack, ledger, dag_run, states, f"model_validation.{missing}")
+    assert states["model_validation.attest_ml_lead"] == "success"
     assert states["rollback.rollback_to_blue"] == "skipped"
     (final,) = [e for e in record["release_events"] if e["event"] == "failed"]
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
+    assert "ticked by ml.lead (ML lead) without a valid link to its evidence" in final["detail"]
+    asked = [e["detail"] for e in record["release_events"] if e["event"] == "attestations_asked"]
+    assert asked == [f"ML lead: confirm 1 model validation item for sap-llm 1.1.0: {missing}; only ml.lead may "
+                     f"answer"]
 
 
 def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_stack, traffic_spec, ledger,

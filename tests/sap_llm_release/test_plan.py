@@ -8,14 +8,28 @@ import pytest
 from sap_llm_release.plan import release_plan
 from sap_llm_release.request import validate_request
 from sap_llm_release.spec import load_spec
-from tests.support.runs import SPEC_FILE
+from tests.support.runs import SPEC_FILE, attestations
 
 SPEC = load_spec(SPEC_FILE)
 
 
-def plan(profile: str, environment: str, blue_slot: str = "blue") -> list[str]:
-    request = validate_request({"version": "2.0.0", "environment": environment, "profile": profile}, SPEC)
+def plan(profile: str, environment: str, blue_slot: str = "blue", skip: tuple[str, ...] = ()) -> list[str]:
+    request = validate_request({"version": "2.0.0", "environment": environment, "profile": profile,
+                                "attestations": attestations(skip)}, SPEC)
     return release_plan(SPEC, request, blue_slot)
+
+
+def test_the_attestations_not_given_come_first_with_whom_the_release_would_ask():
+    lines = plan("production", "production", skip=("dr_runbook", "dr_backup_strategy_documented",
+                                                   "business_sap_integration"))
+    assert lines[:2] == [
+        "preflight: ask the SRE (sre.lead, sre.oncall) on the Required Actions page to confirm "
+        "dr_backup_strategy_documented, dr_runbook (not given with the trigger), within 8 h",
+        "post_deployment: ask the business owner (business.owner) on the Required Actions page to confirm "
+        "business_sap_integration (not given with the trigger), within 8 h",
+    ]
+    assert lines[2].startswith("before deploying: ")
+    assert plan("rehearsal", "rehearsal", skip=("dr_runbook",))[0].endswith("within 10 min")
 
 
 def test_the_production_plan_in_order_with_its_real_windows():

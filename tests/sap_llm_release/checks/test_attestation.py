@@ -16,7 +16,16 @@ def run(attestations: dict, gate: str = "network_firewall_rules"):
 def test_missing_attestation_fails_naming_the_role():
     evidence = run({})
     assert (evidence.verdict, evidence.measured, evidence.threshold) == (Verdict.FAILED, None, "")
-    assert evidence.detail == "no attestation for network_firewall_rules; the security lead must attest"
+    assert evidence.detail == "no attestation for network_firewall_rules (none given); the security lead must attest"
+
+
+def test_why_the_ui_confirmed_none_is_in_the_detail():
+    context = CheckContext(service="sap-llm", gate_name="network_firewall_rules", attestations={},
+                           attestations_not_confirmed={"network_firewall_rules": "not ticked by network.owner"})
+    evidence = Attestation().run(PARAMS, None, context)
+    assert evidence.verdict is Verdict.FAILED
+    assert evidence.detail == ("no attestation for network_firewall_rules (not ticked by network.owner); the security "
+                               "lead must attest")
 
 
 def test_attestation_of_another_gate_does_not_count():
