@@ -292,9 +292,11 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
                                                                          notifications):
     slack, pagerduty = notifications
     posts_before = len(slack.calls("chat.postMessage"))
-    dag_run, states = run_release(release_conf(dry_run=True))
+    unattested = "reasoning_engine_chain_of_thought_quality"  # a dry run asks no one: its plan says who it would ask
+    dag_run, states = run_release(release_conf(dry_run=True, attestations=attestations(skip=(unattested,))))
 
     assert dag_run.state == "success" and states["dry_run_plan"] == "success"
+    assert states["model_validation.attest_ml_lead"] == states[f"model_validation.{unattested}"] == "success"
     after_the_plan = {state for task, state in states.items() if task.startswith(("deploy_green.", "traffic_shift."))}
     assert after_the_plan == {"skipped"}  # the deploy and traffic tasks are there, and none ran
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
@@ -303,10 +305,14 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
     assert record["traffic_changes"] == [] and record["approval_requests"] == [] and record["rollbacks"] == []
     verdicts = {row["verdict"] for row in record["gate_results"]}
     assert "passed" in verdicts and verdicts <= {"passed", "attested", "waived"}  # the pre-traffic gates were checked
+    assert unattested not in {row["gate"] for row in record["gate_results"]}  # not asked, so not recorded
     events = {event["event"]: event["detail"] for event in record["release_events"]}
+    assert "attestations_asked" not in events
     plan = events["dry_run_plan"].splitlines()
-    assert plan[0].startswith("1. before deploying: wait for no alert of ALERTS{")
-    assert plan[1].startswith("2. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
+    assert plan[0] == (f"1. model_validation: ask the ML lead (ml.lead) on the Required Actions page to confirm "
+                       f"{unattested} (not given with the trigger), within 10 min")
+    assert plan[1].startswith("2. before deploying: wait for no alert of ALERTS{")
+    assert plan[2].startswith("3. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")
     shifts = [line.split(". ", 1)[1].split(",")[0] for line in plan if ". send " in line]
     assert shifts == ["send 5 % to green", "send 20 % to green", "send 50 % to green", "send 100 % to green"]
     assert plan[-1].startswith(f"{len(plan)}. on a failure once traffic moved: all traffic back to blue")
