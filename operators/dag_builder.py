@@ -28,6 +28,7 @@ from operators.traffic import (
 from sap_llm_release.approvals.attestations import AttestationAsk, role_task_id
 from sap_llm_release.request import trigger_params_schema
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, ReleaseSpec
+from sap_llm_release.targets import KUBERNETES_SETTINGS_ENV, TargetError, deployable_on_cluster
 
 ROLLBACK_TASK = "rollback.rollback_to_blue"
 # The draft the trigger form's schemas are written in. Declared, jsonschema checks each schema against draft 7's
@@ -154,15 +155,46 @@ _FORM = {
 
 def release_params(spec: ReleaseSpec) -> dict[str, Param]:
     """The validated trigger form: the same rules as :class:`~sap_llm_release.request.ReleaseRequest`, each field
-    titled, described with its rule and placed in its section; the profiles' choices say what each one does."""
+    titled, described with its rule and placed in its section; the profiles' choices say what each one does; the
+    versions the cluster's settings deploy offered as proposals, each with its image digest."""
     params = {}
     for name, schema in trigger_params_schema(spec).items():
         section, title, default = _FORM[name]
         schema = {**schema, "title": title, "section": section}
         if name == "profile":
             schema["values_display"] = {profile: _profile_summary(spec, profile) for profile in spec.profiles}
+        if name == "version":
+            proposals, note = _deployable_versions(spec)
+            schema["description"] += f". {note}"
+            if proposals:
+                schema["examples"] = list(dict.fromkeys([*proposals, default]))
         params[name] = Param(default, **{"$schema": JSON_SCHEMA_DRAFT}, **schema)
     return params
+
+
+def _deployable_versions(spec: ReleaseSpec) -> tuple[list[str], str]:
+    """The versions the Kubernetes target's settings pin an image for (newest first), and what the form says of
+    them and of the local target."""
+    rehearsal = [name for name, profile in spec.profiles.items() if profile.target == "local"]
+    local = (f" The local target ({', '.join(rehearsal)} profile) serves any version with the rehearsal model."
+             if rehearsal else "")
+    try:
+        deployable = deployable_on_cluster()
+    except TargetError as exc:
+        return [], f"The Kubernetes settings cannot be read ({exc}), so no cluster version is offered.{local}"
+    if deployable is None:
+        return [], f"No Kubernetes settings are configured here (${KUBERNETES_SETTINGS_ENV}).{local}"
+    versions = sorted(deployable, key=_semver_key, reverse=True)
+    pinned = "; ".join(f"{version}: {deployable[version]}" for version in versions)
+    return versions, (f"Deployable on the Kubernetes target (its image by digest, from the target's settings): "
+                      f"{pinned}. Any other version is refused when the release starts.{local}")
+
+
+def _semver_key(version: str) -> tuple:
+    """Order semantic versions by their numbers (a pre-release before its release; a part that is no number, which
+    the settings allow in a label, first)."""
+    core, _, pre = version.partition("-")
+    return (*(int(part) if part.isdigit() else -1 for part in core.split(".")), pre == "", pre)
 
 
 def _profile_summary(spec: ReleaseSpec, name: str) -> str:

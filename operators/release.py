@@ -16,7 +16,7 @@ from sap_llm_release.plan import release_plan
 from sap_llm_release.request import RequestError, validate_requester
 from sap_llm_release.rollout import release_outcome
 from sap_llm_release.spec import Phase
-from sap_llm_release.targets import build_target, live_blue_slot
+from sap_llm_release.targets import TargetError, build_target, live_blue_slot
 
 
 class StartReleaseOperator(ReleaseOperator):
@@ -32,7 +32,12 @@ class StartReleaseOperator(ReleaseOperator):
                 "invalid release parameters: requested_by: needed when no Airflow user triggered the run"
             )
         validate_requester(run.triggered_by)
-        blue_slot = live_blue_slot(build_target(run.profile.target, kubernetes_api=kubernetes_api_client).router)
+        target = build_target(run.profile.target, kubernetes_api=kubernetes_api_client)
+        try:
+            target.refuse_undeployable(request.version)
+        except TargetError as exc:
+            raise RequestError(f"invalid release parameters: {exc}") from None
+        blue_slot = live_blue_slot(target.router)
         run.ledger.migrate()
         run.ledger.record_release(
             run.release_id,
@@ -160,8 +165,8 @@ class FinishReleaseOperator(ReleaseOperator):
             recorded=recorded, version=request.version, environment=request.environment)
         if run.ledger.environment_holder(request.environment):
             run.ledger.release_environment(request.environment, run.release_id)
-        if outcome is None:
-            return "never started"
+        if outcome is None:  # refused before it was recorded (start_release's log names the field and the rule)
+            raise GateFailed("release never started: start_release refused it before recording anything")
         run.event(outcome, message)
         notifier = release_notifier(run)
         gates = run.spec.gates_in(Phase.POST_DEPLOYMENT)

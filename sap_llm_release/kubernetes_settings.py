@@ -146,6 +146,11 @@ class KubernetesSettings(BaseModel):
         """The URL of a slot: ``urls[slot]`` where given, else its Service inside the cluster."""
         return self.urls.get(slot) or f"http://{self.deployment_name(slot)}.{self.namespace}.svc:{self.port}"
 
+    @property
+    def deployable(self) -> dict[str, str]:
+        """Release version -> the image it runs as, by digest."""
+        return {version: self.image_for(version) for version in self.versions}
+
     def image_for(self, version: str) -> str:
         """The image ``version`` runs as, by digest; KeyError for a version with none."""
         reference = self.versions[version]

@@ -175,7 +175,8 @@ def trigger_params_schema(spec: ReleaseSpec) -> dict[str, dict[str, Any]]:
         },
         "attestations": {
             "type": ["object", "null"],
-            "description": "gate name -> {by, link} for the items only a person can confirm",
+            "description": "gate name -> {by, link} for the items only a person can confirm, for automation; an item "
+                           "not given here is asked of its role on the Required Actions page when its phase starts",
             "additionalProperties": approval,
         },
         "dry_run": {

@@ -74,6 +74,13 @@ class Target:
     pods: Any = None  # KubernetesSettings for inference jobs run as pods, on a cluster (job_runner is None then)
     logs: Any = None  # LogSource (service_logs/): the service's own logs, for the error-log audit
     access_log: Any = None  # AccessLog (routers/access_logs.py): what the router answered, for a rollback's losses
+    deployable: dict[str, str] | None = None  # version -> the image it deploys, by digest; None: any version
+
+    def refuse_undeployable(self, version: str) -> None:
+        """Raise :class:`TargetError` when the target's settings pin no image for ``version``."""
+        if self.deployable is not None and version not in self.deployable:
+            raise TargetError(f"version: {version!r} is not deployable on the {self.name} target: its settings pin "
+                              f"no image digest for it (deployable: {', '.join(self.deployable) or 'none'})")
 
     def url(self, endpoint: str) -> str:
         return self.urls[endpoint]
@@ -140,6 +147,7 @@ def kubernetes_target(settings: Any, api_client: Any, blue_slot: str = "blue") -
         prometheus_replicas=list(settings.prometheus_replicas),
         kubernetes=KubernetesAccess(api_client, settings.namespace),
         pods=settings,
+        deployable=settings.deployable,
         logs=KubernetesPodLogs(api_client, settings.namespace, selector=f"app={settings.app}"),
         access_log=_router_access_log(settings, api_client, slots),
     )
@@ -175,6 +183,20 @@ def kubernetes_router(settings: Any, api_client: Any, slots: dict[str, str]) -> 
     from sap_llm_release.routers.service_selector import ServiceSelectorRouter
 
     return ServiceSelectorRouter(api_client, namespace=settings.namespace, service=settings.route, slots=slots)
+
+
+def deployable_on_cluster() -> dict[str, str] | None:
+    """Version -> image by digest that the cluster's settings (``$SAP_LLM_KUBERNETES_SETTINGS``) deploy, for the
+    trigger form; None where no settings are configured. Unreadable settings raise :class:`TargetError`."""
+    from sap_llm_release.kubernetes_settings import KubernetesSettingsError, load_kubernetes_settings
+
+    path = os.environ.get(KUBERNETES_SETTINGS_ENV)
+    if not path:
+        return None
+    try:
+        return load_kubernetes_settings(path).deployable
+    except KubernetesSettingsError as exc:
+        raise TargetError(f"kubernetes target: {exc}") from None
 
 
 def build_target(kind: str, blue_slot: str = "blue", kubernetes_api: Any = None) -> Target:

@@ -296,3 +296,20 @@ def test_a_gpu_pod_that_fails_fails_its_job_with_the_pods_log_and_touches_no_tra
     assert record["traffic_changes"] == []
     assert cluster.route_weights() == {"sap-llm-blue": 100, "sap-llm-green": 0}
     assert _job_pods(cluster) == []
+
+
+def test_a_version_the_clusters_settings_pin_no_image_for_is_refused_before_anything(
+        traffic_spec, kube_api, cluster_spec, tmp_path, monkeypatch, ledger):
+    """The trigger form offers the versions the settings pin; a run asking for another (through the REST API, say)
+    fails ``start_release`` naming the field and the deployable versions, with nothing recorded or touched."""
+    settings = yaml.safe_load((DEPLOY_DIR / "settings.example.yaml").read_text())
+    (tmp_path / "kubernetes.yaml").write_text(yaml.safe_dump({**settings, "versions": VERSIONS}))
+    monkeypatch.setenv(KUBERNETES_SETTINGS_ENV, str(tmp_path / "kubernetes.yaml"))
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_KUBERNETES", json.dumps(
+        {"conn_type": "kubernetes", "extra": {"kube_config": kube_api.kube_config()}}))
+
+    dag_run, states = run_release(release_conf(profile=PROFILE, version="9.9.9"))
+
+    assert dag_run.state == "failed" and _failed(states) == ["finish_release", "start_release"]
+    assert ledger.release_record(release_id(dag_run))["releases"] == []
+    assert kube_api.list("deployments") == []

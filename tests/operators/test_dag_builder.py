@@ -1,5 +1,6 @@
 """The release DAG's trigger form: valid as it opens, each field titled and described in its section, the optional
-fields not marked required (Airflow's form requires every field whose type does not allow null)."""
+fields not marked required (Airflow's form requires every field whose type does not allow null), the versions the
+cluster's settings deploy offered."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from airflow.sdk.exceptions import ParamValidationError
 from operators.dag_builder import release_params
 from sap_llm_release.request import validate_request
 from sap_llm_release.spec import load_spec
-from tests.support.runs import SPEC_FILE
+from sap_llm_release.targets import KUBERNETES_SETTINGS_ENV
+from tests.support.runs import ROOT, SPEC_FILE
 
 SPEC = load_spec(SPEC_FILE)
 OPTIONAL = {"requested_by", "attestations", "fix_forward"}
@@ -54,3 +56,23 @@ def test_the_form_refuses_a_bad_value_naming_the_field(form, field, value):
     params = ParamsDict(form)
     with pytest.raises(ParamValidationError, match=f"^Invalid input for param {field}: "):
         params[field] = value
+
+
+def test_the_versions_the_clusters_settings_pin_are_offered_with_their_digests(monkeypatch):
+    monkeypatch.setenv(KUBERNETES_SETTINGS_ENV, str(ROOT / "deploy" / "kubernetes" / "settings.example.yaml"))
+    version = release_params(SPEC)["version"]
+    assert version.schema["examples"] == ["1.1.0", "1.0.0"]  # newest first
+    assert "1.1.0: registry.example.com/sap-llm/server@sha256:2222" in version.description
+    assert "Any other version is refused when the release starts" in version.description
+    assert "The local target (rehearsal profile) serves any version" in version.description
+    assert ParamsDict({"version": version}).validate()["version"] == "1.1.0"
+
+
+def test_without_cluster_settings_the_form_says_so_and_offers_nothing(monkeypatch, tmp_path):
+    monkeypatch.delenv(KUBERNETES_SETTINGS_ENV, raising=False)
+    version = release_params(SPEC)["version"]
+    assert "examples" not in version.schema and "No Kubernetes settings are configured here" in version.description
+    (tmp_path / "broken.yaml").write_text("image: [\n")
+    monkeypatch.setenv(KUBERNETES_SETTINGS_ENV, str(tmp_path / "broken.yaml"))
+    version = release_params(SPEC)["version"]
+    assert "examples" not in version.schema and "The Kubernetes settings cannot be read" in version.description

@@ -15,7 +15,14 @@ from sap_llm_release.routers.ingress_nginx import IngressCanaryRouter
 from sap_llm_release.routers.service_selector import ServiceSelectorRouter
 from sap_llm_release.service_logs.kubernetes_pods import KubernetesPodLogs
 from sap_llm_release.service_logs.local_files import LocalProcessLogs
-from sap_llm_release.targets import TargetError, build_target, live_blue_slot, local_target, slots_for
+from sap_llm_release.targets import (
+    TargetError,
+    build_target,
+    deployable_on_cluster,
+    live_blue_slot,
+    local_target,
+    slots_for,
+)
 
 
 class FixedRouter:
@@ -121,3 +128,20 @@ def test_kubernetes_settings_errors_name_the_field(monkeypatch, tmp_path, kube_a
     monkeypatch.setenv("SAP_LLM_KUBERNETES_SETTINGS", str(settings_file(tmp_path)))
     with pytest.raises(TargetError, match="no Kubernetes API client was given"):
         build_target("kubernetes")
+
+
+def test_the_cluster_deploys_only_the_versions_its_settings_pin(monkeypatch, tmp_path, kube_api):
+    target = cluster(monkeypatch, tmp_path, kube_api)
+    assert target.deployable == {"1.0.0": f"{EXAMPLE['image']}@{EXAMPLE['versions']['1.0.0']}",
+                                 "1.1.0": f"{EXAMPLE['image']}@{EXAMPLE['versions']['1.1.0']}"}
+    target.refuse_undeployable("1.1.0")
+    with pytest.raises(TargetError, match=r"^version: '9\.9\.9' is not deployable on the kubernetes target: its "
+                                          r"settings pin no image digest for it \(deployable: 1\.0\.0, 1\.1\.0\)$"):
+        target.refuse_undeployable("9.9.9")
+    assert deployable_on_cluster() == target.deployable  # the trigger form's offer, from the same settings
+
+
+def test_the_local_target_serves_any_version(stack_dir):
+    target = local_target(stack_dir)
+    assert target.deployable is None
+    target.refuse_undeployable("9.9.9")
