@@ -125,6 +125,12 @@ class AirflowClient:
         response.raise_for_status()
         return response.json()["total_entries"]
 
+    def newest_run(self, dag_id: str) -> dict:
+        """The most recently queued run of ``dag_id`` (its ``dag_run_id``, ``conf``, ``state`` ...)."""
+        response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1, "order_by": "-run_after"})
+        response.raise_for_status()
+        return response.json()["dag_runs"][0]
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         response = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         response.raise_for_status()

@@ -19,22 +19,27 @@ from types import SimpleNamespace
 
 import pytest
 
+from sap_llm_release.approvals.attestations import AttestationAsk, role_task_id
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.rehearsal.airflow_processes import PASSWORDS_FILE
 from sap_llm_release.rehearsal.local_postgres import restart_postgres
 from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.routers.base import Weights
-from sap_llm_release.spec import PRE_TRAFFIC_PHASES, load_spec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
 from tests.conftest import live_stack
 from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
 from tests.support import runs
 from tests.support.browser import (
+    approve,
     chromium,
+    confirm_items,
     green_share_shown,
     logged_in,
     release_board_tab,
+    required_action,
     trigger_form_can_be_sent_as_it_opens,
     trigger_form_refusal,
+    trigger_from_the_form,
 )
 from tests.support.celery_airflow import DAG_ID, celery_airflow
 from tests.support.runs import release_conf, write_executor_spec
@@ -92,6 +97,97 @@ def test_on_celery_a_release_promotes_through_a_restart_and_the_next_rolls_back_
     quiet_stack.forget_alerts()
     an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue(airflow, quiet_stack, ledger,
                                                                    notification_standins)
+
+
+@pytest.mark.celery
+@pytest.mark.timeout(900)
+def test_from_the_ui_a_dry_run_shows_its_plan_and_a_release_is_attested_and_approved_there(
+        airflow, quiet_stack, ledger, artefacts):
+    """As people would, in a real browser: the admin sends the trigger form with Dry run on and reads the plan on the
+    run's Release board; then sends the form as it opens, and each attester confirms the items asked of their role on
+    the run's Required Action tabs (ticked, with a link) and the release manager approves every approval there; the
+    release promotes with who confirmed and who approved taken from the logged-in users."""
+    spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
+    passwords = json.loads((airflow.processes.home / PASSWORDS_FILE).read_text())
+    with chromium() as browser:
+        people = PeopleInTheUI(browser, airflow.api.url, passwords, spec, artefacts)
+        admin = people.page("admin")
+        trigger_from_the_form(admin, airflow.api.url, DAG_ID, artefacts / "trigger-dry-run.png", dry_run=True)
+        dry_run = airflow.api.newest_run(DAG_ID)
+        assert dry_run["conf"]["dry_run"] is True
+        assert airflow.follow(dry_run["dag_run_id"], []) == "success"
+        board = release_board_tab(admin, airflow.api.url, DAG_ID, dry_run["dag_run_id"])
+        shown = board.locator("#events").inner_text()
+        assert "dry_run_plan" in shown and "ask the ML lead (ml.lead) on the Required Actions page" in shown, shown
+        admin.screenshot(path=str(artefacts / "dry-run-plan-on-the-board.png"), full_page=True)
+
+        trigger_from_the_form(admin, airflow.api.url, DAG_ID, artefacts / "trigger-release.png")
+        run_id = airflow.api.newest_run(DAG_ID)["dag_run_id"]
+        assert run_id != dry_run["dag_run_id"]
+        state = airflow.follow(run_id, [], lambda states: people.answer(run_id, states))
+
+    states = airflow.api.task_states(DAG_ID, run_id)
+    assert state == "success", sorted(task for task, value in states.items() if value == "failed")
+    assert sorted(people.answered) == sorted(
+        [f"{gate.phase.value}.{role_task_id(gate.params['role'])}" for gate in people.attestation_gates()]
+        + [f"{phase}.approve_{approval.name}" for phase, approval in zip(
+            ("traffic_shift", "traffic_shift", "post_deployment"), spec.approvals, strict=True)])
+    record = ledger.release_record(f"{DAG_ID}:{run_id}")
+    assert record["releases"][0]["triggered_by"] == "admin"  # the logged-in user, requested_by left empty
+    verdicts = {row["gate"]: row for row in record["gate_results"]}
+    for gate in people.attestation_gates():
+        attester = spec.attesters[gate.params["role"]][0]
+        row = verdicts[gate.name]
+        assert (row["verdict"], row["evidence_uri"]) == ("attested", people.link(gate.name))
+        assert row["detail"] == f"attested by {attester} ({gate.params['role']})"
+    decisions = [(a["gate"], a["decision"], a["decided_by"], a["channel"]) for a in record["approvals"]]
+    assert decisions == [(a.name, "approved", "release.manager", "airflow") for a in spec.approvals]
+
+
+class PeopleInTheUI:
+    """Each person logged in to the UI in a browser context of their own; ``answer`` confirms the attestations asked
+    of a role (as the role's first attester) and approves each approval (as the release manager) on the run's
+    Required Action tabs once the task waits."""
+
+    def __init__(self, browser, url: str, passwords: dict[str, str], spec, artefacts) -> None:
+        self.browser, self.url, self.passwords, self.spec, self.artefacts = browser, url, passwords, spec, artefacts
+        self.pages: dict = {}
+        self.answered: list[str] = []
+
+    def page(self, user: str):
+        if user not in self.pages:
+            self.pages[user] = logged_in(self.browser, self.url, user, self.passwords[user])
+        return self.pages[user]
+
+    def attestation_gates(self) -> list:
+        return [gate for gate in self.spec.gates if gate.kind == "attestation"]
+
+    @staticmethod
+    def link(gate: str) -> str:
+        return f"https://wiki.example.com/release-evidence/{gate}"
+
+    def answer(self, run_id: str, states: dict) -> None:
+        for task, state in states.items():
+            if task in self.answered:
+                continue
+            name = task.rsplit(".", 1)[-1]
+            if name.startswith("attest_") and state == "awaiting_input":
+                self._confirm(run_id, task)
+            elif name.startswith("approve_") and state == "deferred":
+                page = required_action(self.page("release.manager"), self.url, DAG_ID, run_id, task)
+                approve(page, self.artefacts / f"{name}.png")
+                self.answered.append(task)
+
+    def _confirm(self, run_id: str, task: str) -> None:
+        phase, name = task.split(".")
+        role = next(role for role in self.spec.attesters if role_task_id(role) == name)
+        gates = self.spec.attestation_roles_in(Phase(phase))[role]
+        ask = AttestationAsk(Phase(phase), role, tuple(gates), tuple(self.spec.attesters[role]))
+        page = required_action(self.page(ask.attesters[0]), self.url, DAG_ID, run_id, task)
+        confirm_items(page, {option: (f"link_{gate.name}", self.link(gate.name))
+                             for option, gate in zip(ask.options, gates, strict=True)},
+                      self.artefacts / f"{phase}-{name}.png")
+        self.answered.append(task)
 
 
 class BoardInBrowser:

@@ -60,6 +60,47 @@ def trigger_form_refusal(page: Page, url: str, dag_id: str, field: str, value: s
     return dialog.inner_text()
 
 
+def trigger_from_the_form(page: Page, url: str, dag_id: str, shot: Path, dry_run: bool = False) -> None:
+    """Open the DAG's trigger form, switch Dry run on if asked, and press Trigger with every other field as the form
+    opens (screenshot taken before pressing)."""
+    page.goto(f"{url}/dags/{dag_id}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("What to release").click()
+    if dry_run:
+        dialog.locator("label:has(input[name=element_dry_run])").click()  # the switch's own label
+    page.screenshot(path=str(shot))
+    dialog.get_by_role("button", name="Trigger").click()
+    dialog.wait_for(state="hidden")
+
+
+def required_action(page: Page, url: str, dag_id: str, run_id: str, task_id: str) -> Page:
+    """The task's Required Action tab, opened."""
+    page.goto(f"{url}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}/required_actions")
+    page.get_by_role("button", name="Respond").or_(page.get_by_role("button", name="Approve")).first.wait_for()
+    return page
+
+
+def confirm_items(page: Page, items: dict[str, tuple[str, str]], shot: Path) -> None:
+    """On an open Required Action tab: tick each item (its option's label) and fill its link field (``items``: label
+    -> (field, link)), then press Respond (screenshot taken before pressing)."""
+    for option, (field, link) in items.items():
+        page.get_by_role("combobox").click()
+        page.get_by_role("option", name=option).click()
+        page.keyboard.press("Escape")
+        page.locator(f"#element_{field}").fill(link)
+    page.screenshot(path=str(shot), full_page=True)
+    page.get_by_role("button", name="Respond").click()
+    page.get_by_role("button", name="Respond").wait_for(state="hidden")
+
+
+def approve(page: Page, shot: Path) -> None:
+    """On an open Required Action tab of an approval: press Approve (screenshot taken before)."""
+    page.screenshot(path=str(shot), full_page=True)
+    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("button", name="Approve").wait_for(state="hidden")
+
+
 def release_board_tab(page: Page, url: str, dag_id: str, run_id: str) -> Frame:
     """The run's Release board tab in the UI (the plugin's external view), opened; its frame."""
     page.goto(f"{url}/dags/{dag_id}/runs/{run_id}")
