@@ -1,6 +1,6 @@
-"""The attestations of one phase asked of one role on Airflow's Required Actions page (human in the loop): the items
-not given in the trigger's conf, ticked by one of the role's attesters with a link each. The phase's attestation
-gates read the answer (:class:`operators.release.GateOperator`); an unconfirmed item fails its gate."""
+"""The attestations of one role asked on Airflow's Required Actions page (human in the loop): its items of some phases
+not given in the trigger's conf, ticked by one of the role's attesters with a link each. Their attestation gates read
+the answer (:class:`operators.release.GateOperator`); an unconfirmed item fails its gate."""
 
 from __future__ import annotations
 
@@ -17,22 +17,22 @@ from sap_llm_release.spec import Phase
 
 
 class AttestationRequestOperator(HITLOperator):
-    """Ask ``role`` to confirm its items of ``phase`` not given with the trigger, and return what the answer
+    """Ask ``role`` to confirm its items of ``phases`` not given with the trigger, and return what the answer
     confirmed (``{"confirmed": {gate: {by, link}}, "not_confirmed": {gate: why}}``). Nothing to ask, or a dry run:
     return at once without asking."""
 
     template_fields = ()
     ui_color = "#fdebd0"
 
-    def __init__(self, *, spec_path: str, phase: Phase, role: str, items: list[str], **kwargs: Any) -> None:
-        super().__init__(subject=f"{role}: confirm the {phase.value} items", options=items, multiple=True,
-                         **kwargs)
+    def __init__(self, *, spec_path: str, phases: tuple[Phase, ...], role: str, items: list[str],
+                 **kwargs: Any) -> None:
+        super().__init__(subject=f"{role}: confirm your checklist items", options=items, multiple=True, **kwargs)
         self.spec_path = spec_path
-        self.phase = phase
+        self.phases = phases
         self.role = role
 
     def _ask(self, run: ReleaseRun) -> AttestationAsk:
-        return attestations_to_ask(run.spec, run.request, self.phase, self.role)
+        return attestations_to_ask(run.spec, run.request, self.phases, self.role)
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         run = ReleaseRun(self.spec_path, context)

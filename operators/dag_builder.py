@@ -25,7 +25,13 @@ from operators.traffic import (
     RollbackOperator,
     ShiftTrafficOperator,
 )
-from sap_llm_release.approvals.attestations import AttestationAsk, role_task_id
+from sap_llm_release.approvals.attestations import (
+    PRE_TRAFFIC_GROUP,
+    AttestationAsk,
+    attestation_points,
+    role_gates,
+    role_task_id,
+)
 from sap_llm_release.request import trigger_params_schema
 from sap_llm_release.spec import PRE_TRAFFIC_PHASES, ApprovalPoint, Phase, ReleaseSpec
 from sap_llm_release.targets import KUBERNETES_SETTINGS_ENV, TargetError, deployable_on_cluster
@@ -37,15 +43,18 @@ ROLLBACK_TASK = "rollback.rollback_to_blue"
 JSON_SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
 
 
-def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOperator]:
-    """The phase's gates; the phase's jobs run first, one after another, each before the gates that read it."""
+def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase,
+                asks: dict[str, AttestationRequestOperator] | None = None) -> list[GateOperator]:
+    """The phase's gates; the phase's jobs run first, one after another, each before the gates that read it; an
+    attestation gate after its role's Required Actions request (``asks`` by role, else asked in the phase)."""
     jobs = {
         job.name: InferenceJobOperator(task_id=f"run_{job.name}", spec_path=spec_path, job=job.name,
                                        doc_md=f"{job.image} {job.command}")
         for job in spec.jobs_in(phase)
     }
     chain(*jobs.values())
-    asks = _attestation_requests(spec, spec_path, phase)
+    if asks is None:
+        asks = _attestation_requests(spec, spec_path, phase.value)
     gates = []
     for gate in spec.gates_in(phase):
         ask = asks.get(gate.params.get("role")) if gate.kind == "attestation" else None
@@ -59,20 +68,23 @@ def _gate_tasks(spec: ReleaseSpec, spec_path: str, phase: Phase) -> list[GateOpe
     return gates
 
 
-def _attestation_requests(spec: ReleaseSpec, spec_path: str, phase: Phase) -> dict[str, AttestationRequestOperator]:
-    """One Required Actions request per role with attestation gates in the phase, by role."""
+def _attestation_requests(spec: ReleaseSpec, spec_path: str, group: str) -> dict[str, AttestationRequestOperator]:
+    """The Required Actions requests the spec makes in task group ``group`` (:func:`attestation_points`), by role."""
     asks = {}
-    for role, gates in spec.attestation_roles_in(phase).items():
-        items = AttestationAsk(phase, role, tuple(gates), tuple(spec.attesters[role])).options
-        asks[role] = AttestationRequestOperator(
-            task_id=role_task_id(role), spec_path=spec_path, phase=phase, role=role, items=items,
-            doc_md=f"the {role} confirms {', '.join(gate.name for gate in gates)} (those not given with the trigger)")
+    for point in (point for point in attestation_points(spec) if point.group == group):
+        gates = role_gates(spec, point.phases, point.role)
+        items = AttestationAsk(point.phases, point.role, gates, tuple(spec.attesters[point.role])).options
+        asks[point.role] = AttestationRequestOperator(
+            task_id=role_task_id(point.role), spec_path=spec_path, phases=point.phases, role=point.role,
+            items=items, doc_md=f"the {point.role} confirms {', '.join(gate.name for gate in gates)} (those not "
+                                f"given with the trigger)")
     return asks
 
 
-def _phase_group(spec: ReleaseSpec, spec_path: str, phase: Phase) -> TaskGroup:
+def _phase_group(spec: ReleaseSpec, spec_path: str, phase: Phase,
+                 asks: dict[str, AttestationRequestOperator] | None = None) -> TaskGroup:
     with TaskGroup(phase.value, tooltip=phase.value.replace("_", " ")) as group:
-        _gate_tasks(spec, spec_path, phase)
+        _gate_tasks(spec, spec_path, phase, asks)
     return group
 
 
@@ -208,7 +220,9 @@ def _profile_summary(spec: ReleaseSpec, name: str) -> str:
 def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
     """Add the release's task groups to the DAG being defined."""
     start = StartReleaseOperator(task_id="start_release", spec_path=spec_path)
-    pre_traffic = [_phase_group(spec, spec_path, phase) for phase in PRE_TRAFFIC_PHASES]
+    with TaskGroup(PRE_TRAFFIC_GROUP, tooltip="every role asked for its pre-traffic items at once") as attestations:
+        asks = _attestation_requests(spec, spec_path, PRE_TRAFFIC_GROUP)
+    pre_traffic = [_phase_group(spec, spec_path, phase, asks) for phase in PRE_TRAFFIC_PHASES]
     deploy = _deploy_group(spec, spec_path)
     smoke = _phase_group(spec, spec_path, Phase.SMOKE_GREEN)
     traffic = _traffic_group(spec, spec_path)
@@ -240,6 +254,7 @@ def compose_release(spec: ReleaseSpec, spec_path: str) -> None:
         planned_task=plan.task_id, after_rollback=(recovery.task_id, lost.task_id),
     )
     chain(start, *pre_traffic, dry_run_or_deploy, deploy, smoke, traffic, post, decide)
+    start >> attestations
     dry_run_or_deploy >> plan >> finish
     decide >> [decommission, rollback]
     [decommission, rollback] >> finish

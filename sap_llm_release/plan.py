@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sap_llm_release.approvals.attestations import attestations_to_ask
+from sap_llm_release.approvals.attestations import attestation_points, attestations_to_ask
 from sap_llm_release.request import ReleaseRequest
 from sap_llm_release.spec import Approval, ApprovalPoint, Phase, ReleaseSpec
 from sap_llm_release.targets import slots_for
@@ -47,13 +47,12 @@ def release_plan(spec: ReleaseSpec, request: ReleaseRequest, blue_slot: str) -> 
 def _attestation_lines(spec: ReleaseSpec, request: ReleaseRequest) -> list[str]:
     """The attestations not given with the trigger (a dry run checks none of them): whom the release would ask."""
     lines = []
-    for phase in Phase:
-        for role in spec.attestation_roles_in(phase):
-            ask = attestations_to_ask(spec, request, phase, role)
-            if ask.gates:
-                lines.append(f"{phase.value}: ask the {role} ({', '.join(ask.attesters)}) on the Required Actions "
-                             f"page to confirm {', '.join(gate.name for gate in ask.gates)} (not given with the "
-                             f"trigger), within {_duration(spec.attestation_timeout_for(request.profile))}")
+    for point in attestation_points(spec):
+        ask = attestations_to_ask(spec, request, point.phases, point.role)
+        if ask.gates:
+            lines.append(f"{point.when}: ask the {point.role} ({', '.join(ask.attesters)}) on the Required Actions "
+                         f"page to confirm {', '.join(gate.name for gate in ask.gates)} (not given with the "
+                         f"trigger), within {_duration(spec.attestation_timeout_for(request.profile))}")
     return lines
 
 

@@ -1,6 +1,8 @@
-"""Attestations a person confirms in the Airflow UI: what one phase asks of one role (the items not given in the
-trigger's conf), the form it is asked with, and what an answer confirms. Who confirmed is the user who answered,
-never a typed name; an item counts only when ticked, with a link to its evidence, by one of the role's attesters."""
+"""Attestations a person confirms in the Airflow UI: where the release asks each role (once at the start for all
+its pre-traffic items, then in green's deployment and after it, as those phases start), what it asks (the items not
+given in the trigger's conf), the form it is asked with, and what an answer confirms. Who confirmed is the user who
+answered, never a typed name; an item counts only when ticked, with a link to its evidence, by one of the role's
+attesters."""
 
 from __future__ import annotations
 
@@ -12,21 +14,48 @@ from typing import Any
 from pydantic import ValidationError
 
 from sap_llm_release.request import LINK_MAX_LENGTH, LINK_PATTERN, Attestation, ReleaseRequest
-from sap_llm_release.spec import Gate, Phase, ReleaseSpec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Gate, Phase, ReleaseSpec
 
 LINK_PARAM_PREFIX = "link_"
 
 
+PRE_TRAFFIC_GROUP = "attestations"  # the task group that asks every role for its pre-traffic items at the start
+
+
 def role_task_id(role: str) -> str:
-    """The task that asks ``role`` for its items in a phase, e.g. ``attest_security_lead``."""
+    """The task that asks ``role`` for its items, e.g. ``attest_security_lead``."""
     return "attest_" + re.sub(r"[^a-z0-9]+", "_", role.lower()).strip("_")
 
 
 @dataclass(frozen=True)
-class AttestationAsk:
-    """The items of ``phase`` that ``role`` is asked to confirm, and the Airflow users who may."""
+class AttestationPoint:
+    """Where the release asks ``role`` for its items of ``phases``: in task group ``group``."""
 
-    phase: Phase
+    group: str
+    phases: tuple[Phase, ...]
+    role: str
+
+    @property
+    def when(self) -> str:
+        return "at the start" if self.group == PRE_TRAFFIC_GROUP else f"when {self.group} starts"
+
+
+def attestation_points(spec: ReleaseSpec) -> list[AttestationPoint]:
+    """Each role with pre-traffic items is asked once, at the start, for all of them (the phases' checks run
+    meanwhile); a role with items in a later phase is asked when that phase starts."""
+    pre_traffic = [phase for phase in Phase if phase in PRE_TRAFFIC_PHASES]
+    roles = dict.fromkeys(role for phase in pre_traffic for role in spec.attestation_roles_in(phase))
+    points = [AttestationPoint(PRE_TRAFFIC_GROUP, tuple(pre_traffic), role) for role in roles]
+    for phase in (phase for phase in Phase if phase not in PRE_TRAFFIC_PHASES):
+        points += [AttestationPoint(phase.value, (phase,), role) for role in spec.attestation_roles_in(phase)]
+    return points
+
+
+@dataclass(frozen=True)
+class AttestationAsk:
+    """The items of ``phases`` that ``role`` is asked to confirm, and the Airflow users who may."""
+
+    phases: tuple[Phase, ...]
     role: str
     gates: tuple[Gate, ...]
     attesters: tuple[str, ...]
@@ -49,25 +78,31 @@ class AttestationAsk:
         }
 
     def subject(self, spec: ReleaseSpec, request: ReleaseRequest) -> str:
-        return (f"{self.role}: confirm {len(self.gates)} {self.phase.value.replace('_', ' ')} item"
-                f"{'s' if len(self.gates) > 1 else ''} for {spec.service} {request.version}")
+        return (f"{self.role}: confirm {len(self.gates)} checklist item{'s' if len(self.gates) > 1 else ''} for "
+                f"{spec.service} {request.version}")
 
     def body(self, deadline: str) -> str:
         return "\n".join([
             f"Tick each item you confirm and give a link to its evidence. Only {', '.join(self.attesters)} may "
             f"answer; you are recorded as who confirmed. An item not ticked, or without a link, fails its gate "
             f"and stops the release. No answer by {deadline} UTC confirms nothing.", "",
-            *(f"- {gate.item} ({gate.name})" for gate in self.gates),
+            *(f"- {gate.item} ({gate.name}, {gate.phase.value})" for gate in self.gates),
         ])
 
 
-def attestations_to_ask(spec: ReleaseSpec, request: ReleaseRequest, phase: Phase, role: str) -> AttestationAsk:
-    """``role``'s attestation gates in ``phase`` that the request gave no attestation for and its profile does not
+def role_gates(spec: ReleaseSpec, phases: tuple[Phase, ...], role: str) -> tuple[Gate, ...]:
+    """``role``'s attestation gates in ``phases``, in the spec's order."""
+    return tuple(gate for phase in phases for gate in spec.attestation_roles_in(phase).get(role, []))
+
+
+def attestations_to_ask(spec: ReleaseSpec, request: ReleaseRequest, phases: tuple[Phase, ...],
+                        role: str) -> AttestationAsk:
+    """``role``'s attestation gates in ``phases`` that the request gave no attestation for and its profile does not
     waive."""
     profile = spec.profile(request.profile)
-    gates = tuple(gate for gate in spec.attestation_roles_in(phase).get(role, [])
+    gates = tuple(gate for gate in role_gates(spec, phases, role)
                   if gate.name not in request.attestations and profile.waiver_for(gate.name) is None)
-    return AttestationAsk(phase, role, gates, tuple(spec.attesters.get(role, ())))
+    return AttestationAsk(phases, role, gates, tuple(spec.attesters.get(role, ())))
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from sap_llm_release.approvals.attestations import AttestationAsk, role_task_id
+from sap_llm_release.approvals.attestations import AttestationAsk, attestation_points, role_gates, role_task_id
 from sap_llm_release.ledger import Ledger
 from sap_llm_release.rehearsal.airflow_processes import PASSWORDS_FILE
 from sap_llm_release.rehearsal.local_postgres import restart_postgres
 from sap_llm_release.rehearsal.processes import free_port
 from sap_llm_release.routers.base import Weights
-from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, load_spec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, load_spec
 from tests.conftest import live_stack
 from tests.dags.test_sap_llm_release import pages, rolled_back_to_blue, slack_thread
 from tests.support import runs
@@ -129,7 +129,7 @@ def test_from_the_ui_a_dry_run_shows_its_plan_and_a_release_is_attested_and_appr
     states = airflow.api.task_states(DAG_ID, run_id)
     assert state == "success", sorted(task for task, value in states.items() if value == "failed")
     assert sorted(people.answered) == sorted(
-        [f"{gate.phase.value}.{role_task_id(gate.params['role'])}" for gate in people.attestation_gates()]
+        [f"{point.group}.{role_task_id(point.role)}" for point in attestation_points(spec)]
         + [f"{phase}.approve_{approval.name}" for phase, approval in zip(
             ("traffic_shift", "traffic_shift", "post_deployment"), spec.approvals, strict=True)])
     record = ledger.release_record(f"{DAG_ID}:{run_id}")
@@ -179,14 +179,15 @@ class PeopleInTheUI:
                 self.answered.append(task)
 
     def _confirm(self, run_id: str, task: str) -> None:
-        phase, name = task.split(".")
-        role = next(role for role in self.spec.attesters if role_task_id(role) == name)
-        gates = self.spec.attestation_roles_in(Phase(phase))[role]
-        ask = AttestationAsk(Phase(phase), role, tuple(gates), tuple(self.spec.attesters[role]))
+        group, name = task.split(".")
+        point = next(point for point in attestation_points(self.spec)
+                     if (point.group, role_task_id(point.role)) == (group, name))
+        gates = role_gates(self.spec, point.phases, point.role)
+        ask = AttestationAsk(point.phases, point.role, gates, tuple(self.spec.attesters[point.role]))
         page = required_action(self.page(ask.attesters[0]), self.url, DAG_ID, run_id, task)
         confirm_items(page, {option: (f"link_{gate.name}", self.link(gate.name))
                              for option, gate in zip(ask.options, gates, strict=True)},
-                      self.artefacts / f"{phase}-{name}.png")
+                      self.artefacts / f"{group}-{name}.png")
         self.answered.append(task)
 
 

@@ -272,20 +272,19 @@ def test_gate_failure_before_traffic_touches_nothing(fresh_stack, traffic_spec, 
     which keeps that gate (the clean release shows every other gate of the full spec passing)."""
     missing = "reasoning_engine_chain_of_thought_quality"
     item = load_spec(traffic_spec).gate(missing).item
-    with RequiredActionAnswer("sap_llm_release", "model_validation.attest_ml_lead", "ml.lead", [item],
+    with RequiredActionAnswer("sap_llm_release", "attestations.attest_ml_lead", "ml.lead", [item],
                               {f"link_{missing}": None}) as answer:
         dag_run, states = run_release(release_conf(attestations=attestations(skip=(missing,))))
     assert answer.answered.is_set() and answer.error is None, answer.error
 
     record = stopped_before_traffic(fresh_stack, ledger, dag_run, states, f"model_validation.{missing}")
-    assert states["model_validation.attest_ml_lead"] == "success"
+    assert states["attestations.attest_ml_lead"] == "success"
     assert states["rollback.rollback_to_blue"] == "skipped"
     (final,) = [e for e in record["release_events"] if e["event"] == "failed"]
     assert f"gate {missing} failed" in final["detail"] and "ML lead must attest" in final["detail"]
     assert "ticked by ml.lead (ML lead) without a valid link to its evidence" in final["detail"]
     asked = [e["detail"] for e in record["release_events"] if e["event"] == "attestations_asked"]
-    assert asked == [f"ML lead: confirm 1 model validation item for sap-llm 1.1.0: {missing}; only ml.lead may "
-                     f"answer"]
+    assert asked == [f"ML lead: confirm 1 checklist item for sap-llm 1.1.0: {missing}; only ml.lead may answer"]
 
 
 def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_stack, traffic_spec, ledger,
@@ -296,7 +295,7 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
     dag_run, states = run_release(release_conf(dry_run=True, attestations=attestations(skip=(unattested,))))
 
     assert dag_run.state == "success" and states["dry_run_plan"] == "success"
-    assert states["model_validation.attest_ml_lead"] == states[f"model_validation.{unattested}"] == "success"
+    assert states["attestations.attest_ml_lead"] == states[f"model_validation.{unattested}"] == "success"
     after_the_plan = {state for task, state in states.items() if task.startswith(("deploy_green.", "traffic_shift."))}
     assert after_the_plan == {"skipped"}  # the deploy and traffic tasks are there, and none ran
     assert fresh_stack.target.router.get_weights() == ALL_BLUE
@@ -309,7 +308,7 @@ def test_a_dry_run_checks_the_gates_records_the_plan_and_changes_nothing(fresh_s
     events = {event["event"]: event["detail"] for event in record["release_events"]}
     assert "attestations_asked" not in events
     plan = events["dry_run_plan"].splitlines()
-    assert plan[0] == (f"1. model_validation: ask the ML lead (ml.lead) on the Required Actions page to confirm "
+    assert plan[0] == (f"1. at the start: ask the ML lead (ml.lead) on the Required Actions page to confirm "
                        f"{unattested} (not given with the trigger), within 10 min")
     assert plan[1].startswith("2. before deploying: wait for no alert of ALERTS{")
     assert plan[2].startswith("3. deploy sap-llm 1.1.0 to the green slot (green) of rehearsal")

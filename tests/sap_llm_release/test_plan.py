@@ -23,10 +23,10 @@ def test_the_attestations_not_given_come_first_with_whom_the_release_would_ask()
     lines = plan("production", "production", skip=("dr_runbook", "dr_backup_strategy_documented",
                                                    "business_sap_integration"))
     assert lines[:2] == [
-        "preflight: ask the SRE (sre.lead, sre.oncall) on the Required Actions page to confirm "
+        "at the start: ask the SRE (sre.lead, sre.oncall) on the Required Actions page to confirm "
         "dr_backup_strategy_documented, dr_runbook (not given with the trigger), within 8 h",
-        "post_deployment: ask the business owner (business.owner) on the Required Actions page to confirm "
-        "business_sap_integration (not given with the trigger), within 8 h",
+        "when post_deployment starts: ask the business owner (business.owner) on the Required Actions page to "
+        "confirm business_sap_integration (not given with the trigger), within 8 h",
     ]
     assert lines[2].startswith("before deploying: ")
     assert plan("rehearsal", "rehearsal", skip=("dr_runbook",))[0].endswith("within 10 min")

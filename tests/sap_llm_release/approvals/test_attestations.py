@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sap_llm_release.approvals.attestations import answer_of, attestations_to_ask, role_task_id, unanswered
+from sap_llm_release.approvals.attestations import (
+    PRE_TRAFFIC_GROUP,
+    answer_of,
+    attestation_points,
+    attestations_to_ask,
+    role_task_id,
+    unanswered,
+)
 from sap_llm_release.request import validate_request
-from sap_llm_release.spec import Phase, SpecError, load_spec, parse_spec
+from sap_llm_release.spec import PRE_TRAFFIC_PHASES, Phase, SpecError, load_spec, parse_spec
 from tests.support.runs import SPEC_FILE, attestations
 
 SPEC = load_spec(SPEC_FILE)
@@ -18,7 +25,7 @@ LINK = "https://wiki.example.com/dr/runbook"
 def ask(skip: tuple[str, ...] = SRE_PREFLIGHT, profile: str = "production"):
     request = validate_request({"version": "2.0.0", "environment": profile, "profile": profile,
                                 "attestations": attestations(skip)}, SPEC)
-    return attestations_to_ask(SPEC, request, Phase.PREFLIGHT, "SRE")
+    return attestations_to_ask(SPEC, request, (Phase.PREFLIGHT,), "SRE")
 
 
 def sre_user(user: str = "sre.oncall") -> dict:
@@ -31,6 +38,22 @@ def test_only_the_items_not_given_with_the_trigger_are_asked_of_the_roles_attest
     assert asked.attesters == ("sre.lead", "sre.oncall")
     assert ask(skip=()).gates == ()
     assert [gate.name for gate in ask().gates] == list(SRE_PREFLIGHT)
+
+
+def test_each_role_is_asked_once_at_the_start_for_all_its_pre_traffic_items_and_later_items_in_their_phase():
+    points = attestation_points(SPEC)
+    at_start = [point for point in points if point.group == PRE_TRAFFIC_GROUP]
+    assert {point.role for point in at_start} == {
+        gate.params["role"] for gate in SPEC.gates if gate.kind == "attestation" and gate.phase in PRE_TRAFFIC_PHASES}
+    (sre,) = [point for point in at_start if point.role == "SRE"]
+    request = validate_request({"version": "2.0.0", "environment": "production", "profile": "production"}, SPEC)
+    asked = attestations_to_ask(SPEC, request, sre.phases, "SRE")
+    assert len(asked.gates) == 9 and {gate.phase for gate in asked.gates} == {Phase.MONITORING, Phase.PREFLIGHT}
+    later = [(point.group, point.role, point.when) for point in points if point.group != PRE_TRAFFIC_GROUP]
+    assert later == [("deploy_green", "release manager", "when deploy_green starts"),
+                     ("post_deployment", "business owner", "when post_deployment starts")]
+    assert sum(len(attestations_to_ask(SPEC, request, point.phases, point.role).gates) for point in points) == len(
+        [gate for gate in SPEC.gates if gate.kind == "attestation"])  # each asked once
 
 
 def test_the_form_lists_each_item_with_an_optional_link_field():
@@ -76,7 +99,7 @@ def test_a_waived_item_is_not_asked():
     spec.profiles["rehearsal"].waivers.append(
         spec.profiles["rehearsal"].waivers[0].model_copy(update={"gate": "dr_runbook"}))
     request = validate_request({"version": "2.0.0", "environment": "rehearsal", "profile": "rehearsal"}, spec)
-    asked = attestations_to_ask(spec, request, Phase.PREFLIGHT, "SRE")
+    asked = attestations_to_ask(spec, request, (Phase.PREFLIGHT,), "SRE")
     assert [gate.name for gate in asked.gates] == ["dr_backup_strategy_documented"]
 
 
