@@ -6,6 +6,7 @@ hands in the record and the spec, and serves what :func:`render_release` writes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,12 @@ def outcome(record: dict[str, list[dict[str, Any]]]) -> str:
     return record["release_events"][-1]["event"] if record["release_events"] else "recorded"
 
 
+def dry_run_plan(record: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """A dry run's plan, one action per item (the ``dry_run_plan`` event numbers its lines); empty for a release."""
+    plans = [event["detail"] for event in record["release_events"] if event["event"] == "dry_run_plan"]
+    return [re.sub(r"^\d+\. ", "", line) for line in plans[-1].splitlines()] if plans else []
+
+
 def plot_href(release_id: str, step: str) -> str:
     return "plot.png?" + urlencode({"release_id": release_id, "step": step})
 
@@ -83,6 +90,7 @@ def render_release(record: dict[str, list[dict[str, Any]]], spec: ReleaseSpec) -
         release=release, outcome=outcome(record), split=traffic_split(record), phases=phases(record, spec),
         approvals=approvals(record), windows=record["slo_windows"], changes=record["traffic_changes"],
         rollbacks=record["rollbacks"], events=record["release_events"], verdict_classes=VERDICT_CLASSES,
+        plan=dry_run_plan(record),
         plot_href=lambda step: plot_href(release["release_id"], step))
 
 

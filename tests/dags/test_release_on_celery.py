@@ -34,6 +34,7 @@ from tests.support.browser import (
     chromium,
     confirm_items,
     green_share_shown,
+    leave,
     logged_in,
     release_board_tab,
     required_action,
@@ -117,11 +118,14 @@ def test_from_the_ui_a_dry_run_shows_its_plan_and_a_release_is_attested_and_appr
         assert dry_run["conf"]["dry_run"] is True
         assert airflow.follow(dry_run["dag_run_id"], []) == "success"
         board = release_board_tab(admin, airflow.api.url, DAG_ID, dry_run["dag_run_id"])
-        shown = board.locator("#events").inner_text()
-        assert "dry_run_plan" in shown and "ask the ML lead (ml.lead) on the Required Actions page" in shown, shown
-        admin.screenshot(path=str(artefacts / "dry-run-plan-on-the-board.png"), full_page=True)
+        plan = board.locator("#plan li").all_inner_texts()
+        assert plan[0].startswith("at the start: ask the ML lead (ml.lead) on the Required Actions page"), plan
+        assert any(line.startswith("deploy sap-llm 1.1.0 to the green slot") for line in plan), plan
+        assert board.locator("#outcome").inner_text() == "planned"
+        whole_page(admin, board.url, artefacts / "dry-run-plan-on-the-board.png")
 
         trigger_from_the_form(admin, airflow.api.url, DAG_ID, artefacts / "trigger-release.png")
+        leave(admin)
         run_id = airflow.api.newest_run(DAG_ID)["dag_run_id"]
         assert run_id != dry_run["dag_run_id"]
         state = airflow.follow(run_id, [], lambda states: people.answer(run_id, states))
@@ -222,12 +226,17 @@ class BoardInBrowser:
 
 
     def whole_page(self, path) -> None:
-        """The board on a page of its own (the same login), every plot loaded, as one full-page screenshot."""
-        page = self.page.context.new_page()
-        page.goto(self.frame.url)
-        page.wait_for_function("() => [...document.images].every(image => image.complete)")
-        page.screenshot(path=str(path), full_page=True)
-        page.close()
+        whole_page(self.page, self.frame.url, path)
+
+
+def whole_page(page, board_url: str, path) -> None:
+    """The board at ``board_url`` on a page of its own (``page``'s login), every plot loaded, as one full-page
+    screenshot."""
+    page = page.context.new_page()
+    page.goto(board_url)
+    page.wait_for_function("() => [...document.images].every(image => image.complete)")
+    page.screenshot(path=str(path), full_page=True)
+    page.close()
 
 
 def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_stack, ledger,

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sap_llm_release.board.view import approvals, outcome, phases, render_index, render_release, traffic_split
+from sap_llm_release.board.view import (
+    approvals,
+    dry_run_plan,
+    outcome,
+    phases,
+    render_index,
+    render_release,
+    traffic_split,
+)
 from sap_llm_release.spec import load_spec
 from tests.support.runs import SPEC_FILE
 
@@ -53,6 +61,12 @@ def test_an_approval_without_a_decision_is_open():
 def test_the_outcome_is_the_last_event():
     assert outcome(_record()) == "recorded"
     assert outcome(_record(release_events=[{"event": "started"}, {"event": "promoted"}])) == "promoted"
+
+
+def test_a_dry_runs_plan_is_listed_action_by_action_and_a_release_has_none():
+    events = [{"event": "started"}, {"event": "dry_run_plan", "detail": "1. at the start: ask the SRE\n2. deploy"}]
+    assert dry_run_plan(_record(release_events=events)) == ["at the start: ask the SRE", "deploy"]
+    assert dry_run_plan(_record(release_events=[{"event": "started"}])) == []
 
 
 def test_pages_escape_what_the_ledger_holds():
