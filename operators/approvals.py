@@ -48,8 +48,9 @@ class ReleaseApprovalOperator(ApprovalOperator):
         self.subject = f"{spec.service} {request.version} to {request.environment}: {approval.description}?"
         self.body = "\n".join([
             *(f"- {line}" for line in evidence), "",
-            f"Slack approvers: {approvers}. The person who triggered the release ({run.triggered_by}) may reject "
-            f"but not approve. No answer by {deadline:%Y-%m-%d %H:%M:%S} UTC counts as {REJECT}.",
+            f"Slack approvers: {approvers}; here, anyone who may act on this DAG's runs. The person who triggered "
+            f"the release ({run.triggered_by}) may reject but not approve. No answer by "
+            f"{deadline:%Y-%m-%d %H:%M:%S} UTC counts as {REJECT}.",
         ])
         upsert_hitl_detail(ti_id=context["task_instance"].id, options=self.options, subject=self.subject,
                            body=self.body, defaults=self.defaults, multiple=False, params={}, assigned_users=None)

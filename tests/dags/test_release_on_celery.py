@@ -104,15 +104,21 @@ def test_on_celery_a_release_promotes_through_a_restart_and_the_next_rolls_back_
 @pytest.mark.timeout(900)
 def test_from_the_ui_a_dry_run_shows_its_plan_and_a_release_is_attested_and_approved_there(
         airflow, quiet_stack, ledger, artefacts):
-    """As people would, in a real browser: the admin sends the trigger form with Dry run on and reads the plan on the
-    run's Release board; then sends the form as it opens, and each attester confirms the items asked of their role on
-    the run's Required Action tabs (ticked, with a link) and the release manager approves every approval there; the
-    release promotes with who confirmed and who approved taken from the logged-in users."""
+    """As people would, in a real browser: the form refuses a requested_by padded with a space; the admin sends the
+    trigger form with Dry run on and reads the plan on the run's Release board; then sends the form as it opens, and
+    each attester confirms the items asked of their role on the run's Required Action tabs (ticked, with a link) and
+    the release manager approves every approval there; the release promotes with who confirmed and who approved
+    taken from the logged-in users."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     passwords = json.loads((airflow.processes.home / PASSWORDS_FILE).read_text())
     with chromium() as browser:
         people = PeopleInTheUI(browser, airflow.api.url, passwords, spec, artefacts)
         admin = people.page("admin")
+        runs_before = airflow.api.run_count(DAG_ID)
+        refused = trigger_form_refusal(admin, airflow.api.url, DAG_ID, "requested_by", " padded",
+                                       artefacts / "trigger-form-refused-requested-by.png", section="Who asks")
+        assert "Invalid input for param requested_by: ' padded' does not match" in refused, refused
+        assert airflow.api.run_count(DAG_ID) == runs_before  # refused before a run existed
         trigger_from_the_form(admin, airflow.api.url, DAG_ID, artefacts / "trigger-dry-run.png", dry_run=True)
         dry_run = airflow.api.newest_run(DAG_ID)
         assert dry_run["conf"]["dry_run"] is True

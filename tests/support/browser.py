@@ -46,13 +46,14 @@ def trigger_form_can_be_sent_as_it_opens(page: Page, url: str, dag_id: str, shot
     return dialog.get_by_role("button", name="Trigger").is_enabled()
 
 
-def trigger_form_refusal(page: Page, url: str, dag_id: str, field: str, value: str, shot: Path) -> str:
-    """Open the DAG's trigger form, type ``value`` into ``field`` and press Trigger; the form's text once it shows
-    the refusal naming ``field`` (screenshot taken)."""
+def trigger_form_refusal(page: Page, url: str, dag_id: str, field: str, value: str, shot: Path,
+                         section: str = "What to release") -> str:
+    """Open the DAG's trigger form and ``field``'s section, type ``value`` into ``field`` and press Trigger; the
+    form's text once it shows the refusal naming ``field`` (screenshot taken)."""
     page.goto(f"{url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("What to release").click()
+    dialog.get_by_role("button", name=section, exact=True).click()
     dialog.locator(f"#element_{field}").fill(value)
     dialog.get_by_role("button", name="Trigger").click()
     dialog.get_by_text(f"Invalid input for param {field}").first.wait_for()  # a time-out: not refused
@@ -99,7 +100,7 @@ def approve(page: Page, shot: Path) -> None:
     """On an open Required Action tab of an approval: press Approve (screenshot taken before)."""
     page.screenshot(path=str(shot), full_page=True)
     page.get_by_role("button", name="Approve").click()
-    page.get_by_role("button", name="Approve").wait_for(state="hidden")
+    page.wait_for_selector('[data-testid="hitl-option-Approve"][disabled]')  # answered: the choices are disabled
     leave(page)
 
 
