@@ -7,7 +7,9 @@ them all (started in about 50 s), on the spec cut for the real components (``wri
 They cost more CPU than the suite's budget on two cores holds: with only the first test here (a release promoting
 through a restart, then the next rolling back on a breach, the UI driven in a real browser meanwhile: 5:37 and 4:18
 of CPU on its own), ``make test`` took 14:04 and 14:58 from a fresh clone. ``make test`` leaves them out (marker
-``celery``); ``make test-celery`` runs the whole file."""
+``celery``); ``make test-celery`` runs the whole file. Two of them drive the UI in a real browser: the first watches
+the release on its board; the second sends a dry run and a release from the trigger form and answers the release's
+attestations and approvals on its Required Action tabs, each person logged in as themselves."""
 
 from __future__ import annotations
 
