@@ -19,7 +19,7 @@ from sap_llm_release.spec import Phase
 class AttestationRequestOperator(HITLOperator):
     """Ask ``role`` to confirm its items of ``phases`` not given with the trigger, and return what the answer
     confirmed (``{"confirmed": {gate: {by, link}}, "not_confirmed": {gate: why}}``). Nothing to ask, or a dry run:
-    return at once without asking."""
+    return at once without asking (a dry run's answer lists what it did not ask under ``not_asked``)."""
 
     template_fields = ()
     ui_color = "#fdebd0"
@@ -40,7 +40,7 @@ class AttestationRequestOperator(HITLOperator):
         if not ask.gates or run.request.dry_run:
             self.log.info("nothing to ask the %s: %s", self.role, "a dry run asks no one" if ask.gates else
                           "every item was given with the trigger or is waived")
-            return {"confirmed": {}, "not_confirmed": {}}
+            return {"confirmed": {}, "not_confirmed": {}, "not_asked": [gate.name for gate in ask.gates]}
         timeout = run.spec.attestation_timeout_for(run.request.profile)
         self.options = ask.options
         self.subject = ask.subject(run.spec, run.request)
