@@ -162,9 +162,10 @@ with DAG("{BUSY_DAG_ID}", schedule=None, max_active_runs=100, catchup=False,
 
 
 @contextlib.contextmanager
-def standalone_airflow(stack: LiveStack, busy: int) -> Iterator[RunningAirflow]:
+def standalone_airflow(stack: LiveStack, busy: int, reading_s: float) -> Iterator[RunningAirflow]:
     """``airflow standalone`` (LocalExecutor) on a throwaway PostgreSQL with this process's connections, the
-    release DAG unpaused; with ``busy``, that many runs of the neighbour DAG started and running."""
+    release DAG unpaused; with ``busy``, that many runs of the neighbour DAG started and running. The release
+    manager clicks an approval ``reading_s`` after it waits."""
     home, port = HOME / "standalone", free_port()
     home.mkdir()
     with temporary_postgres("airflow", driver="psycopg2") as metadata_url:
@@ -187,8 +188,8 @@ def standalone_airflow(stack: LiveStack, busy: int) -> Iterator[RunningAirflow]:
             neighbours = [api.trigger(BUSY_DAG_ID, {}) for _ in range(busy)]
             while busy and sum(api.run_state(BUSY_DAG_ID, run) == "running" for run in neighbours) < busy:
                 time.sleep(2)
-            yield RunningAirflow(processes, api, SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM),
-                                 metadata_url)
+            buttons = SlackButtons(api.url, SIGNING_SECRET, RELEASE_MANAGER, SLACK_TEAM, reading_s=reading_s)
+            yield RunningAirflow(processes, api, buttons, metadata_url)
         finally:
             processes.stop()
 
@@ -235,7 +236,13 @@ def main() -> None:
     parser.add_argument("--airflow", choices=("dag-test", "standalone"), default="dag-test",
                         help="dag-test: in this process; standalone: the real scheduler, triggerer and LocalExecutor")
     parser.add_argument("--busy", type=int, default=0, help="runs of a neighbour DAG in flight (standalone only)")
+    parser.add_argument("--reading-s", type=float, help="seconds the release manager takes to answer an approval "
+                        "through the real scheduler (default 1; 15 with --busy: a click within seconds of the request "
+                        "meets Airflow 3.3.2's scheduler failing the resumed approval on the stale executor event of "
+                        "its own defer, apache/airflow#72716, when the scheduler's loop is slow)")
     args = parser.parse_args()
+    if args.reading_s is None:
+        args.reading_s = 15.0 if args.busy else 1.0
     if args.busy and args.airflow != "standalone":
         parser.error("--busy: only with --airflow standalone (dag.test() has no scheduler to keep busy)")
     if args.spec:
@@ -246,7 +253,7 @@ def main() -> None:
     os.environ["SAP_LLM_STACK_DIR"] = str(stack.dir)
     os.environ["AIRFLOW_CONN_SAP_LLM_PROMETHEUS"] = stack.prometheus_connection
     try:
-        with (standalone_airflow(stack, args.busy) if args.airflow == "standalone"
+        with (standalone_airflow(stack, args.busy, args.reading_s) if args.airflow == "standalone"
               else contextlib.nullcontext()) as airflow:
             reactions = [one_run(stack, args.step, airflow) for _ in range(args.runs)]
     finally:
@@ -256,7 +263,8 @@ def main() -> None:
 
 def report(args: argparse.Namespace, reactions: list[Reaction]) -> None:
     how = "dag.test()" if args.airflow == "dag-test" else (
-        "airflow standalone" + (f", {args.busy} neighbour runs in flight" if args.busy else ""))
+        "airflow standalone" + (f", {args.busy} neighbour runs in flight" if args.busy else "")
+        + f", approvals answered {args.reading_s:g} s after they wait")
     print(f"rollback reaction at the {args.step}% step under {how}, {args.runs} runs (seconds after the injection: "
           "breach decided / router written / last green answer): "
           + ", ".join(f"{r.decided:.1f} / {r.written:.1f} / {r.last_green:.1f}" for r in reactions))

@@ -96,7 +96,7 @@ class Airflow:
 def approve_open(buttons: SlackButtons, answered: set[str], run_id: str, states: dict[str, str | None],
                  approvals: list[str]) -> list[str]:
     """Click Approve on each approval that waits, once; return lines saying what the plugin answered."""
-    answers = buttons.approve_waiting(f"{DAG_ID}:{run_id}", states, approvals, answered, settle_s=2)
+    answers = buttons.approve_waiting(f"{DAG_ID}:{run_id}", states, approvals, answered)
     return [f"approval {name}: Slack user {buttons.user} clicked Approve -> {answer}"
             for name, answer in answers.items()]
 
@@ -318,7 +318,7 @@ def run_the_release(args: argparse.Namespace, airflow: Airflow, target: Target, 
             f"{airflow.url} (login admin / {password}): the run's Release board tab, or "
             f"{airflow.url}/release-board/view?{urlencode({'release_id': release_id})} once logged in")
         manager = spec.approvals[0].approvers[0] if spec.approvals else ""
-        buttons = SlackButtons(airflow.url, signing_secret, user=manager, team=spec.slack_team or "")
+        buttons = SlackButtons(airflow.url, signing_secret, user=manager, team=spec.slack_team or "", reading_s=2)
         state = follow(airflow, run_id, buttons, target, PrometheusProvider(stack["prometheus_url"]),
                        args.inject_errors_at)
         say(f"release run finished: {state}; router now {target.router.get_weights()}")

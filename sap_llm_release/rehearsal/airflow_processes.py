@@ -163,10 +163,12 @@ class AirflowClient:
 
 class SlackButtons:
     """Clicks a release's buttons as Slack would: a signed ``block_actions`` request to the approvals plugin on
-    Airflow's API server, as one Slack user of one workspace."""
+    Airflow's API server, as one Slack user of one workspace, ``reading_s`` after the request came (the HITL record
+    settles in the triggerer within a second; a person reads the evidence first)."""
 
-    def __init__(self, airflow_url: str, secret: str, user: str, team: str) -> None:
+    def __init__(self, airflow_url: str, secret: str, user: str, team: str, reading_s: float = 1.0) -> None:
         self.airflow_url, self.secret, self.user, self.team = airflow_url, secret, user, team
+        self.reading_s = reading_s
 
     def click(self, release_id: str, approval: str, action: str = "approve") -> str:
         """Post the click; return the plugin's answer text."""
@@ -184,16 +186,15 @@ class SlackButtons:
         return reply.json()["text"]
 
     def approve_waiting(self, release_id: str, states: dict[str, str | None], approvals: list[str],
-                        answered: set[str], settle_s: float = 1.0) -> dict[str, str]:
+                        answered: set[str]) -> dict[str, str]:
         """Click Approve, once each, on the approvals whose task waits (deferred) in ``states`` (task id -> state),
-        ``settle_s`` after seeing it wait (the HITL record settles in the triggerer); add them to ``answered`` and
-        return the plugin's answer by approval."""
+        ``reading_s`` after seeing it wait; add them to ``answered`` and return the plugin's answer by approval."""
         answers = {}
         for name in approvals:
             task = next((t for t in states if t.endswith(f".approve_{name}")), None)
             if name in answered or task is None or states[task] != "deferred":
                 continue
-            time.sleep(settle_s)
+            time.sleep(self.reading_s)
             answers[name] = self.click(release_id, name)
             answered.add(name)
         return answers

@@ -1,17 +1,24 @@
 """Airflow's processes as the rehearsals run them: each component in its own process group and log, one killed and
 started again while the others run on, all stopped at the end. An ``airflow`` stand-in script is the program here
-(the real components run in tests/dags/test_release_on_celery.py)."""
+(the real components run in tests/dags/test_release_on_celery.py). And the rehearsals' release manager: signed Slack
+clicks on the approvals that wait, each once, after reading it."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 
+from sap_llm_release.approvals.slack_callback import verify
 from sap_llm_release.polling import poll_until
-from sap_llm_release.rehearsal.airflow_processes import AirflowProcesses
+from sap_llm_release.rehearsal.airflow_processes import AirflowProcesses, SlackButtons
 from sap_llm_release.rehearsal.processes import alive
 
 # a component that logs its command, starts a child (as Airflow's components do) and runs until stopped
@@ -80,3 +87,48 @@ def test_a_failed_migration_names_its_log(processes):
     with pytest.raises(RuntimeError, match="migrate.log"):
         processes.migrate()
     assert "cannot reach the database" in (processes.home / "migrate.log").read_text()
+
+
+@pytest.fixture
+def interactions_endpoint():
+    """A stand-in for the approvals plugin: records each click's arrival time and body, checks its signature with
+    the plugin's own check, answers as the plugin does."""
+
+    clicks: list[tuple[float, dict]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            verify(body, dict(self.headers), "signing-secret")
+            clicks.append((time.monotonic(), json.loads(parse_qs(body.decode())["payload"][0])))
+            reply = json.dumps({"text": "Approved"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", clicks
+    server.shutdown()
+
+
+def test_the_release_manager_clicks_each_waiting_approval_once_after_reading_it(interactions_endpoint):
+
+    url, clicks = interactions_endpoint
+    buttons = SlackButtons(url, "signing-secret", user="U0RELMGR01", team="T0SAPLLM01", reading_s=0.3)
+    states = {"traffic.approve_first_shift_go": "deferred", "traffic.approve_full_traffic_go": "scheduled"}
+    answered: set[str] = set()
+    seen = time.monotonic()
+    answers = buttons.approve_waiting("sap_llm_release:r1", states, ["first_shift_go", "full_traffic_go"], answered)
+    assert answers == {"first_shift_go": "Approved"} and answered == {"first_shift_go"}
+    assert buttons.approve_waiting("sap_llm_release:r1", states, ["first_shift_go", "full_traffic_go"], answered) == {}
+    [(clicked_at, payload)] = clicks
+    assert clicked_at - seen >= 0.3
+    assert payload["user"]["id"] == "U0RELMGR01" and payload["team"]["id"] == "T0SAPLLM01"
+    assert json.loads(payload["actions"][0]["value"]) == {"release_id": "sap_llm_release:r1",
+                                                          "approval": "first_shift_go"}
