@@ -271,15 +271,22 @@ class AlertsClearTrigger(BaseTrigger):
         )
 
     async def run(self):
+        remaining = (datetime.fromisoformat(self.deadline) - datetime.now(timezone.utc)).total_seconds()
+        yield TriggerEvent(await self._outcome(wait_s=max(0.0, remaining)))
+
+    def ask_now(self) -> dict[str, Any]:
+        """One check, now, in the calling process (a worker, not the triggerer): the event :meth:`run` yields when
+        nothing fires at its first check; a failed one, naming what fires, otherwise."""
+        return asyncio.run(self._outcome(wait_s=0.0))
+
+    async def _outcome(self, wait_s: float) -> dict[str, Any]:
         from dataclasses import asdict
 
         from sap_llm_release.analysis.alerts import wait_until_clear
         from sap_llm_release.analysis.prometheus import AsyncPrometheusProvider, PrometheusAccess
 
-        remaining = (datetime.fromisoformat(self.deadline) - datetime.now(timezone.utc)).total_seconds()
         async with AsyncPrometheusProvider(PrometheusAccess(**self.prometheus)) as provider:
-            outcome = await wait_until_clear(provider, self.alerts, wait_s=max(0.0, remaining),
-                                             interval_s=self.interval_s)
-        yield TriggerEvent({"status": "passed" if outcome.passed else "failed", "reason": outcome.reason,
-                            "firing": outcome.firing, "checks": [asdict(outcome.tally)],
-                            "window_start": self.started, "window_end": datetime.now(timezone.utc).isoformat()})
+            outcome = await wait_until_clear(provider, self.alerts, wait_s=wait_s, interval_s=self.interval_s)
+        return {"status": "passed" if outcome.passed else "failed", "reason": outcome.reason,
+                "firing": outcome.firing, "checks": [asdict(outcome.tally)],
+                "window_start": self.started, "window_end": datetime.now(timezone.utc).isoformat()}

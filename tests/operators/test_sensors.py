@@ -1,11 +1,20 @@
-"""The SLO window sensor's resumption: only an SLO window's event is read as one."""
+"""The SLO window sensor's resumption: only an SLO window's event is read as one. The alerts-clear sensor goes on
+without deferring when nothing fires."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from airflow.exceptions import TaskDeferred
 from airflow.sdk.exceptions import AirflowFailException
 
-from operators.sensors import DEFERRAL_RETRIES, SLOWindowSensor
+from operators.runtime import spec_at
+from operators.sensors import DEFERRAL_GRACE, DEFERRAL_RETRIES, AlertsClearSensor, SLOWindowSensor
+from operators.triggers import AlertsClearTrigger
+from tests.operators.test_triggers import FIRING, _firing
+from tests.sap_llm_release.conftest import CannedPrometheus
+from tests.support.runs import release_conf
 
 
 def test_an_event_of_another_trigger_starts_the_window_again(monkeypatch):
@@ -27,3 +36,39 @@ def test_a_failed_window_fails_the_task_for_good_so_its_retry_is_kept_for_other_
     with pytest.raises(AirflowFailException, match="traffic step 5% failed its SLO analysis: SLO error_rate"):
         sensor.window_failed(run=None, reason="SLO error_rate failed 2 of 2 checks", event={})
     assert sensor.retries == 1
+
+
+@pytest.fixture
+def prometheus(monkeypatch):
+    canned = CannedPrometheus()
+    connection = {"conn_type": "http", "extra": {"url": canned.url}}
+    monkeypatch.setenv("AIRFLOW_CONN_SAP_LLM_PROMETHEUS", json.dumps(connection))
+    yield canned
+    canned.close()
+
+
+def _clear_before_deploy(monkeypatch) -> tuple[AlertsClearSensor, list]:
+    sensor = AlertsClearSensor(task_id="clear_before_deploy", spec_path="specs/sap_llm.yaml")
+    recorded = []
+    monkeypatch.setattr(sensor, "execute_complete", lambda context, event: recorded.append(event) or event)
+    return sensor, recorded
+
+
+def test_nothing_firing_goes_on_at_once_with_the_check_recorded_as_its_window(monkeypatch, prometheus):
+    """No deferral whose trigger would fire within a second (Airflow 3.3's stale executor event, #72716)."""
+    _firing(prometheus)
+    sensor, recorded = _clear_before_deploy(monkeypatch)
+    event = sensor.execute({"params": release_conf()})
+    assert recorded == [event] and event["status"] == "passed" and event["checks"][0]["checks"] == 1
+    assert prometheus.seen == [FIRING]
+
+
+def test_a_firing_alert_defers_the_wait_to_the_trigger_bounded_by_the_specs_wait(monkeypatch, prometheus):
+    _firing(prometheus, "SapLlmHighErrorRate")
+    sensor, recorded = _clear_before_deploy(monkeypatch)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"params": release_conf()})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, AlertsClearTrigger) and trigger.alerts == FIRING and recorded == []
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout == spec_at("specs/sap_llm.yaml").analysis.clear_before_traffic.wait + DEFERRAL_GRACE

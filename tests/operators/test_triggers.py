@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from operators.triggers import ApprovalGuardTrigger, RolloutTrigger, SLOWindowTrigger
+from operators.triggers import AlertsClearTrigger, ApprovalGuardTrigger, RolloutTrigger, SLOWindowTrigger
 
 
 def _dead_url() -> str:
@@ -187,6 +187,56 @@ def test_no_answer_by_the_deadline_records_the_default_reject(hitl_record):
     event = asyncio.run(_first_event(_approval_trigger(_dead_url(), slos=False, timeout_s=0.2)))
     assert event["chosen_options"] == ["Reject"] and event["timedout"] is True
     assert hitl_record.updates == [["Reject"]]
+
+
+# -- alerts clear before traffic --------------------------------------------------------------------------------------
+
+FIRING = 'ALERTS{alertstate="firing",severity="critical"}'
+
+
+def _alerts_clear(url: str, wait_s: float) -> AlertsClearTrigger:
+    now = datetime.now(timezone.utc)
+    return AlertsClearTrigger(prometheus={"url": url}, alerts=FIRING, interval_s=0.05, started=now.isoformat(),
+                              deadline=(now + timedelta(seconds=wait_s)).isoformat())
+
+
+def _firing(prometheus, *alertnames: str) -> None:
+    result = [{"metric": {"__name__": "ALERTS", "alertname": name, "alertstate": "firing", "severity": "critical"},
+               "value": [1700000000.0, "1"]} for name in alertnames]
+    prometheus.queries[FIRING] = (200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+
+
+def test_asked_now_nothing_firing_is_the_event_the_trigger_would_yield():
+    """The sensor asks once in the worker before it defers: with nothing firing, the same passed window at once."""
+    from tests.sap_llm_release.conftest import CannedPrometheus
+
+    prometheus = CannedPrometheus()
+    _firing(prometheus)
+    try:
+        trigger = _alerts_clear(prometheus.url, wait_s=60)
+        now, deferred = trigger.ask_now(), asyncio.run(_first_event(trigger))
+    finally:
+        prometheus.close()
+    for event in (now, deferred):
+        assert event["status"] == "passed" and event["firing"] == [], event
+        assert event["checks"][0]["checks"] == 1 and event["window_start"] == trigger.started
+    assert now["reason"].startswith("no alert firing (ALERTS{")
+
+
+def test_asked_now_a_firing_alert_or_no_answer_is_no_pass_and_does_not_wait():
+    from tests.sap_llm_release.conftest import CannedPrometheus
+
+    prometheus = CannedPrometheus()
+    _firing(prometheus, "SapLlmHighErrorRate")
+    started = time.monotonic()
+    try:
+        firing = _alerts_clear(prometheus.url, wait_s=60).ask_now()
+    finally:
+        prometheus.close()
+    unanswered = _alerts_clear(_dead_url(), wait_s=60).ask_now()
+    assert time.monotonic() - started < 5
+    assert (firing["status"], firing["firing"]) == ("failed", ['SapLlmHighErrorRate{severity="critical"}']), firing
+    assert unanswered["status"] == "failed" and "Prometheus did not answer" in unanswered["reason"], unanswered
 
 
 # -- rollout -----------------------------------------------------------------------------------------------------------
