@@ -13,8 +13,7 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 from airflow.sdk.timezone import utcnow
 
 from operators.notifications import release_notifier, run_url
-from operators.runtime import ReleaseRun
-from operators.traffic import off_green_at_resume
+from operators.runtime import ReleaseRun, off_green_at_resume
 from operators.triggers import ApprovalGuardTrigger
 from sap_llm_release.approvals.decision import APPROVE, REJECT, Decision, approval_evidence, decision_of
 from sap_llm_release.notify.slack import SlackMessage, approval_closed_text

@@ -126,11 +126,9 @@ def _traffic_group(spec: ReleaseSpec, spec_path: str) -> TaskGroup:
         for step in spec.traffic.steps:
             if step.weight == 100:
                 steps += _approval(spec, spec_path, ApprovalPoint.FULL_TRAFFIC, guard_weight=previous_weight)
-            steps += [
-                ShiftTrafficOperator(task_id=f"shift_to_{step.weight:03d}", spec_path=spec_path, weight=step.weight),
-                SLOWindowSensor(task_id=f"watch_{step.weight:03d}", spec_path=spec_path, weight=step.weight,
-                                **DEFERRAL_RETRIES),
-            ]
+            steps.append(ShiftTrafficOperator(task_id=f"shift_to_{step.weight:03d}", spec_path=spec_path,
+                                              weight=step.weight, **DEFERRAL_RETRIES,
+                                              doc_md=f"{step.weight} % to green, then its window watched"))
             previous_weight = step.weight
         chain(*steps)
     return group

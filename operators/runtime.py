@@ -361,3 +361,14 @@ class ReleaseRun(TaskOfRun):
 
     def event(self, name: str, detail: str = "") -> None:
         self.ledger.record_event(self.release_id, name, detail, self.writer)
+
+
+def off_green_at_resume(run: ReleaseRun, event: dict[str, Any], reason: str) -> str:
+    """What the trigger did about green's traffic on the breach it decided; where it moved nothing (a trigger saved
+    before it could, or one whose write failed), the resumed task tries the same (idempotent) write at once."""
+    done = event.get("traffic_off_green")
+    if done and done["moved"]:
+        return f"taken by the trigger at {done['done_at']} (decided {done['decided_at']}): {done['seen']}"
+    moved, seen = take_traffic_off_green(run.emergency_access(), reason)
+    return (f"trigger: {done['seen'] if done else 'did not try'}; "
+            f"at resume: {'moved ' if moved else ''}{seen}")

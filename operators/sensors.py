@@ -1,5 +1,6 @@
-"""The deferrable sensors that watch SLOs for a whole window: green's at a traffic step or in the bake, blue's
-after a rollback, and the alerts that must clear before traffic moves."""
+"""The deferrable sensors that watch SLOs for a whole window: green's at a traffic step (the shift's own task, see
+:class:`operators.traffic.ShiftTrafficOperator`) or in the bake, blue's after a rollback, and the alerts that must
+clear before traffic moves."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.notifications import release_notifier
-from operators.runtime import ReleaseRun
-from operators.traffic import off_green_at_resume
+from operators.runtime import ReleaseRun, off_green_at_resume
 from operators.triggers import AlertsClearTrigger, SLOWindowTrigger
 from sap_llm_release.targets import slots_for
 
@@ -56,6 +56,10 @@ class SLOWindowSensor(BaseOperator):
         return run.green_slo_queries(), run.green_ready_url()
 
     def execute(self, context: Any) -> None:
+        self.watch_window(context)
+
+    def watch_window(self, context: Any) -> None:
+        """Defer to the window's trigger, its window starting now."""
         run = ReleaseRun(self.spec_path, context)
         window = self.window(run)
         slos, ready_url = self.watch(run)
@@ -84,7 +88,7 @@ class SLOWindowSensor(BaseOperator):
             # just deleted, and an event the old trigger still fires resumes this task. Watch a whole window again.
             self.log.warning("resumed with an event that is not an SLO window's (keys %s); watching again",
                              sorted(event))
-            return self.execute(context)
+            return self.watch_window(context)
         run = ReleaseRun(self.spec_path, context)
         start, end = (datetime.fromisoformat(event[key]) for key in ("window_start", "window_end"))
         run.ledger.record_slo_window(

@@ -12,7 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from operators.base import ReleaseOperator
 from operators.notifications import release_notifier
-from operators.runtime import ReleaseRun, kubernetes_connection_extras, take_traffic_off_green
+from operators.runtime import ReleaseRun, kubernetes_connection_extras
+from operators.sensors import SLOWindowSensor
 from operators.states import task_states
 from operators.triggers import RolloutTrigger
 from sap_llm_release.gates import phase_results
@@ -72,30 +73,20 @@ class DeployGreenOperator(ReleaseOperator):
         return run.request.version
 
 
-def off_green_at_resume(run: ReleaseRun, event: dict[str, Any], reason: str) -> str:
-    """What the trigger did about green's traffic on the breach it decided; where it moved nothing (a trigger saved
-    before it could, or one whose write failed), the resumed task tries the same (idempotent) write at once."""
-    done = event.get("traffic_off_green")
-    if done and done["moved"]:
-        return f"taken by the trigger at {done['done_at']} (decided {done['decided_at']}): {done['seen']}"
-    moved, seen = take_traffic_off_green(run.emergency_access(), reason)
-    return (f"trigger: {done['seen'] if done else 'did not try'}; "
-            f"at resume: {'moved ' if moved else ''}{seen}")
-
-
-class ShiftTrafficOperator(ReleaseOperator):
+class ShiftTrafficOperator(SLOWindowSensor):
     """Send ``weight`` percent to green, after proving from the ledger that every earlier gate let it through and
-    seeing green answer ready right before the change (:meth:`Rollout.shift`)."""
+    seeing green answer ready right before the change (:meth:`Rollout.shift`); then watch the step's window from
+    that moment, deferred, in the same task: no scheduler between a traffic change and its watch (on a busy
+    scheduler that gap was seconds of green's errors nobody watched)."""
 
     ui_color = "#fdebd0"
     READY_PROBE_TIMEOUT_S = 10.0  # how long green may take to answer ready before a shift
 
-    def __init__(self, *, weight: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.weight = weight
+    def execute(self, context: Any) -> None:
+        self.shift(ReleaseRun(self.spec_path, context))
+        self.watch_window(context)
 
-    def execute(self, context: Any) -> dict[str, int]:
-        run = ReleaseRun(self.spec_path, context)
+    def shift(self, run: ReleaseRun) -> None:
         gates = [gate for gate in run.spec.gates if gate.phase in PHASES_BEFORE_TRAFFIC]
         recorded = run.ledger.gate_verdicts(run.release_id)
         notifier = release_notifier(run)
@@ -107,12 +98,11 @@ class ShiftTrafficOperator(ReleaseOperator):
                 notifier.say("phases_before_traffic", "every gate before traffic let the release through:\n"
                              + "\n".join(phase_results(gates, recorded)))
             shift = run.rollout.shift(self.weight, run.green_ready_url(), self.READY_PROBE_TIMEOUT_S)
-        except RolloutRefused as exc:
+        except (RolloutRefused, RouterError) as exc:  # refused, or a write the router did not apply: not retried
             raise AirflowFailException(str(exc)) from None
         self.log.info("traffic %s -> %s", shift.before, shift.live)
         notifier.say(f"traffic_{self.weight:03d}",
                      f"traffic: {shift.live.green} % on green {run.request.version} (was {shift.before.green} %)")
-        return {"blue": shift.live.blue, "green": shift.live.green}
 
 
 class ReleaseDecisionOperator(BaseBranchOperator):

@@ -46,9 +46,9 @@ def _traffic_rows(spec: ReleaseSpec) -> list[MapRow]:
     shift = Phase.TRAFFIC_SHIFT
     rows = []
     for step in spec.traffic.steps:
+        watch = f"{shift.value}.shift_to_{step.weight:03d}"  # the shift's task watches its window
         rows.append(MapRow(shift, f"Traffic to green: {step.weight} %", step.name, "router weights, read back live",
-                           f"{shift.value}.shift_to_{step.weight:03d}", "traffic_changes"))
-        watch = f"{shift.value}.watch_{step.weight:03d}"
+                           watch, "traffic_changes"))
         rows.append(MapRow(shift, f"Green answers its readiness probe during the {step.weight} % step",
                            "green_ready", "HTTP GET /health/ready, every analysis interval", watch, "slo_windows"))
         for slo, kind in [*((s, "green health") for s in spec.analysis.health),

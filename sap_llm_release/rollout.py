@@ -131,16 +131,27 @@ class Rollout:
 
     def shift(self, weight: int, ready_url: str, ready_timeout_s: float) -> Shift:
         """Send ``weight`` % to green once green answers ready (its platform and its own endpoint), and count the
-        change only when the live router serves it."""
+        change only when the live router serves it; a step run again finds it served and recorded, and writes
+        nothing. Never after a failed window or a breach switch of this release (a shift's task run again after its
+        window's trigger took traffic off green must not give it back)."""
+        if failed := self.ledger.slo_windows(self.release_id, verdict="failed"):
+            raise RolloutRefused(f"refusing to shift {weight}% to green: window {failed[-1]['step']} failed: "
+                                 f"{failed[-1]['reason']}")
+        latest = self.ledger.latest_traffic_change(self.release_id)
+        if latest is not None and latest["reason"] == BREACH_SWITCH:
+            raise RolloutRefused(f"refusing to shift {weight}% to green: its traffic was taken off at a breach "
+                                 f"({latest['changed_at']})")
         router = self.target.router
         before = router.get_weights()
         ready, seen = green_ready_to_shift(self.target.deployer, ready_url, ready_timeout_s)
         if not ready:
             self.event("green_not_ready_before_shift", f"step {weight}%: {seen}")
             raise RolloutRefused(f"refusing to shift {weight}% to green: it is not ready ({seen})")
-        wanted = Weights.green_percent(weight)
+        wanted, reason = Weights.green_percent(weight), f"step {weight}%"
+        if before == wanted and latest is not None and latest["reason"] == reason:
+            return Shift(before, before)  # the step run again: the live router serves it, and it is recorded
         live = self._route(wanted, "traffic_not_applied")
-        self.ledger.record_traffic_change(self.release_id, reason=f"step {weight}%", before=before.as_tuple(),
+        self.ledger.record_traffic_change(self.release_id, reason=reason, before=before.as_tuple(),
                                           after=live.as_tuple(), router=router.describe(), writer=self.writer)
         return Shift(before, live)
 

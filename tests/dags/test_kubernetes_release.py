@@ -242,7 +242,7 @@ def test_an_slo_breach_on_the_cluster_rolls_the_httproute_back(quiet_stack, traf
     cluster.plane.settle()
 
     assert dag_run.state == "failed"
-    assert states[f"traffic_shift.watch_{breach_at:03d}"] == "failed"
+    assert states[f"traffic_shift.shift_to_{breach_at:03d}"] == "failed"
     assert states["rollback.rollback_to_blue"] == "success"
     assert states["decommission_blue.remove_blue"] == "skipped"
     assert cluster.plane.errors == []

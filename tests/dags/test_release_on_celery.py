@@ -254,7 +254,7 @@ def promotes_with_its_scheduler_and_triggerer_killed_mid_window(airflow, quiet_s
     the release promotes. ``observe(run_id, states)`` sees every poll. Returns the run's id."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     steps = [step.weight for step in spec.traffic.steps]
-    last = f"traffic_shift.watch_{steps[-1]:03d}"
+    last = f"traffic_shift.shift_to_{steps[-1]:03d}"
     killed: list[float] = []
     run_id = airflow.api.trigger(DAG_ID, release_conf())
 
@@ -310,7 +310,7 @@ def an_approval_outlives_a_restart_and_a_breach_rolls_back_to_blue(airflow, quie
 
     states = airflow.api.task_states(DAG_ID, run_id)
     assert restarted, f"approve_{first_approval} never waited"
-    assert states["traffic_shift.watch_050"] == "failed"
+    assert states["traffic_shift.shift_to_050"] == "failed"
     dag_run = SimpleNamespace(state=state, dag_id=DAG_ID, run_id=run_id)
     record = rolled_back_to_blue(quiet_stack, ledger, dag_run, states, production_version)
     (approval,) = [a for a in record["approvals"] if a["gate"] == first_approval]
@@ -452,7 +452,7 @@ def test_on_celery_with_two_schedulers_one_killed_mid_window_the_other_finishes_
     once."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     steps = [step.weight for step in spec.traffic.steps]
-    first_window = f"traffic_shift.watch_{steps[0]:03d}"
+    first_window = f"traffic_shift.shift_to_{steps[0]:03d}"
     killed: list[float] = []
 
     def kill_one_scheduler(states: dict) -> None:
@@ -486,7 +486,7 @@ def test_on_celery_the_metadata_database_restarted_mid_window_leaves_the_release
     once, nginx's weights are the ledger's last record and the release promotes."""
     spec = load_spec(os.environ["SAP_LLM_RELEASE_SPEC"])
     steps = [step.weight for step in spec.traffic.steps]
-    first_window = f"traffic_shift.watch_{steps[0]:03d}"
+    first_window = f"traffic_shift.shift_to_{steps[0]:03d}"
     restarted: list[str] = []
 
     def restart_the_database(states: dict) -> None:

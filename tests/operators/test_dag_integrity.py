@@ -64,7 +64,7 @@ def test_each_job_runs_before_the_gates_that_read_it_and_jobs_of_a_phase_run_one
     assert type(load_test).__name__ == "InferenceJobOperator" and load_test.job == "load_test"
 
 
-def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
+def test_traffic_steps_shift_then_watch_their_window_in_the_same_deferring_task(dag, spec):
     chain = []
     task = dag.get_task("traffic_shift.shift_to_005")
     while task.task_id.startswith("traffic_shift."):
@@ -78,13 +78,14 @@ def test_traffic_steps_shift_then_watch_with_deferrable_sensor(dag, spec):
     for step in spec.traffic.steps:
         if step.weight == 100:
             expected.append((ReleaseApprovalOperator, None))
-        expected += [(ShiftTrafficOperator, step.weight), (SLOWindowSensor, step.weight)]
+        expected.append((ShiftTrafficOperator, step.weight))
     assert kinds == expected
+    assert issubclass(ShiftTrafficOperator, SLOWindowSensor)  # no scheduler between a shift and its watch
 
 
 def test_approvals_sit_where_the_spec_puts_them_on_airflows_hitl_operator(dag, spec):
     places = {"first_shift": ("smoke_green", "traffic_shift.clear_before_shift", 0),
-              "full_traffic": ("traffic_shift.watch_050", "traffic_shift.shift_to_100", 50),
+              "full_traffic": ("traffic_shift.shift_to_050", "traffic_shift.shift_to_100", 50),
               "decommission_blue": ("post_deployment.", "decide_promote_or_rollback", 100)}
     approvals = [t for t in dag.tasks if isinstance(t, ReleaseApprovalOperator)]
     assert len(approvals) == len(spec.approvals) == 3
@@ -143,13 +144,14 @@ def test_decision_and_closing_tasks_run_whatever_happened(dag):
 def test_only_the_rollback_the_watches_and_greens_deployment_are_retried(dag):
     """A rollback whose worker died is run again (each of its steps can be); a watch failed by anything but its
     analysis watches a whole window again (a failed window raises AirflowFailException: tests/operators/
-    test_sensors.py), a deployment finds green running and waits again; a gate or a shift is not: a gate not
-    proven is not passed, and a shift is never made twice."""
+    test_sensors.py), a step's shift and watch set the same weight again (never after a failed window or a breach
+    switch: tests/sap_llm_release/test_rollout.py), a deployment finds green running and waits again; a gate is
+    not: a gate not proven is not passed."""
     rollback = dag.get_task("rollback.rollback_to_blue")
     assert (rollback.retries, rollback.retry_delay) == (3, timedelta(seconds=5))
     watches = {"traffic_shift.clear_before_shift", "deploy_green.clear_before_deploy", "post_deployment.bake_green",
                "rollback.watch_blue_recovery", "deploy_green.deploy_green"} | {
-        task.task_id for task in dag.tasks if ".watch_" in task.task_id}
+        task.task_id for task in dag.tasks if ".shift_to_" in task.task_id}
     assert {task.task_id for task in dag.tasks if task.retries} == {"rollback.rollback_to_blue"} | watches
     assert {(dag.get_task(task).retries, dag.get_task(task).retry_delay) for task in watches} == {
         (1, timedelta(seconds=1))}

@@ -33,7 +33,7 @@ def test_every_watched_task_succeeded_promotes(monkeypatch, decide):
 
 
 def test_a_failed_window_rolls_back(monkeypatch, decide):
-    states = _states(decide, **{"traffic_shift.watch_020": "failed"})
+    states = _states(decide, **{"traffic_shift.shift_to_020": "failed"})
     assert _choose(monkeypatch, decide, states) == "rollback.rollback_to_blue"
 
 

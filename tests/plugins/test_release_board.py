@@ -173,7 +173,7 @@ def watched_release(release_id):
     started = datetime.now(timezone.utc) - timedelta(seconds=8)
     ledger.record_slo_window(release_id, step="step_020", green_weight=20, verdict="failed", window_seconds=8,
                              reason="SLO error_rate failed 2 of 3 checks (limit 2)", checks=[],
-                             started_at=started.isoformat(), writer=by("traffic_shift.watch_020"))
+                             started_at=started.isoformat(), writer=by("traffic_shift.shift_to_020"))
     ledger.record_approval_request(release_id, approval="full_traffic_go", point="full_traffic", map_index=-1,
                                    slack_channel="#releases", slack_ts="1700000000.000002",
                                    evidence=["green serves 20 % of traffic"], writer=by("traffic_shift.approve"),

@@ -41,5 +41,5 @@ def test_every_gate_slo_step_approval_and_job_has_a_row():
 
 def test_p95_during_the_20_percent_step_takes_one_look():
     (row,) = [row for row in checklist_rows(SPEC) if row.name == "p95_latency" and "20 %" in row.item]
-    assert (row.task_id, row.ledger_table) == ("traffic_shift.watch_020", "slo_windows")
+    assert (row.task_id, row.ledger_table) == ("traffic_shift.shift_to_020", "slo_windows")
     assert "| `p95_latency` | SLO window" in render_map(SPEC)

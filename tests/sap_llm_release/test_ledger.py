@@ -21,7 +21,7 @@ MIGRATIONS = ["001_ledger", "002_append_only", "003_job_results", "004_job_resul
               "008_approval_requests_append_only", "009_approval_claims", "010_approval_claims_append_only",
               "011_audits", "012_audits_append_only", "013_audit_job_results", "014_audit_job_results_append_only",
               "015_disaster_recovery", "016_disaster_recovery_append_only", "017_rollback_lost_requests",
-              "018_rollback_lost_requests_append_only"]
+              "018_rollback_lost_requests_append_only", "019_traffic_changes_keyed_by_reason"]
 RECORD_TABLES = (
     "releases",
     "release_events",
@@ -329,6 +329,38 @@ def test_retry_adds_a_row_and_keeps_the_first(ledger, release_id):
     assert {table: len(rows) for table, rows in record.items()} == expected
     for table in RECORD_TABLES[1:]:
         assert sorted(row["try_number"] for row in record[table]) == [1, 2], table
+
+
+def test_one_try_keeps_its_shift_and_its_breach_switch(ledger, release_id):
+    """A step's task shifts, then its window's trigger takes traffic off green for the same try: both are kept; a
+    change repeated with its reason writes nothing new."""
+    for reason, before, after in [("step 20%", (100, 0), (80, 20)), ("breach", (80, 20), (100, 0)),
+                                  ("breach", (80, 20), (100, 0))]:
+        ledger.record_traffic_change(release_id, reason=reason, before=before, after=after, router="nginx",
+                                     writer=WRITER)
+    changes = ledger.release_record(release_id)["traffic_changes"]
+    assert [(c["reason"], c["green_after"], c["try_number"]) for c in changes] == [("step 20%", 20, 1),
+                                                                                ("breach", 0, 1)]
+
+
+def test_keying_traffic_changes_by_reason_keeps_what_was_recorded_before(fresh_ledger, monkeypatch):
+    """Migration 019 rebuilds the table on SQLite (and changes the key in place on PostgreSQL): the changes written
+    before it are all there after it, and the table is still append-only."""
+    import sap_llm_release.ledger as ledger_module
+
+    every = ledger_module.migrations
+    monkeypatch.setattr(ledger_module, "migrations", lambda dialect: [m for m in every(dialect) if m[0] < "019"])
+    fresh_ledger.migrate()
+    release_id = f"rel-{uuid.uuid4().hex[:10]}"
+    record_release(fresh_ledger, release_id)
+    fresh_ledger.record_traffic_change(release_id, reason="step 5%", before=(100, 0), after=(95, 5), router="nginx",
+                                       writer=WRITER)
+    monkeypatch.undo()
+    assert fresh_ledger.migrate() == ["019_traffic_changes_keyed_by_reason"]
+    assert [c["reason"] for c in fresh_ledger.release_record(release_id)["traffic_changes"]] == ["step 5%"]
+    with pytest.raises(DBAPIError, match="append-only"):
+        with fresh_ledger.engine.begin() as conn:
+            conn.execute(text("DELETE FROM traffic_changes"))
 
 
 def test_record_for_unknown_release_is_refused(ledger):

@@ -129,6 +129,15 @@ def test_a_shift_is_recorded_once_the_live_router_serves_it(ledger, router_addre
     assert (change["reason"], change["green_before"], change["green_after"]) == ("step 20%", 0, 20)
 
 
+def test_a_step_run_again_finds_it_served_and_records_nothing_more(ledger, router_address):
+    shifting = rollout(ledger, router_address)
+    shifting.shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    again = dataclasses.replace(shifting, writer=dataclasses.replace(WRITER, try_number=2))
+    shift = again.shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    assert (shift.before, shift.live) == (Weights(80, 20), Weights(80, 20))
+    assert [c["reason"] for c in ledger.release_record(RELEASE)["traffic_changes"]] == ["step 20%"]
+
+
 def test_a_green_that_is_not_ready_is_not_shifted_to(ledger, router_address):
     router = MemoryRouter()
     with pytest.raises(RolloutRefused, match="refusing to shift 20% to green: it is not ready"):
@@ -171,7 +180,7 @@ def test_a_window_whose_latest_record_did_not_pass_refuses_the_shift():
 
 # -- the decision ----------------------------------------------------------------------------------------------------
 
-WATCHED = ["traffic_shift.watch_005", "post_deployment.post_error_rate"]
+WATCHED = ["traffic_shift.shift_to_005", "traffic_shift.shift_to_020", "post_deployment.post_error_rate"]
 
 
 def _decide(states, green_has_traffic=False):
@@ -181,9 +190,9 @@ def _decide(states, green_has_traffic=False):
 
 
 def test_promote_only_when_every_watched_task_succeeded():
-    succeeded = {"traffic_shift.shift_to_005": "success", **dict.fromkeys(WATCHED, "success")}
+    succeeded = dict.fromkeys(WATCHED, "success")
     assert _decide(succeeded) is Decision.PROMOTE
-    assert _decide({**succeeded, "traffic_shift.watch_005": "failed"}) is Decision.ROLL_BACK
+    assert _decide({**succeeded, "traffic_shift.shift_to_020": "failed"}) is Decision.ROLL_BACK
     del succeeded["post_deployment.post_error_rate"]  # no state is no proof
     assert _decide(succeeded) is Decision.ROLL_BACK
 
@@ -249,6 +258,27 @@ def test_a_breach_takes_all_traffic_off_green_at_once_recorded_and_a_repeat_chan
     assert [(e["event"], e["detail"]) for e in record["release_events"]] == [
         ("breach_decided", "step_020: SLO error_rate failed")]
     assert record["release_events"][0]["recorded_at"] <= record["traffic_changes"][0]["changed_at"]
+
+
+def test_a_shift_run_again_after_a_breach_switch_gives_green_nothing_back(ledger, router_address):
+    """A shift's task retried after its window's trigger took traffic off green (its resume lost) is refused."""
+    router = MemoryRouter()
+    shifting = rollout(holding(ledger), router_address, router)
+    shifting.shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    shifting.take_traffic_off_green("step_020: SLO error_rate failed", "rehearsal")
+    with pytest.raises(RolloutRefused, match=r"refusing to shift 20% to green: its traffic was taken off at a breach"):
+        shifting.shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    assert router.live == ALL_BLUE
+
+
+def test_a_shift_after_a_failed_window_is_refused_naming_it(ledger, router_address):
+    router = MemoryRouter()
+    ledger.record_slo_window(RELEASE, step="step_005", green_weight=5, verdict="failed",
+                             reason="SLO green_ready failed 2 of 2 checks", window_seconds=4.0, checks=[],
+                             started_at="2026-12-02T10:00:00+00:00", writer=WRITER)
+    with pytest.raises(RolloutRefused, match="window step_005 failed: SLO green_ready failed 2 of 2 checks"):
+        rollout(ledger, router_address, router).shift(20, f"{router_address.url}/health/ready", ready_timeout_s=1)
+    assert router.live == ALL_BLUE and ledger.release_record(RELEASE)["traffic_changes"] == []
 
 
 def test_the_rollback_after_a_breach_switch_finds_blue_serving_and_records_no_second_change(ledger, router_address):
@@ -429,11 +459,11 @@ def _outcome(states, recorded=None, release_recorded=True):
 
 def test_outcomes():
     assert _outcome({"decommission_blue.remove_blue": "success"})[0] == "promoted"
-    rolled = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.watch_020": "failed"})
-    assert rolled == ("rolled_back", "rolled back to blue after failure of traffic_shift.watch_020")
-    unproven = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.watch_020": "failed",
+    rolled = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.shift_to_020": "failed"})
+    assert rolled == ("rolled_back", "rolled back to blue after failure of traffic_shift.shift_to_020")
+    unproven = _outcome({"rollback.rollback_to_blue": "success", "traffic_shift.shift_to_020": "failed",
                          "rollback.watch_blue_recovery": "success", "rollback.count_lost_requests": "failed"})
-    assert unproven == ("rolled_back", "rolled back to blue after failure of traffic_shift.watch_020; after the "
+    assert unproven == ("rolled_back", "rolled back to blue after failure of traffic_shift.shift_to_020; after the "
                                        "rollback, failed: rollback.count_lost_requests")
     assert _outcome({"rollback.rollback_to_blue": "failed"})[0] == "rollback_failed"
     assert _outcome({}, release_recorded=False) == (None, "")
