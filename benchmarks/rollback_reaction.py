@@ -40,6 +40,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = Path(tempfile.mkdtemp(prefix="rollback-bench-"))
@@ -224,6 +225,15 @@ def one_run(stack: LiveStack, step: int, airflow: RunningAirflow | None) -> Reac
     return reaction(stack, dag_run, injected["at"])
 
 
+def longer_windows(spec: Path, times: float) -> Path:
+    """A copy of ``spec`` whose rehearsal profile's traffic windows are ``times`` longer (its ``window_scale``)."""
+    data = yaml.safe_load(spec.read_text())
+    data["profiles"]["rehearsal"]["window_scale"] *= times
+    copy = HOME / "spec.yaml"
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -240,13 +250,20 @@ def main() -> None:
                         "through the real scheduler (default 1; 15 with --busy: a click within seconds of the request "
                         "meets Airflow 3.3.2's scheduler failing the resumed approval on the stale executor event of "
                         "its own defer, apache/airflow#72716, when the scheduler's loop is slow)")
+    parser.add_argument("--windows-x", type=float, help="the rehearsal's windows this many times longer (default 1; "
+                        "5 with --busy: a 4 s window is shorter than a busy scheduler's loop, and a window that "
+                        "ends within it meets the same stale executor event, both tries; 30 min -> 20 s)")
     args = parser.parse_args()
     if args.reading_s is None:
         args.reading_s = 15.0 if args.busy else 1.0
+    if args.windows_x is None:
+        args.windows_x = 5.0 if args.busy else 1.0
     if args.busy and args.airflow != "standalone":
         parser.error("--busy: only with --airflow standalone (dag.test() has no scheduler to keep busy)")
-    if args.spec:
-        os.environ["SAP_LLM_RELEASE_SPEC"] = str(args.spec.resolve())
+    if args.spec or args.windows_x != 1:
+        spec = args.spec or Path(os.environ.get("SAP_LLM_RELEASE_SPEC", ROOT / "specs" / "sap_llm.yaml"))
+        os.environ["SAP_LLM_RELEASE_SPEC"] = str(longer_windows(spec, args.windows_x) if args.windows_x != 1
+                                                 else spec.resolve())
     if args.airflow == "dag-test":  # standalone migrates its own PostgreSQL database
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     stack = LiveStack.start(HOME / "stack", base_port=args.base_port)
@@ -264,7 +281,7 @@ def main() -> None:
 def report(args: argparse.Namespace, reactions: list[Reaction]) -> None:
     how = "dag.test()" if args.airflow == "dag-test" else (
         "airflow standalone" + (f", {args.busy} neighbour runs in flight" if args.busy else "")
-        + f", approvals answered {args.reading_s:g} s after they wait")
+        + f", approvals answered {args.reading_s:g} s after they wait, windows x{args.windows_x:g}")
     print(f"rollback reaction at the {args.step}% step under {how}, {args.runs} runs (seconds after the injection: "
           "breach decided / router written / last green answer): "
           + ", ".join(f"{r.decided:.1f} / {r.written:.1f} / {r.last_green:.1f}" for r in reactions))
