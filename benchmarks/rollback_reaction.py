@@ -14,7 +14,10 @@ throwaway PostgreSQL), triggered through the REST API; ``--busy N`` first starts
 the scheduler, the executor's four slots and the triggerer busy (each run: forty rounds of a 5 s deferred wait and a
 task holding a slot for a second). Sets up what it needs: an Airflow home, the ledger, the stack, the Slack signing
 connection, and the release manager's Slack clicks that answer the release's approvals (as the test suite's
-rehearsals do). Each run starts once the previous run's critical alert has cleared, as a release would.
+rehearsals do). Each run starts once the previous run's critical alert has cleared, as a release would. With
+``--busy`` the release manager answers 15 s after an approval waits and the rehearsal's windows are five times longer
+(``--reading-s``, ``--windows-x``): a wait that ends within a busy scheduler's loop meets Airflow 3.3's stale
+defer-exit event (apache/airflow#72716) and can lose both tries.
 Goal (issue 18): median at most 3 s from injection to the last green answer under dag.test, 5 s through the real
 scheduler, busy or not. (Flagger needs analysis interval x threshold, 60 s x 1 at its defaults, for the same
 decision.)
